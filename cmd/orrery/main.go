@@ -1,0 +1,115 @@
+// Command orrery runs parameter sweeps: one program run many times, each
+// job with its own parameter values, across the nodes of a cluster and
+// across many clusters.
+//
+// Usage:
+//
+//	orrery check [--json] [--dialect D] PLAN
+//	orrery generate [--format run|jsonl] [-o FILE] [--seed N] [--limit N] PLAN
+//
+// Run "orrery help" for details.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the command ran and something failed
+	exitInvalid = 2 // a bad plan or bad usage: nothing ran
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(env *env, args []string) int
+}
+
+var commands = []command{
+	{"check", "check a plan and count its jobs", runCheck},
+	{"generate", "write a plan's jobs as a run file or JSON Lines", runGenerate},
+}
+
+// env is what a command reads and writes, so tests can run commands
+// in-process.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+func main() {
+	os.Exit(run(&env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
+}
+
+// run runs the command line args and returns the exit status.
+func run(e *env, args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(e.stdout)
+		if len(args) == 0 {
+			return exitInvalid
+		}
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(e, args[1:])
+		}
+	}
+	fmt.Fprintf(e.stderr, "orrery: unknown command %q (run \"orrery help\")\n", args[0])
+	return exitInvalid
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Orrery runs parameter sweeps across the nodes of a cluster and across clusters.")
+	fmt.Fprintln(w, "\nUsage: orrery COMMAND [FLAGS] ARGS\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun \"orrery COMMAND -h\" for a command's flags.")
+}
+
+// newFlags returns a FlagSet for a subcommand that writes its usage to
+// stderr.
+func newFlags(e *env, name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: orrery %s %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseArgs parses flags that may come before or after the positional
+// arguments, and returns the positional ones.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// flagStatus turns a flag error into an exit status.
+func flagStatus(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitInvalid
+}
