@@ -101,7 +101,7 @@ func printReport(e *env, r checkReport) {
 	fmt.Fprintln(w, "parameters:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, q := range r.Parameters {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d values\n", q.Name, q.Type, q.Domain, q.Count)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", q.Name, q.Type, q.Domain, plural(q.Count, "value"))
 	}
 	if len(r.Parameters) == 0 {
 		fmt.Fprintln(tw, "  (none)")
@@ -117,7 +117,7 @@ func printReport(e *env, r checkReport) {
 	}
 	fmt.Fprint(w, "tasks:")
 	for _, t := range r.Tasks {
-		fmt.Fprintf(w, " %s (%d commands)", t.Name, t.Commands)
+		fmt.Fprintf(w, " %s (%s)", t.Name, plural(int64(t.Commands), "command"))
 	}
 	fmt.Fprintln(w)
 	if len(r.Warnings) > 0 {
@@ -126,4 +126,12 @@ func printReport(e *env, r checkReport) {
 			fmt.Fprintln(w, "  "+m)
 		}
 	}
+}
+
+// plural returns "1 value", "2 values".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
