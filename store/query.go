@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Counts returns the number of jobs in each state.
+func (s *Store) Counts(ctx context.Context, exp int64) (map[JobState]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*) FROM job WHERE experiment=? GROUP BY state`, exp)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	defer rows.Close()
+	out := map[JobState]int64{}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[JobState(st)] = n
+	}
+	return out, rows.Err()
+}
+
+// Jobs calls fn for each job in index order whose index is above after,
+// up to limit jobs (all when limit <= 0), restricted to state when it is
+// not empty. Paging with after keeps memory bounded.
+func (s *Store) Jobs(ctx context.Context, exp int64, state JobState, after int64, limit int, fn func(Job) error) error {
+	q := `SELECT idx, ordinal, vals, state, attempts, exit_code, updated_at FROM job
+		WHERE experiment=? AND idx>? AND (?='' OR state=?) ORDER BY idx`
+	args := []any{exp, after, string(state), string(state)}
+	if limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("read jobs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var j Job
+		var vals, st string
+		var exit sql.NullInt64
+		var updated int64
+		if err := rows.Scan(&j.Index, &j.Ordinal, &vals, &st, &j.Attempts, &exit, &updated); err != nil {
+			return fmt.Errorf("read jobs: %w", err)
+		}
+		if err := json.Unmarshal([]byte(vals), &j.Values); err != nil {
+			return fmt.Errorf("read job %d: %w", j.Index, err)
+		}
+		j.State, j.Updated = JobState(st), time.Unix(0, updated)
+		if exit.Valid {
+			e := int(exit.Int64)
+			j.Exit = &e
+		}
+		if err := fn(j); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Attempts calls fn for the attempts of one job (job > 0) or of every job
+// (job == 0), in order of job and attempt.
+func (s *Store) Attempts(ctx context.Context, exp, job int64, fn func(Attempt) error) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT job, n, node, state, started_at, ended_at, exit_code, signal,
+		wall_ns, cpu_ns, max_rss, error, stdout, stderr FROM attempt
+		WHERE experiment=? AND (?=0 OR job=?) ORDER BY job, n`, exp, job, job)
+	if err != nil {
+		return fmt.Errorf("read attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a Attempt
+		var started int64
+		var ended, exit, wall, cpu, rss sql.NullInt64
+		var sig, msg sql.NullString
+		if err := rows.Scan(&a.Job, &a.N, &a.Node, &a.State, &started, &ended, &exit, &sig,
+			&wall, &cpu, &rss, &msg, &a.Stdout, &a.Stderr); err != nil {
+			return fmt.Errorf("read attempts: %w", err)
+		}
+		a.Started = time.Unix(0, started)
+		if ended.Valid {
+			a.Ended = time.Unix(0, ended.Int64)
+		}
+		if exit.Valid {
+			e := int(exit.Int64)
+			a.Exit = &e
+		}
+		a.Signal, a.Error = sig.String, msg.String
+		a.Wall, a.CPU, a.MaxRSS = time.Duration(wall.Int64), time.Duration(cpu.Int64), rss.Int64
+		if err := fn(a); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
