@@ -276,6 +276,10 @@ func lexString(l *lexer) stateFn {
 			l.start, l.lastEnd = end, end.off
 			l.inStmt = true
 			return lexInside
+		case utf8.RuneError:
+			if !strings.HasSuffix(l.src[:l.cur.off], "\uFFFD") {
+				l.errorf(Pos{l.cur.pos.Line, l.cur.pos.Col - 1}, "invalid UTF-8 encoding")
+			}
 		case '\n', eof:
 			l.errorf(open, "unterminated string")
 			// Resume at the end of the line, which ends the statement.

@@ -101,6 +101,12 @@ func (p *parser) domain(q *Param, s []item) bool {
 		}
 		s = s[1:]
 	}
+	if len(s) > 1 && head.typ == itemWord {
+		if near := nearest(head.val, domainWords); near != "" {
+			p.errorf(head.pos, "parameter %s: unknown domain %s (did you mean %s?)", q.Name, head, near)
+			return false
+		}
+	}
 	d.Kind = Single
 	v, ok := p.value(s[0])
 	if !ok {
@@ -158,11 +164,11 @@ func (p *parser) rangeDomain(q *Param, s []item) bool {
 func (p *parser) selectDomain(q *Param, s []item) bool {
 	d := &q.Domain
 	if len(s) < 2 || !isWord(s[1], "anyof") && !isWord(s[1], "oneof") {
-		at := s[0].pos
+		at, hint := s[0].pos, ""
 		if len(s) > 1 {
-			at = s[1].pos
+			at, hint = s[1].pos, didYouMean(s[1].val, []string{"anyof", "oneof"})
 		}
-		p.errorf(at, "parameter %s: expected select anyof or select oneof", q.Name)
+		p.errorf(at, "parameter %s: expected select anyof or select oneof%s", q.Name, hint)
 		return false
 	}
 	d.Kind = AnyOf

@@ -19,8 +19,9 @@ var (
 	statementWords = []string{"parameter", "variable", "jobs", "endjobs", "task", "endtask", "constraint", "zip"}
 	commandWords   = []string{"copy", "execute", "node:execute", "root:execute", "exec", "lexec", "lpexec",
 		"shexec", "substitute", "node:substitute", "onerror", "redirect", "endtask"}
-	taskNames = []string{TaskRootStart, TaskNodeStart, TaskMain, TaskRootFinish}
-	typeWords = []string{"integer", "float", "text", "files", "fromfile"}
+	taskNames   = []string{TaskRootStart, TaskNodeStart, TaskMain, TaskRootFinish}
+	typeWords   = []string{"integer", "float", "text", "files", "fromfile"}
+	domainWords = []string{"range", "random", "select", "default", "fromfile"}
 )
 
 // errTooMany stops parsing once MaxErrors errors are known.
