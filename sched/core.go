@@ -39,7 +39,7 @@ type Fail struct {
 }
 
 func (Start) isAction() {}
-func (Fail) isAction() {}
+func (Fail) isAction()  {}
 
 // Policy chooses a node for a job among the nodes with a free slot.
 type Policy interface {
