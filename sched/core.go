@@ -77,10 +77,11 @@ type nodeState struct {
 }
 
 type jobState struct {
-	index   int64
-	attempt int      // attempts made so far
-	tried   []string // nodes where a system failure happened
-	node    string   // while running
+	index    int64
+	attempt  int      // attempts made so far
+	failures int      // system failures so far
+	tried    []string // nodes where a system failure happened
+	node     string   // while running
 }
 
 // Core holds the dispatch state of one cluster.
@@ -175,8 +176,8 @@ func (c *Core) RemoveNode(id, reason string) {
 // Enqueue adds a job to the back of the queue.
 func (c *Core) Enqueue(index int64) { c.queue = append(c.queue, &jobState{index: index}) }
 
-// EnqueueRetry adds a job that was already tried attempts times (after a
-// restart) to the back of the queue.
+// EnqueueRetry adds a job that was already tried attempts times (before
+// a restart) to the back of the queue; its next attempt is attempts+1.
 func (c *Core) EnqueueRetry(index int64, attempts int) {
 	c.queue = append(c.queue, &jobState{index: index, attempt: attempts})
 }
@@ -202,8 +203,9 @@ func (c *Core) systemFailure(index int64, reason string) {
 	node := j.node
 	c.release(j)
 	j.tried = append(j.tried, node)
-	if j.attempt > c.cfg.Retries {
-		c.actions = append(c.actions, Fail{Job: index, Reason: fmt.Sprintf("%s (after %d attempts)", reason, j.attempt)})
+	j.failures++
+	if j.failures > c.cfg.Retries {
+		c.actions = append(c.actions, Fail{Job: index, Reason: fmt.Sprintf("%s (%d system failures)", reason, j.failures)})
 		return
 	}
 	c.queue = append([]*jobState{j}, c.queue...)

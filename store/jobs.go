@@ -183,6 +183,13 @@ func (b *Batch) Finish(exp int64, a Attempt, state JobState) {
 		state, a.Exit, nanos(a.Ended), exp, a.Job)
 }
 
+// FailJob records that a job failed for good without a final attempt of
+// its own (its system failures ran out).
+func (b *Batch) FailJob(exp, job int64, reason string) {
+	b.add(`UPDATE job SET state=?, updated_at=? WHERE experiment=? AND idx=?`, Failed, nanos(time.Now()), exp, job)
+	b.Event(exp, "job.failed", job, "", reason)
+}
+
 // Event records something that happened, for the log.
 func (b *Batch) Event(exp int64, kind string, job int64, node, detail string) {
 	b.add(`INSERT INTO event (experiment, at, kind, job, node, detail) VALUES (?,?,?,?,?,?)`,

@@ -101,3 +101,13 @@ func (s *Store) Attempts(ctx context.Context, exp, job int64, fn func(Attempt) e
 	}
 	return rows.Err()
 }
+
+// HasEvent reports whether an event of kind was recorded.
+func (s *Store) HasEvent(ctx context.Context, exp int64, kind string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM event WHERE experiment=? AND kind=?`, exp, kind).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read events: %w", err)
+	}
+	return n > 0, nil
+}

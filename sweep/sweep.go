@@ -179,6 +179,37 @@ func (s *Sweep) Iter() *Iterator {
 	return &Iterator{s: s, digits: make([]int64, len(s.axes)), idx: make([]int64, len(s.Names))}
 }
 
+// Resume positions the iterator on the combination at ordinal, as the job
+// numbered index, so that Next continues after it: resuming a sweep whose
+// first jobs were handed out before. Resume(-1, 0) is the start.
+func (it *Iterator) Resume(ordinal, index int64) {
+	it.done = false
+	it.index = index
+	if ordinal < 0 {
+		it.started, it.ordinal = false, 0
+		clear(it.digits)
+		clear(it.idx)
+		return
+	}
+	it.started, it.ordinal = true, ordinal
+	if ordinal >= it.s.size {
+		it.done = true
+		return
+	}
+	if it.s.explicit != nil {
+		return // advance reads explicit jobs by ordinal
+	}
+	rest := ordinal
+	for a := len(it.s.axes) - 1; a >= 0; a-- {
+		ax := &it.s.axes[a]
+		it.digits[a] = rest % ax.n
+		rest /= ax.n
+		for _, m := range ax.members {
+			it.idx[m] = it.digits[a]
+		}
+	}
+}
+
 // Next moves to the next job and reports whether there is one.
 func (it *Iterator) Next() bool {
 	if it.done {

@@ -21,6 +21,20 @@ type loaded struct {
 // loadPlan reads, checks and resolves the plan at path. It prints every
 // error to stderr and returns false when the plan is invalid.
 func loadPlan(e *env, path string, dialect string, seed *uint64) (*loaded, bool) {
+	p, ok := parsePlan(e, path, dialect)
+	if !ok {
+		return nil, false
+	}
+	s, err := sweep.New(p, sweep.Options{Root: filepath.Dir(path), Seed: *seed})
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return nil, false
+	}
+	return &loaded{plan: p, sweep: s}, true
+}
+
+// parsePlan reads and checks the plan at path, printing every error.
+func parsePlan(e *env, path string, dialect string) (*plan.Plan, bool) {
 	var opts plan.Options
 	if dialect != "" {
 		d, err := plan.ParseDialect(dialect)
@@ -40,12 +54,7 @@ func loadPlan(e *env, path string, dialect string, seed *uint64) (*loaded, bool)
 		fmt.Fprintln(e.stderr, err)
 		return nil, false
 	}
-	s, err := sweep.New(p, sweep.Options{Root: filepath.Dir(path), Seed: *seed})
-	if err != nil {
-		fmt.Fprintln(e.stderr, err)
-		return nil, false
-	}
-	return &loaded{plan: p, sweep: s}, true
+	return p, true
 }
 
 // maxPlanSize bounds what is read as a plan: a run file of ten million

@@ -35,6 +35,7 @@ type command struct {
 var commands = []command{
 	{"check", "check a plan and count its jobs", runCheck},
 	{"generate", "write a plan's jobs as a run file or JSON Lines", runGenerate},
+	{"run", "run a plan's jobs on a cluster, resuming an interrupted run", runRun},
 }
 
 // env is what a command reads and writes, so tests can run commands

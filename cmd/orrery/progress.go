@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"orrery/dispatch"
+)
+
+// progress shows a run's progress: live bars on a terminal, otherwise a
+// line every few seconds.
+type progress struct {
+	e      *env
+	mu     sync.Mutex
+	last   dispatch.Progress
+	lineAt time.Time
+
+	p      *mpb.Progress
+	bar    *mpb.Bar
+	tickAt time.Time // when the bar last moved
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func newProgress(e *env) *progress {
+	pr := &progress{e: e, lineAt: time.Now()}
+	if isTerminal(e.stdout) {
+		pr.p = mpb.New(mpb.WithOutput(e.stdout), mpb.WithRefreshRate(200*time.Millisecond))
+		pr.bar = pr.p.AddBar(0,
+			mpb.PrependDecorators(decor.Name("jobs "), decor.CountersNoUnit("%d/%d")),
+			mpb.AppendDecorators(
+				decor.Any(func(decor.Statistics) string { return pr.status() }),
+				decor.Name(" ETA "), decor.EwmaETA(decor.ET_STYLE_GO, 30)))
+	}
+	return pr
+}
+
+// status is the text beside the bar: running, failed, rate.
+func (pr *progress) status() string {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	s := pr.last
+	rate := float64(s.Done+s.Failed) / max(time.Since(s.Started).Seconds(), 1e-3)
+	return fmt.Sprintf(" %d running, %d failed, %d nodes, %.1f jobs/s", s.Running, s.Failed, s.Nodes, rate)
+}
+
+// update takes a new snapshot (called from the dispatcher's goroutine).
+func (pr *progress) update(s dispatch.Progress) {
+	pr.mu.Lock()
+	prev := pr.last
+	pr.last = s
+	pr.mu.Unlock()
+	if pr.bar != nil {
+		pr.bar.SetTotal(s.Total, false)
+		ended, before := s.Done+s.Failed, prev.Done+prev.Failed
+		if ended > before && !pr.tickAt.IsZero() {
+			pr.bar.EwmaSetCurrent(ended, time.Since(pr.tickAt)/time.Duration(ended-before))
+		} else {
+			pr.bar.SetCurrent(ended)
+		}
+		pr.tickAt = time.Now()
+		return
+	}
+	if time.Since(pr.lineAt) >= 5*time.Second {
+		pr.lineAt = time.Now()
+		fmt.Fprintf(pr.e.stderr, "orrery: %d/%d done,%s\n", s.Done, s.Total, pr.status())
+	}
+}
+
+// finish ends the bars before the summary is printed.
+func (pr *progress) finish(sum dispatch.Summary) {
+	if pr.bar != nil {
+		pr.bar.SetTotal(-1, true)
+		pr.p.Wait()
+	}
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"orrery/cluster"
+	"orrery/dispatch"
+	"orrery/plan"
+	"orrery/sched"
+	"orrery/store"
+	"orrery/sweep"
+)
+
+// exitInterrupted is the status of a run stopped by Ctrl-C or SIGTERM.
+const exitInterrupted = 130
+
+// runRun implements `orrery run`.
+func runRun(e *env, args []string) int {
+	fs := newFlags(e, "run", "[--nodes N] [--job-limit K] [--policy P] [--seed N] [--state-dir DIR] PLAN")
+	nodes := fs.Int("nodes", 1, "number of `N` local nodes in the embedded cluster")
+	jobLimit := fs.Int("job-limit", 0, "jobs each node runs at once (default: its CPUs)")
+	policy := fs.String("policy", "orrery", "scheduling `policy`: orrery (fastest free node) or fcfs (EnFuzion's)")
+	seed := fs.Uint64("seed", 0, "seed for random values of a new experiment (default: random)")
+	stateDir := fs.String("state-dir", "", "state directory (default: .orrery beside the plan)")
+	dialect := fs.String("dialect", "", "read the plan as `classic` or modern")
+	keep := fs.Bool("keep", false, "keep the job directories of successful jobs on the nodes")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagStatus(err)
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitInvalid
+	}
+	pol, err := sched.PolicyByName(*policy)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: --policy: %v\n", err)
+		return exitInvalid
+	}
+	p, ok := parsePlan(e, pos[0], *dialect)
+	if !ok {
+		return exitInvalid
+	}
+	root := filepath.Dir(pos[0])
+	if *stateDir == "" {
+		*stateDir = filepath.Join(root, ".orrery")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := store.Open(ctx, *stateDir)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitFailed
+	}
+	defer st.Close()
+	seedSet := false
+	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
+	exp, resumed, err := experiment(ctx, e, st, p, pos[0], *seed, seedSet)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitFailed
+	}
+	sw, err := sweep.New(p, sweep.Options{Root: root, Seed: exp.Seed})
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return exitInvalid
+	}
+	if resumed {
+		fmt.Fprintf(e.stderr, "orrery: resuming experiment %d from %s\n", exp.ID, *stateDir)
+	}
+	prog := newProgress(e)
+	d := dispatch.New(dispatch.Config{Plan: p, Sweep: sw, Store: st, Experiment: exp, Root: root,
+		Policy: pol, NoNodes: 30 * time.Second, Progress: prog.update})
+	nodeCtx, stopNodes := context.WithCancel(ctx)
+	c := cluster.Start(nodeCtx, cluster.Local(*nodes, *jobLimit), filepath.Join(*stateDir, "nodes"),
+		cluster.Options{KeepJobDirs: *keep}, d.Attach)
+	sum, runErr := d.Run(ctx)
+	stopNodes()
+	c.Wait()
+	d.Close()
+	prog.finish(sum)
+	return closing(e, sum, runErr, root, *stateDir)
+}
+
+// experiment returns the experiment to run: the latest one in the store
+// when its plan text is unchanged (resumed), or a new one.
+func experiment(ctx context.Context, e *env, st *store.Store, p *plan.Plan, path string, seed uint64, seedSet bool) (*store.Experiment, bool, error) {
+	last, err := st.Latest(ctx)
+	if err != nil && !errors.Is(err, store.ErrNoExperiment) {
+		return nil, false, err
+	}
+	if last != nil && last.PlanText == p.Source && last.Dialect == p.Dialect.String() {
+		if seedSet && seed != last.Seed {
+			fmt.Fprintf(e.stderr, "orrery: --seed %d ignored: resuming experiment %d, drawn with seed %d\n", seed, last.ID, last.Seed)
+		}
+		return last, true, nil
+	}
+	if last != nil {
+		fmt.Fprintf(e.stderr, "orrery: the plan changed since experiment %d; starting a new experiment\n", last.ID)
+	}
+	if !seedSet {
+		seed = newSeed()
+	}
+	abs, _ := filepath.Abs(path)
+	exp := &store.Experiment{PlanPath: abs, PlanText: p.Source, Dialect: p.Dialect.String(), Seed: seed}
+	sw, err := sweep.New(p, sweep.Options{Root: filepath.Dir(path), Seed: seed})
+	if err == nil {
+		exp.Names = sw.Names
+	}
+	return exp, false, st.Create(ctx, exp)
+}
+
+// closing prints the summary and returns the exit status.
+func closing(e *env, sum dispatch.Summary, err error, root, stateDir string) int {
+	fmt.Fprintf(e.stdout, "%d done, %d failed", sum.Done, sum.Failed)
+	if left := sum.Total - sum.Done - sum.Failed; sum.Exact && left > 0 {
+		fmt.Fprintf(e.stdout, ", %d not run", left)
+	}
+	fmt.Fprintf(e.stdout, " in %s. Results in %s; state in %s.\n", sum.Wall.Round(time.Millisecond), root, stateDir)
+	switch {
+	case errors.Is(err, dispatch.ErrInterrupted):
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitInterrupted
+	case err != nil:
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitFailed
+	case sum.Failed > 0:
+		fmt.Fprintf(e.stdout, "See why: orrery jobs --state failed; orrery log JOB. Run them again: orrery rerun --failed.\n")
+		return exitFailed
+	}
+	return exitOK
+}

@@ -1,0 +1,262 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"orrery/agent"
+	"orrery/plan"
+	"orrery/protocol"
+	"orrery/sched"
+	"orrery/store"
+	"orrery/sweep"
+)
+
+// liveJob is a job queued or running in this run.
+type liveJob struct {
+	values  []string
+	node    string
+	attempt int
+	started time.Time
+}
+
+// runState is the state Run's goroutine owns.
+type runState struct {
+	d    *Dispatcher
+	ctx  context.Context
+	exp  *store.Experiment
+	core *sched.Core
+	it   *sweep.Iterator
+
+	itDone       bool
+	pendingAfter int64 // paging through jobs left pending by earlier runs
+	pendingDone  bool
+	cursorMoved  bool
+
+	jobs  map[int64]*liveJob
+	nodes map[string]*agentConn
+	batch store.Batch
+	prog  Progress
+
+	lastProgress time.Time
+	idleSince    time.Time
+}
+
+// Run runs the experiment until every job has ended: rootstart first
+// (unless an earlier run of the experiment did it), then every job not yet
+// done, then rootfinish. It returns ErrInterrupted when ctx is cancelled.
+func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
+	exp := d.cfg.Experiment
+	r := &runState{d: d, ctx: ctx, exp: exp, jobs: map[int64]*liveJob{}, nodes: map[string]*agentConn{},
+		core: sched.New(sched.Config{Policy: d.cfg.Policy, Retries: d.cfg.Retries,
+			HeartbeatTimeout: 10 * d.cfg.Heartbeat})}
+	r.prog.Started = time.Now()
+	if err := r.prepare(); err != nil {
+		return Summary{}, err
+	}
+	if err := r.rootTask(plan.TaskRootStart, true); err != nil {
+		return r.summary(), err
+	}
+	if err := r.loop(); err != nil {
+		return r.summary(), err
+	}
+	if err := r.rootTask(plan.TaskRootFinish, false); err != nil {
+		return r.summary(), err
+	}
+	for _, c := range r.nodes {
+		c.conn.Send(&protocol.Msg{Type: protocol.TypeShutdown})
+	}
+	r.prog.Finished = true
+	r.report(true)
+	return r.summary(), nil
+}
+
+func (r *runState) summary() Summary {
+	return Summary{Progress: r.prog, Wall: time.Since(r.prog.Started)}
+}
+
+// prepare recovers from an earlier stop and positions the sweep.
+func (r *runState) prepare() error {
+	st := r.d.cfg.Store
+	if _, err := st.Recover(r.ctx, r.exp.ID); err != nil {
+		return err
+	}
+	counts, err := st.Counts(r.ctx, r.exp.ID)
+	if err != nil {
+		return err
+	}
+	r.prog.Done, r.prog.Failed = counts[store.Done], counts[store.Failed]
+	r.prog.Total, r.prog.Exact = r.d.cfg.Sweep.Count()
+	r.it = r.d.cfg.Sweep.Iter()
+	r.it.Resume(r.exp.Cursor, r.exp.LastIndex)
+	r.itDone = r.exp.Generated
+	return nil
+}
+
+// rootTask runs rootstart or rootfinish on the root. rootstart runs once
+// per experiment; rootfinish at the end of every run that completes.
+func (r *runState) rootTask(name string, once bool) error {
+	t := r.d.cfg.Plan.Task(name)
+	if t == nil {
+		return nil
+	}
+	st := r.d.cfg.Store
+	if once {
+		if done, err := st.HasEvent(r.ctx, r.exp.ID, name+".done"); err != nil || done {
+			return err
+		}
+	}
+	res, err := agent.RunRootTask(r.ctx, t, agent.Job{Names: r.d.cfg.Sweep.Names}, r.d.cfg.Root, r.d.cfg.Exec)
+	if err != nil {
+		if r.ctx.Err() != nil {
+			return ErrInterrupted
+		}
+		msg := err.Error()
+		if res != nil && res.Failed >= 0 {
+			c := res.Commands[res.Failed]
+			msg += "\n" + c.Stderr.String() + c.Stdout.String()
+		}
+		r.batch.Event(r.exp.ID, name+".failed", 0, "", msg)
+		st.Apply(context.WithoutCancel(r.ctx), &r.batch)
+		return fmt.Errorf("%s failed: %s", name, msg)
+	}
+	r.batch.Event(r.exp.ID, name+".done", 0, "", "")
+	return st.Apply(r.ctx, &r.batch)
+}
+
+// finished reports whether every job has ended.
+func (r *runState) finished() bool { return r.itDone && r.pendingDone && len(r.jobs) == 0 }
+
+// loop dispatches until every job has ended.
+func (r *runState) loop() error {
+	tick := time.NewTicker(r.d.cfg.Heartbeat)
+	defer tick.Stop()
+	r.idleSince = time.Now()
+	for {
+		if err := r.feed(); err != nil {
+			return err
+		}
+		if err := r.act(); err != nil {
+			return err
+		}
+		r.report(false)
+		if r.finished() {
+			return nil
+		}
+		if err := r.checkIdle(); err != nil {
+			return err
+		}
+		select {
+		case e := <-r.d.events:
+			r.handle(e)
+		case now := <-tick.C:
+			for _, id := range r.core.Tick(now) {
+				r.lost(id, "node "+id+" missed its heartbeats")
+			}
+		case <-r.ctx.Done():
+			r.interrupt()
+			return ErrInterrupted
+		}
+		// Take whatever else has arrived, so one transaction covers it.
+		for drained := false; !drained && r.batch.Len() < 2000; {
+			select {
+			case e := <-r.d.events:
+				r.handle(e)
+			default:
+				drained = true
+			}
+		}
+	}
+}
+
+// checkIdle gives up when work is left and no node has been there for
+// the configured time.
+func (r *runState) checkIdle() error {
+	if len(r.nodes) > 0 {
+		r.idleSince = time.Now()
+		return nil
+	}
+	if r.d.cfg.NoNodes > 0 && time.Since(r.idleSince) > r.d.cfg.NoNodes {
+		return errors.New("no node is connected; the jobs left are saved")
+	}
+	return nil
+}
+
+// feed queues as many jobs as the core wants: first jobs an earlier run
+// left pending (or rerun marked), then new jobs from the sweep.
+func (r *runState) feed() error {
+	want := r.core.Wanted()
+	for want > 0 && !r.pendingDone {
+		n := 0
+		err := r.d.cfg.Store.Jobs(r.ctx, r.exp.ID, store.Pending, r.pendingAfter, want, func(j store.Job) error {
+			n++
+			r.pendingAfter = j.Index
+			if r.jobs[j.Index] == nil {
+				r.jobs[j.Index] = &liveJob{values: j.Values}
+				r.core.EnqueueRetry(j.Index, j.Attempts)
+				want--
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			r.pendingDone = true
+		}
+	}
+	for ; want > 0 && !r.itDone; want-- {
+		if !r.it.Next() {
+			r.itDone, r.cursorMoved = true, true
+			break
+		}
+		j := r.it.Job()
+		r.jobs[j.Index] = &liveJob{values: j.Values}
+		r.batch.AddJob(r.exp.ID, store.Job{Index: j.Index, Ordinal: r.it.Ordinal(), Values: j.Values})
+		r.core.Enqueue(j.Index)
+		r.cursorMoved = true
+	}
+	if r.cursorMoved {
+		r.batch.Cursor(r.exp.ID, r.it.Ordinal(), r.it.Index(), r.itDone)
+		r.cursorMoved = false
+	}
+	return nil
+}
+
+// act takes the core's decisions, records them, and then carries them out.
+func (r *runState) act() error {
+	var starts []sched.Start
+	now := time.Now()
+	for _, a := range r.core.Ready() {
+		switch a := a.(type) {
+		case sched.Start:
+			j := r.jobs[a.Job]
+			j.node, j.attempt, j.started = a.Node, a.Attempt, now
+			r.batch.Start(r.exp.ID, a.Job, a.Attempt, a.Node, now)
+			starts = append(starts, a)
+		case sched.Fail:
+			r.batch.FailJob(r.exp.ID, a.Job, a.Reason)
+			delete(r.jobs, a.Job)
+			r.prog.Failed++
+			r.prog.LastError = fmt.Sprintf("job %d: %s", a.Job, a.Reason)
+		}
+	}
+	if err := r.d.cfg.Store.Apply(r.ctx, &r.batch); err != nil {
+		if r.ctx.Err() != nil {
+			return ErrInterrupted
+		}
+		return err
+	}
+	for _, s := range starts {
+		c := r.nodes[s.Node]
+		msg := &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{
+			Job: s.Job, Attempt: s.Attempt, Values: r.jobs[s.Job].values}}
+		if c == nil || c.conn.Send(msg) != nil {
+			r.lost(s.Node, "cannot reach node "+s.Node)
+		}
+	}
+	r.prog.Running = r.core.Running()
+	return nil
+}

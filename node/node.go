@@ -1,0 +1,274 @@
+// Package node is a node agent: it connects to a dispatcher through the
+// agent protocol, registers its node, runs the attempts it is given (each
+// job in its own directory, nodestart once before the first), stages files
+// to and from the root over the same connection, and reports every
+// attempt's outcome. `orrery agent` runs one as its own process over TCP;
+// the embedded cluster runs several in-process over in-memory pipes.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"orrery/agent"
+	"orrery/plan"
+	"orrery/protocol"
+)
+
+// Config describes the node an agent runs.
+type Config struct {
+	Name     string
+	CPUs     int
+	Memory   int64   // bytes; 0 if unknown
+	Speed    float64 // relative CPU speed; 0 means 1
+	JobLimit int     // 0: one job per CPU
+	// WorkDir holds the node's job directories.
+	WorkDir string
+	// KeepJobDirs keeps the directories of successful jobs too (failed
+	// jobs' directories are always kept for a look).
+	KeepJobDirs bool
+	// Exec tunes how commands run (environment, kill grace, output limit).
+	Exec agent.Options
+	Log  *slog.Logger
+}
+
+// agentNode is the state of a running agent.
+type agentNode struct {
+	cfg  Config
+	peer *protocol.Peer
+	log  *slog.Logger
+
+	welcome *protocol.Welcome
+	plan    *plan.Plan
+
+	startOnce sync.Once
+	startErr  error // nodestart's failure, if any
+	nodeDir   string
+
+	mu      sync.Mutex
+	running map[int64]context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// Run serves one dispatcher over rw until the dispatcher says shutdown,
+// the connection ends, or ctx is cancelled; running attempts are stopped
+// before it returns.
+func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Speed <= 0 {
+		cfg.Speed = 1
+	}
+	conn := protocol.NewConn(rw)
+	defer conn.Close()
+	n := &agentNode{cfg: cfg, peer: protocol.NewPeer(conn), log: cfg.Log, running: map[int64]context.CancelFunc{}}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer n.wg.Wait()
+	go func() { // close the connection on cancel, which ends the reader
+		<-ctx.Done()
+		conn.Close()
+	}()
+	err := n.peer.Send(&protocol.Msg{Type: protocol.TypeRegister, Register: &protocol.Register{
+		Version: protocol.Version, Name: cfg.Name, CPUs: cfg.CPUs, Memory: cfg.Memory,
+		Speed: cfg.Speed, JobLimit: cfg.JobLimit}})
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	shutdown := false
+	err = n.peer.Run(func(m *protocol.Msg) {
+		switch m.Type {
+		case protocol.TypeWelcome:
+			if e := n.welcomed(ctx, m.Welcome); e != nil {
+				n.log.Error("welcome", "err", e)
+				cancel()
+			}
+		case protocol.TypeStart:
+			n.start(ctx, m.Start)
+		case protocol.TypeCancel:
+			n.cancel(m.Job)
+		case protocol.TypeShutdown:
+			shutdown = true
+			cancel()
+		}
+	})
+	cancel()
+	if shutdown || parent.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("connection to the dispatcher: %w", err)
+}
+
+// welcomed takes the plan and starts the heartbeats.
+func (n *agentNode) welcomed(ctx context.Context, w *protocol.Welcome) error {
+	if w == nil {
+		return errors.New("empty welcome")
+	}
+	d, err := plan.ParseDialect(w.Dialect)
+	if err != nil {
+		return err
+	}
+	p, err := plan.Parse(w.PlanName, []byte(w.PlanText), plan.Options{Dialect: &d})
+	if err != nil {
+		return fmt.Errorf("the dispatcher's plan: %w", err)
+	}
+	n.welcome, n.plan = w, p
+	n.cfg.Exec.File = w.PlanName
+	n.nodeDir = filepath.Join(n.cfg.WorkDir, fmt.Sprintf("experiment-%d", w.Experiment))
+	every := w.Heartbeat
+	if every <= 0 {
+		every = time.Second
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				n.mu.Lock()
+				running := len(n.running)
+				n.mu.Unlock()
+				n.peer.Send(&protocol.Msg{Type: protocol.TypeHeartbeat,
+					Heartbeat: &protocol.Heartbeat{Running: running, Load: loadAverage()}})
+			}
+		}
+	}()
+	return nil
+}
+
+// start runs an attempt in its own goroutine.
+func (n *agentNode) start(ctx context.Context, s *protocol.Start) {
+	if s == nil || n.plan == nil {
+		return
+	}
+	jctx, cancel := context.WithCancel(ctx)
+	n.mu.Lock()
+	n.running[s.Job] = cancel
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer cancel()
+		res := n.attempt(jctx, s)
+		n.mu.Lock()
+		delete(n.running, s.Job)
+		n.mu.Unlock()
+		n.peer.Send(&protocol.Msg{Type: protocol.TypeEvent, Event: &protocol.Event{
+			Kind: protocol.EventEnded, Job: s.Job, Attempt: s.Attempt, Result: res}})
+	}()
+}
+
+func (n *agentNode) cancel(job int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c := n.running[job]; c != nil {
+		c()
+	}
+}
+
+// attempt runs nodestart (once per node) and then the job's main task.
+func (n *agentNode) attempt(ctx context.Context, s *protocol.Start) *protocol.Result {
+	n.startOnce.Do(func() { n.startErr = n.nodestart(ctx) })
+	if n.startErr != nil {
+		return &protocol.Result{System: true, Error: "nodestart failed on node " + n.cfg.Name + ": " + n.startErr.Error()}
+	}
+	dir := filepath.Join(n.nodeDir, fmt.Sprintf("j%d.%d", s.Job, s.Attempt))
+	os.RemoveAll(dir) // a stale directory of an interrupted run
+	if err := n.seedJobDir(dir); err != nil {
+		return &protocol.Result{System: true, Error: fmt.Sprintf("job directory on node %s: %v", n.cfg.Name, err)}
+	}
+	job := agent.Job{Index: s.Job, Names: n.welcome.Names, Values: s.Values}
+	res, err := agent.RunTask(ctx, n.plan.Task(plan.TaskMain), job, dir, n.peer, n.cfg.Exec)
+	out := convert(res, err)
+	if out.OK && !n.cfg.KeepJobDirs {
+		os.RemoveAll(dir)
+	}
+	return out
+}
+
+// nodestart runs the nodestart task, if any, in the node's own directory;
+// its files are linked into every job directory.
+func (n *agentNode) nodestart(ctx context.Context) error {
+	start := filepath.Join(n.nodeDir, "nodestart")
+	if err := os.MkdirAll(start, 0o755); err != nil {
+		return err
+	}
+	t := n.plan.Task(plan.TaskNodeStart)
+	if t == nil {
+		return nil
+	}
+	_, err := agent.RunTask(ctx, t, agent.Job{Names: n.welcome.Names}, start, n.peer, n.cfg.Exec)
+	return err
+}
+
+// seedJobDir creates a job directory holding hard links to (or, across
+// file systems, copies of) the files nodestart left.
+func (n *agentNode) seedJobDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	start := filepath.Join(n.nodeDir, "nodestart")
+	return filepath.WalkDir(start, func(path string, d os.DirEntry, err error) error {
+		if err != nil || path == start {
+			return err
+		}
+		rel, _ := filepath.Rel(start, path)
+		dst := filepath.Join(dir, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if os.Link(path, dst) == nil {
+			return nil
+		}
+		return copyFile(path, dst)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, st.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// loadAverage returns the 1-minute load average, or 0.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(b) + " 0")[0], 64)
+	return f
+}

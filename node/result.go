@@ -1,0 +1,77 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"orrery/agent"
+	"orrery/protocol"
+)
+
+// maxOutput bounds the output an attempt sends back, per stream.
+const maxOutput = 256 << 10
+
+// convert turns a task's result into the attempt result sent to the
+// dispatcher: the outcome, the failing command's status, the totals, and
+// each command's kept output under a header naming the command.
+func convert(res *agent.Result, err error) *protocol.Result {
+	out := &protocol.Result{OK: err == nil}
+	if res == nil {
+		out.System, out.Error = true, fmt.Sprint(err)
+		return out
+	}
+	out.Wall, out.CPU, out.MaxRSS = res.Wall, res.CPU(), res.MaxRSS
+	if err != nil {
+		out.Error = err.Error()
+		var ce *agent.CommandError
+		// A failure outside any command (the job directory) or a lost
+		// connection to the root is the system's, not the job's.
+		out.System = !errors.As(err, &ce) || errors.Is(err, protocol.ErrLost)
+	}
+	if res.Failed >= 0 && res.Failed < len(res.Commands) {
+		c := res.Commands[res.Failed]
+		if c.Exit >= 0 {
+			exit := c.Exit
+			out.Exit = &exit
+		}
+		if c.Signal != 0 {
+			out.Signal = c.Signal.String()
+		}
+	} else if err == nil {
+		zero := 0
+		out.Exit = &zero
+	}
+	var stdout, stderr strings.Builder
+	for _, c := range res.Commands {
+		for _, s := range []struct {
+			b *strings.Builder
+			o agent.Output
+		}{{&stdout, c.Stdout}, {&stderr, c.Stderr}} {
+			if s.o.Total == 0 {
+				continue
+			}
+			fmt.Fprintf(s.b, "--- %s (%s)", c.Command, c.Pos)
+			if s.o.Truncated() {
+				fmt.Fprintf(s.b, ", last %d of %d bytes", len(s.o.Tail), s.o.Total)
+			}
+			s.b.WriteString(" ---\n")
+			s.b.Write(s.o.Tail)
+			if len(s.o.Tail) > 0 && s.o.Tail[len(s.o.Tail)-1] != '\n' {
+				s.b.WriteByte('\n')
+			}
+		}
+	}
+	out.Stdout, out.Stderr = lastBytes(stdout.String()), lastBytes(stderr.String())
+	return out
+}
+
+func lastBytes(s string) []byte {
+	if len(s) > maxOutput {
+		s = s[len(s)-maxOutput:]
+	}
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}

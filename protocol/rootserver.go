@@ -1,0 +1,145 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"sync"
+
+	"orrery/agent"
+)
+
+// RootServer answers an agent's staging requests on the root's side of
+// one connection, over a Root (the root directory). It owns the
+// goroutines it starts; Close waits for them.
+type RootServer struct {
+	conn *Conn
+	root agent.Root
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	creates map[uint64]*io.PipeWriter
+}
+
+// NewRootServer returns a server answering on conn from root.
+func NewRootServer(ctx context.Context, conn *Conn, root agent.Root) *RootServer {
+	ctx, stop := context.WithCancel(ctx)
+	return &RootServer{conn: conn, root: root, ctx: ctx, stop: stop, creates: map[uint64]*io.PipeWriter{}}
+}
+
+// Handle serves m when it is a staging request and reports whether it was.
+func (s *RootServer) Handle(m *Msg) bool {
+	switch m.Type {
+	case TypeOpen:
+		s.goServe(func() { s.open(m) })
+	case TypeStat:
+		s.goServe(func() { s.stat(m) })
+	case TypeGlob:
+		s.goServe(func() { s.glob(m) })
+	case TypeCreate:
+		s.create(m)
+	case TypeData:
+		s.mu.Lock()
+		w := s.creates[m.ID]
+		s.mu.Unlock()
+		if w != nil {
+			w.Write(m.Data) // an error here is the Put's error, answered at close
+		}
+	case TypeClose:
+		s.mu.Lock()
+		w := s.creates[m.ID]
+		delete(s.creates, m.ID)
+		s.mu.Unlock()
+		if w != nil {
+			if m.Error != "" {
+				w.CloseWithError(errors.New(m.Error))
+			} else {
+				w.Close()
+			}
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func (s *RootServer) goServe(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// reply answers request m, with err when it failed.
+func (s *RootServer) reply(m *Msg, r *Msg, err error) {
+	r.Type, r.ID, r.Path = TypeReply, m.ID, m.Path
+	if err != nil {
+		r.Error = err.Error()
+		r.NotExist = errors.Is(err, fs.ErrNotExist)
+	}
+	s.conn.Send(r)
+}
+
+func (s *RootServer) open(m *Msg) {
+	f, err := s.root.Open(s.ctx, m.Path)
+	if err != nil {
+		s.reply(m, &Msg{}, err)
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, ChunkSize)
+	for {
+		n, err := io.ReadFull(f, buf)
+		eof := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !eof {
+			s.reply(m, &Msg{}, err)
+			return
+		}
+		if s.conn.Send(&Msg{Type: TypeData, ID: m.ID, Data: buf[:n], EOF: eof}) != nil || eof {
+			return
+		}
+	}
+}
+
+func (s *RootServer) stat(m *Msg) {
+	fi, err := s.root.Stat(s.ctx, m.Path)
+	r := &Msg{}
+	if err == nil {
+		r.Info = &FileInfo{FName: fi.Name(), FSize: fi.Size(), FMode: uint32(fi.Mode()), FModTime: fi.ModTime()}
+	}
+	s.reply(m, r, err)
+}
+
+func (s *RootServer) glob(m *Msg) {
+	paths, err := s.root.Glob(s.ctx, m.Path)
+	s.reply(m, &Msg{Paths: paths}, err)
+}
+
+// create starts writing a root file whose data frames follow.
+func (s *RootServer) create(m *Msg) {
+	pr, pw := io.Pipe()
+	s.mu.Lock()
+	s.creates[m.ID] = pw
+	s.mu.Unlock()
+	s.goServe(func() {
+		err := s.root.Put(s.ctx, m.Path, fs.FileMode(m.Mode), pr)
+		pr.CloseWithError(errors.New("the root stopped writing " + m.Path))
+		s.reply(m, &Msg{}, err)
+	})
+}
+
+// Close stops serving and waits for requests in progress.
+func (s *RootServer) Close() {
+	s.stop()
+	s.mu.Lock()
+	for id, w := range s.creates {
+		w.CloseWithError(errors.New("connection closed"))
+		delete(s.creates, id)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
