@@ -59,7 +59,7 @@ type Msg struct {
 	EOF       bool       `json:"eof,omitempty"`
 	Error     string     `json:"error,omitempty"`
 	NotExist  bool       `json:"not_exist,omitempty"` // the error is: no such root file
-	Data      []byte     `json:"-"` // carried as the frame's data
+	Data      []byte     `json:"-"`                   // carried as the frame's data
 }
 
 // Register is an agent introducing itself.
