@@ -36,6 +36,11 @@ var commands = []command{
 	{"check", "check a plan and count its jobs", runCheck},
 	{"generate", "write a plan's jobs as a run file or JSON Lines", runGenerate},
 	{"run", "run a plan's jobs on a cluster, resuming an interrupted run", runRun},
+	{"status", "show how far the experiment has come", runStatus},
+	{"jobs", "list the experiment's jobs", runJobs},
+	{"log", "show every attempt of a job with its output", runLog},
+	{"rerun", "make failed jobs run again on the next run", runRerun},
+	{"joblog", "print attempts in GNU Parallel's --joblog format", runJoblog},
 }
 
 // env is what a command reads and writes, so tests can run commands

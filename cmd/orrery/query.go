@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"orrery/store"
+)
+
+// openState opens the state directory of --state-dir (default ./.orrery)
+// and its latest experiment.
+func openState(e *env, dir string) (*store.Store, *store.Experiment, bool) {
+	if dir == "" {
+		dir = ".orrery"
+	}
+	if _, err := os.Stat(dir); err != nil {
+		fmt.Fprintf(e.stderr, "orrery: no experiment here: %v (run in the plan's directory, or pass --state-dir)\n", err)
+		return nil, nil, false
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, dir)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return nil, nil, false
+	}
+	exp, err := st.Latest(ctx)
+	if err != nil {
+		st.Close()
+		fmt.Fprintf(e.stderr, "orrery: %s: %v\n", dir, err)
+		return nil, nil, false
+	}
+	return st, exp, true
+}
+
+// stateFlag adds --state-dir to a command's flags.
+func stateFlag(fs *flag.FlagSet) *string {
+	return fs.String("state-dir", "", "state `directory` (default: ./.orrery)")
+}
+
+// runStatus implements `orrery status`.
+func runStatus(e *env, args []string) int {
+	fs := newFlags(e, "status", "[--json] [--state-dir DIR]")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	dir := stateFlag(fs)
+	if _, err := parseArgs(fs, args); err != nil {
+		return flagStatus(err)
+	}
+	st, exp, ok := openState(e, *dir)
+	if !ok {
+		return exitFailed
+	}
+	defer st.Close()
+	counts, err := st.Counts(context.Background(), exp.ID)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitFailed
+	}
+	out := map[string]any{"experiment": exp.ID, "plan": exp.PlanPath, "dialect": exp.Dialect,
+		"seed": exp.Seed, "created": exp.Created.Format(time.RFC3339), "generated_all": exp.Generated,
+		"pending": counts[store.Pending], "running": counts[store.Running],
+		"done": counts[store.Done], "failed": counts[store.Failed], "dispatched": exp.LastIndex}
+	if *asJSON {
+		return printJSON(e, out)
+	}
+	fmt.Fprintf(e.stdout, "experiment %d of %s (%s dialect, seed %d), started %s\n",
+		exp.ID, exp.PlanPath, exp.Dialect, exp.Seed, exp.Created.Format(time.RFC3339))
+	fmt.Fprintf(e.stdout, "jobs: %d done, %d failed, %d running, %d pending; %d handed out",
+		counts[store.Done], counts[store.Failed], counts[store.Running], counts[store.Pending], exp.LastIndex)
+	if exp.Generated {
+		fmt.Fprint(e.stdout, " (all)")
+	}
+	fmt.Fprintln(e.stdout)
+	return exitOK
+}
+
+func printJSON(e *env, v any) int {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// jobJSON is one line of `orrery jobs --json`.
+type jobJSON struct {
+	Index    int64             `json:"index"`
+	State    string            `json:"state"`
+	Values   map[string]string `json:"values"`
+	Attempts int               `json:"attempts"`
+	Exit     *int              `json:"exit"`
+}
+
+// runJobs implements `orrery jobs`.
+func runJobs(e *env, args []string) int {
+	fs := newFlags(e, "jobs", "[--state pending|running|done|failed] [--json] [--state-dir DIR]")
+	state := fs.String("state", "", "show only jobs in this `state`")
+	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	dir := stateFlag(fs)
+	if _, err := parseArgs(fs, args); err != nil {
+		return flagStatus(err)
+	}
+	switch store.JobState(*state) {
+	case "", store.Pending, store.Running, store.Done, store.Failed:
+	default:
+		fmt.Fprintf(e.stderr, "orrery: --state %q: want pending, running, done or failed\n", *state)
+		return exitInvalid
+	}
+	st, exp, ok := openState(e, *dir)
+	if !ok {
+		return exitFailed
+	}
+	defer st.Close()
+	enc := json.NewEncoder(e.stdout)
+	err := st.Jobs(context.Background(), exp.ID, store.JobState(*state), 0, 0, func(j store.Job) error {
+		if *asJSON {
+			vals := map[string]string{}
+			for i, n := range exp.Names {
+				if i < len(j.Values) {
+					vals[n] = j.Values[i]
+				}
+			}
+			return enc.Encode(jobJSON{Index: j.Index, State: string(j.State), Values: vals, Attempts: j.Attempts, Exit: j.Exit})
+		}
+		exit := "-"
+		if j.Exit != nil {
+			exit = strconv.Itoa(*j.Exit)
+		}
+		var kv []string
+		for i, n := range exp.Names {
+			if i < len(j.Values) {
+				kv = append(kv, n+"="+j.Values[i])
+			}
+		}
+		_, err := fmt.Fprintf(e.stdout, "%d\t%s\tattempts=%d\texit=%s\t%s\n", j.Index, j.State, j.Attempts, exit, strings.Join(kv, " "))
+		return err
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// runLog implements `orrery log JOB`: every attempt's outcome and output.
+func runLog(e *env, args []string) int {
+	fs := newFlags(e, "log", "[--state-dir DIR] JOB")
+	dir := stateFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagStatus(err)
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitInvalid
+	}
+	job, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil || job < 1 {
+		fmt.Fprintf(e.stderr, "orrery: log: %q is not a job number\n", pos[0])
+		return exitInvalid
+	}
+	st, exp, ok := openState(e, *dir)
+	if !ok {
+		return exitFailed
+	}
+	defer st.Close()
+	n := 0
+	err = st.Attempts(context.Background(), exp.ID, job, func(a store.Attempt) error {
+		n++
+		fmt.Fprintf(e.stdout, "=== job %d attempt %d on %s: %s", a.Job, a.N, a.Node, a.State)
+		if a.Exit != nil {
+			fmt.Fprintf(e.stdout, ", exit %d", *a.Exit)
+		}
+		if a.Signal != "" {
+			fmt.Fprintf(e.stdout, ", signal %s", a.Signal)
+		}
+		fmt.Fprintf(e.stdout, ", wall %s, cpu %s, max rss %.1f MB\n", a.Wall.Round(time.Millisecond),
+			a.CPU.Round(time.Millisecond), float64(a.MaxRSS)/(1<<20))
+		if a.Error != "" {
+			fmt.Fprintf(e.stdout, "error: %s\n", a.Error)
+		}
+		if len(a.Stdout) > 0 {
+			fmt.Fprintf(e.stdout, "--- stdout\n%s", a.Stdout)
+		}
+		if len(a.Stderr) > 0 {
+			fmt.Fprintf(e.stdout, "--- stderr\n%s", a.Stderr)
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitFailed
+	}
+	if n == 0 {
+		fmt.Fprintf(e.stderr, "orrery: job %d has not run\n", job)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// runRerun implements `orrery rerun --failed`: failed jobs become pending,
+// and the next `orrery run` runs them again.
+func runRerun(e *env, args []string) int {
+	fs := newFlags(e, "rerun", "--failed [--state-dir DIR]")
+	failed := fs.Bool("failed", false, "put every failed job back to pending")
+	dir := stateFlag(fs)
+	if _, err := parseArgs(fs, args); err != nil {
+		return flagStatus(err)
+	}
+	if !*failed {
+		fmt.Fprintln(e.stderr, "orrery: rerun: say which jobs: --failed")
+		return exitInvalid
+	}
+	st, exp, ok := openState(e, *dir)
+	if !ok {
+		return exitFailed
+	}
+	defer st.Close()
+	n, err := st.RerunFailed(context.Background(), exp.ID)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(e.stdout, "%d failed jobs will run again: orrery run %s\n", n, exp.PlanPath)
+	return exitOK
+}
+
+// runJoblog implements `orrery joblog`: GNU Parallel's --joblog columns,
+// one line per attempt.
+func runJoblog(e *env, args []string) int {
+	fs := newFlags(e, "joblog", "[--state-dir DIR]")
+	dir := stateFlag(fs)
+	if _, err := parseArgs(fs, args); err != nil {
+		return flagStatus(err)
+	}
+	st, exp, ok := openState(e, *dir)
+	if !ok {
+		return exitFailed
+	}
+	defer st.Close()
+	ctx := context.Background()
+	fmt.Fprintln(e.stdout, "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand")
+	err := st.Attempts(ctx, exp.ID, 0, func(a store.Attempt) error {
+		if a.State == store.AttemptRunning {
+			return nil
+		}
+		exit, sig := -1, 0
+		if a.Exit != nil {
+			exit = *a.Exit
+		}
+		if a.Signal != "" {
+			sig = signalNumber(a.Signal)
+		}
+		runtime := a.Wall.Seconds()
+		if runtime == 0 && !a.Ended.IsZero() {
+			runtime = a.Ended.Sub(a.Started).Seconds()
+		}
+		_, err := fmt.Fprintf(e.stdout, "%d\t%s\t%.3f\t%.3f\t0\t0\t%d\t%d\tjob %d attempt %d\n", a.Job, a.Node,
+			float64(a.Started.UnixNano())/1e9, runtime, exit, sig, a.Job, a.N)
+		return err
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
