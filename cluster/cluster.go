@@ -32,8 +32,7 @@ type Spec struct {
 // Local returns a cluster of n identical nodes that share this machine's
 // CPUs, each with the given job limit (0: its share of the CPUs).
 func Local(n, jobLimit int) Spec {
-	n = max(n, 1)
-	cpus := max(runtime.NumCPU()/n, 1)
+	cpus := max(runtime.NumCPU()/max(n, 1), 1)
 	var s Spec
 	for i := 1; i <= n; i++ {
 		s.Nodes = append(s.Nodes, NodeSpec{Name: fmt.Sprintf("local%d", i), CPUs: cpus, JobLimit: jobLimit})

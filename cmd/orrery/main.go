@@ -41,6 +41,7 @@ var commands = []command{
 	{"log", "show every attempt of a job with its output", runLog},
 	{"rerun", "make failed jobs run again on the next run", runRerun},
 	{"joblog", "print attempts in GNU Parallel's --joblog format", runJoblog},
+	{"agent", "run a node agent that connects to a dispatcher", runAgent},
 }
 
 // env is what a command reads and writes, so tests can run commands

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -32,12 +33,17 @@ func runRun(e *env, args []string) int {
 	stateDir := fs.String("state-dir", "", "state directory (default: .orrery beside the plan)")
 	dialect := fs.String("dialect", "", "read the plan as `classic` or modern")
 	keep := fs.Bool("keep", false, "keep the job directories of successful jobs on the nodes")
+	listen := fs.String("listen", "", "also accept `orrery agent` nodes on this loopback `address` (host:port)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return flagStatus(err)
 	}
 	if len(pos) != 1 {
 		fs.Usage()
+		return exitInvalid
+	}
+	if *nodes < 0 || *nodes == 0 && *listen == "" {
+		fmt.Fprintln(e.stderr, "orrery: --nodes must be at least 1 (or 0 with --listen)")
 		return exitInvalid
 	}
 	pol, err := sched.PolicyByName(*policy)
@@ -79,10 +85,29 @@ func runRun(e *env, args []string) int {
 	prog := newProgress(e)
 	d := dispatch.New(dispatch.Config{Plan: p, Sweep: sw, Store: st, Experiment: exp, Root: root,
 		Policy: pol, NoNodes: 30 * time.Second, Progress: prog.update})
+	stopListening := func() {}
+	if *listen != "" {
+		ln, err := listenLoopback(*listen)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+			return exitInvalid
+		}
+		fmt.Fprintf(e.stderr, "orrery: listening for agents on %s\n", ln.Addr())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			acceptAgents(ln, d)
+		}()
+		stopListening = func() {
+			ln.Close()
+			<-done
+		}
+	}
 	nodeCtx, stopNodes := context.WithCancel(ctx)
 	c := cluster.Start(nodeCtx, cluster.Local(*nodes, *jobLimit), filepath.Join(*stateDir, "nodes"),
 		cluster.Options{KeepJobDirs: *keep}, d.Attach)
 	sum, runErr := d.Run(ctx)
+	stopListening()
 	stopNodes()
 	c.Wait()
 	d.Close()
@@ -137,4 +162,15 @@ func closing(e *env, sum dispatch.Summary, err error, root, stateDir string) int
 		return exitFailed
 	}
 	return exitOK
+}
+
+// acceptAgents attaches every agent that connects until ln is closed.
+func acceptAgents(ln net.Listener, d *dispatch.Dispatcher) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		d.Attach(conn)
+	}
 }

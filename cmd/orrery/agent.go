@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"orrery/node"
+)
+
+// runAgent implements `orrery agent --connect ADDR`: one node agent as
+// its own process, over TCP.
+func runAgent(e *env, args []string) int {
+	fs := newFlags(e, "agent", "--connect ADDR [--name NAME] [--cpus N] [--job-limit K] [--speed S] [--work-dir DIR]")
+	addr := fs.String("connect", "", "dispatcher `address` (host:port) to connect to")
+	host, _ := os.Hostname()
+	name := fs.String("name", host, "node `name`")
+	cpus := fs.Int("cpus", runtime.NumCPU(), "CPUs this node offers")
+	limit := fs.Int("job-limit", 0, "jobs at once (default: its CPUs)")
+	speed := fs.Float64("speed", 1, "relative CPU `speed` (1 = reference)")
+	work := fs.String("work-dir", filepath.Join(os.TempDir(), "orrery-agent"), "`directory` for job directories")
+	keep := fs.Bool("keep", false, "keep the job directories of successful jobs")
+	if _, err := parseArgs(fs, args); err != nil {
+		return flagStatus(err)
+	}
+	if *addr == "" {
+		fs.Usage()
+		return exitInvalid
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	conn, err := d.DialContext(dctx, "tcp", *addr)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
+		return exitFailed
+	}
+	err = node.Run(ctx, conn, node.Config{Name: *name, CPUs: *cpus, JobLimit: *limit, Speed: *speed,
+		WorkDir: *work, KeepJobDirs: *keep})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// listenLoopback listens for agents on addr, which must be a loopback
+// address until agents authenticate.
+func listenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--listen %q: only loopback addresses for now (agents do not authenticate yet)", addr)
+	}
+	return net.Listen("tcp", addr)
+}
