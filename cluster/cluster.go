@@ -22,7 +22,12 @@ type NodeSpec struct {
 	JobLimit int     // jobs at once; 0: its CPUs
 	CPUs     int     // CPUs it reports; 0: the machine's share
 	Speed    float64 // relative speed it reports; 0: 1
+	CPUShare float64 // CPUs' worth of time its processes get (cgroup quota); 0: no limit
+	Memory   int64   // bytes its processes may use (cgroup limit); 0: no limit
 }
+
+// Limited reports whether the node needs a control group.
+func (n NodeSpec) Limited() bool { return n.CPUShare > 0 || n.Memory > 0 }
 
 // Spec is an embedded cluster.
 type Spec struct {
@@ -51,14 +56,26 @@ type Cluster struct {
 type Options struct {
 	KeepJobDirs bool          // keep successful jobs' directories
 	Exec        agent.Options // how commands run
+	// Self is the orrery executable that limited nodes run as `orrery
+	// agent`; "" means this executable.
+	Self string
+	// GroupPrefix names the nodes' control groups (PREFIX-NAME).
+	GroupPrefix string
 }
 
 // Start starts every node of spec, each in workDir/NAME, and hands the
 // dispatcher's end of each connection to attach. The nodes run until
 // the dispatcher shuts them down, their connection closes, or ctx ends.
-func Start(ctx context.Context, spec Spec, workDir string, opts Options, attach func(io.ReadWriteCloser)) *Cluster {
+func Start(ctx context.Context, spec Spec, workDir string, opts Options, attach func(io.ReadWriteCloser)) (*Cluster, error) {
 	c := &Cluster{}
 	for _, n := range spec.Nodes {
+		if n.Limited() {
+			group := fmt.Sprintf("%s-%s", opts.GroupPrefix, n.Name)
+			if err := c.startLimited(ctx, n, filepath.Join(workDir, n.Name), group, opts, attach); err != nil {
+				return c, err
+			}
+			continue
+		}
 		dispatcherEnd, nodeEnd := net.Pipe()
 		attach(dispatcherEnd)
 		cfg := node.Config{Name: n.Name, CPUs: n.CPUs, Speed: n.Speed, JobLimit: n.JobLimit,
@@ -67,13 +84,11 @@ func Start(ctx context.Context, spec Spec, workDir string, opts Options, attach 
 		go func() {
 			defer c.wg.Done()
 			if err := node.Run(ctx, nodeEnd, cfg); err != nil {
-				c.mu.Lock()
-				c.errs = append(c.errs, fmt.Errorf("node %s: %w", cfg.Name, err))
-				c.mu.Unlock()
+				c.addErr(fmt.Errorf("node %s: %w", cfg.Name, err))
 			}
 		}()
 	}
-	return c
+	return c, nil
 }
 
 // Wait waits for every node to stop and returns their errors.

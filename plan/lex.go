@@ -29,7 +29,8 @@ var itemNames = map[itemType]string{
 type item struct {
 	typ itemType
 	pos Pos
-	val string
+	val string // the text with line splices removed
+	raw string // the source text, splices included (for positions)
 	// joined is set when no space separates the item from the one before,
 	// as in node:"file name".
 	joined bool
@@ -172,16 +173,24 @@ func (l *lexer) emit(t itemType) {
 	l.emitVal(t, l.src[l.start.off:l.cur.off])
 }
 
-func (l *lexer) emitVal(t itemType, val string) {
-	l.items = append(l.items, item{typ: t, pos: l.start.pos, val: val, joined: l.start.off == l.lastEnd && l.start.off > 0})
+func (l *lexer) emitVal(t itemType, raw string) {
+	l.items = append(l.items, item{typ: t, pos: l.start.pos, val: unsplice(raw), raw: raw,
+		joined: l.start.off == l.lastEnd && l.start.off > 0})
 	l.lastEnd = l.cur.off
 	l.start = l.cur
 }
 
-// errorf emits an error item at pos.
+// unsplice removes line splices (a backslash ending a line) from text.
+func unsplice(raw string) string {
+	if !strings.Contains(raw, "\\\n") && !strings.Contains(raw, "\\\r\n") {
+		return raw
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(raw, "\\\r\n", ""), "\\\n", "")
+}
+
+// errorf emits an error item at pos; the item being lexed goes on.
 func (l *lexer) errorf(pos Pos, format string, args ...any) {
 	l.items = append(l.items, item{typ: itemError, pos: pos, val: fmt.Sprintf(format, args...)})
-	l.start = l.cur
 }
 
 // ignore drops the text from start to the cursor.
@@ -214,12 +223,14 @@ func (l *lexer) skipSpaceAndComments() {
 			for !l.peekString("*/") {
 				if l.next() == eof {
 					l.errorf(open, "unterminated comment")
+					l.ignore()
 					return
 				}
 			}
 			l.next()
 			l.next()
 		default:
+			l.splice()
 			l.ignore()
 			return
 		}
@@ -251,6 +262,9 @@ func lexInside(l *lexer) stateFn {
 		return lexString
 	case l.exprMode && strings.ContainsRune("()+-*/%<>=!&|", r):
 		return lexOp
+	case r == utf8.RuneError && l.invalidUTF8():
+		l.ignore()
+		return lexInside
 	}
 	return lexWord
 }
@@ -282,6 +296,7 @@ func lexString(l *lexer) stateFn {
 			}
 		case '\n', eof:
 			l.errorf(open, "unterminated string")
+			l.ignore()
 			// Resume at the end of the line, which ends the statement.
 			return lexRecoverLine
 		}
@@ -303,15 +318,12 @@ func lexWord(l *lexer) stateFn {
 	}
 	for {
 		r := l.peek()
-		if r == eof || r == '\n' || isSpace(r) || r == '"' || r == ';' {
+		if r == eof || r == '\n' || isSpace(r) || r == '"' || r == ';' || r == utf8.RuneError && l.isInvalidUTF8() {
 			break
-		}
-		if r == utf8.RuneError && l.invalidUTF8() {
-			return lexInside
 		}
 		l.next()
 	}
-	word := l.src[l.start.off:l.cur.off]
+	word := unsplice(l.src[l.start.off:l.cur.off])
 	first := !l.inStmt
 	l.emit(itemWord)
 	l.inStmt = true
@@ -326,11 +338,21 @@ func lexWord(l *lexer) stateFn {
 	return lexInside
 }
 
+// isInvalidUTF8 reports whether the next byte is not UTF-8.
+func (l *lexer) isInvalidUTF8() bool {
+	save := l.cur
+	l.splice()
+	_, w := utf8.DecodeRuneInString(l.src[l.cur.off:])
+	l.cur = save
+	return w == 1
+}
+
 // invalidUTF8 reports, and skips, a byte that is not UTF-8.
 func (l *lexer) invalidUTF8() bool {
-	if _, w := utf8.DecodeRuneInString(l.src[l.cur.off:]); w != 1 {
+	if !l.isInvalidUTF8() {
 		return false
 	}
+	l.splice()
 	pos := l.cur.pos
 	l.next()
 	l.errorf(pos, "invalid UTF-8 encoding")
@@ -411,6 +433,7 @@ func lexOp(l *lexer) stateFn {
 	default:
 		if r == '=' || r == '&' || r == '|' {
 			l.errorf(l.start.pos, "unexpected %q in constraint (did you mean %q?)", string(r), string(r)+string(r))
+			l.ignore()
 			return lexInside
 		}
 	}
@@ -451,9 +474,11 @@ func lexExprWord(l *lexer) stateFn {
 	default:
 		if r == utf8.RuneError && l.cur.off-l.start.off == 1 {
 			l.errorf(l.start.pos, "invalid UTF-8 encoding")
+			l.ignore()
 			return lexInside
 		}
 		l.errorf(l.start.pos, "unexpected %q in constraint", string(r))
+		l.ignore()
 		return lexInside
 	}
 	l.emit(itemWord)

@@ -76,7 +76,7 @@ func Parse(name string, src []byte, opts Options) (*Plan, error) {
 	}()
 	if len(p.errs) > 0 {
 		errs := p.errs.sort()
-		if len(errs) >= MaxErrors {
+		if len(errs) > MaxErrors {
 			errs = append(errs[:MaxErrors:MaxErrors], &Error{File: name, Pos: errs[MaxErrors-1].Pos, Msg: "too many errors"})
 		}
 		return nil, errs
@@ -94,7 +94,7 @@ func posAt(src []byte, off int) Pos {
 // errorf records an error; after MaxErrors it stops the parse.
 func (p *parser) errorf(pos Pos, format string, args ...any) {
 	p.errs = append(p.errs, &Error{File: p.file, Pos: pos, Msg: fmt.Sprintf(format, args...)})
-	if len(p.errs) >= MaxErrors {
+	if len(p.errs) > MaxErrors {
 		panic(errTooMany{})
 	}
 }

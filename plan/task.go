@@ -99,7 +99,7 @@ func joinArgs(items []item) [][]item {
 func argTemplate(g []item) Template {
 	var t Template
 	for i, it := range g {
-		part := decodeText(it.val, it.pos, it.typ == itemString, true)
+		part := decodeText(it.raw, it.pos, it.typ == itemString, true)
 		if i == 0 {
 			t.Pos = it.pos
 		}
@@ -157,7 +157,12 @@ func pathArg(g []item) Path {
 				path.Side, path.Explicit = side, true
 				rest := first
 				rest.val = first.val[len(prefix):]
-				rest.pos.Col += len(prefix)
+				if rest.raw == first.val {
+					rest.raw = rest.val
+					rest.pos.Col += len(prefix)
+				} else {
+					rest.raw = rest.val // a splice inside: positions of the rest are approximate
+				}
 				g = append([]item{rest}, g[1:]...)
 				break
 			}
@@ -175,7 +180,7 @@ func (p *parser) shellText(c *Command, args []item) bool {
 		return false
 	}
 	it := args[0]
-	c.Args = []Template{decodeText(it.val, it.pos, it.typ == itemString, true)}
+	c.Args = []Template{decodeText(it.raw, it.pos, it.typ == itemString, true)}
 	switch c.Keyword {
 	case "root:execute":
 		c.Where = Root

@@ -111,7 +111,7 @@ func (d *floatRange) Number(i int64) float64 {
 	if d.onGrid && i == d.n-1 {
 		return d.to
 	}
-	return d.from + float64(i)*d.step
+	return snapZero(d.from+float64(i)*d.step, d.step)
 }
 func (d *floatRange) Value(i int64) string { return FormatFloat(d.Number(i)) }
 
@@ -130,35 +130,66 @@ func floatSpan(from, to, step float64) (int64, bool, bool) {
 	return int64(k) + 1, onGrid, true
 }
 
-// points is n values evenly spaced from from to to inclusive; rounded to
-// integers when round is set.
+// points is n float values evenly spaced from from to to inclusive.
 type points struct {
 	from, to float64
 	n        int64
-	round    bool
 }
 
 func (d *points) Len() int64 { return d.n }
 func (d *points) Number(i int64) float64 {
-	var v float64
 	switch {
 	case i == 0:
-		v = d.from
+		return d.from
 	case i == d.n-1:
-		v = d.to
-	default:
-		v = d.from + float64(i)*(d.to-d.from)/float64(d.n-1)
+		return d.to
 	}
-	if d.round {
-		v = math.Round(v)
+	step := (d.to - d.from) / float64(d.n-1)
+	return snapZero(d.from+float64(i)*step, step)
+}
+func (d *points) Value(i int64) string { return FormatFloat(d.Number(i)) }
+
+// intPoints is n integers evenly spaced from from to to inclusive, each
+// rounded to the nearest (halves away from from), in exact arithmetic.
+type intPoints struct {
+	from, to int64
+	n        int64
+}
+
+func (d *intPoints) Len() int64 { return d.n }
+func (d *intPoints) int(i int64) int64 {
+	if d.n == 1 {
+		return d.from
+	}
+	var diff uint64
+	down := d.to < d.from
+	if down {
+		diff = uint64(d.from) - uint64(d.to)
+	} else {
+		diff = uint64(d.to) - uint64(d.from)
+	}
+	// off = round(i·diff / (n-1)); the quotient fits 64 bits since i < n.
+	den := uint64(d.n - 1)
+	hi, lo := bits.Mul64(uint64(i), diff)
+	q, r := bits.Div64(hi, lo, den)
+	if r >= den-r {
+		q++
+	}
+	if down {
+		return int64(uint64(d.from) - q)
+	}
+	return int64(uint64(d.from) + q)
+}
+func (d *intPoints) Value(i int64) string   { return strconv.FormatInt(d.int(i), 10) }
+func (d *intPoints) Number(i int64) float64 { return float64(d.int(i)) }
+
+// snapZero returns 0 for a value that is only rounding noise around zero
+// on a grid of the given step (as -0.3 + 3·0.1 is).
+func snapZero(v, step float64) float64 {
+	if math.Abs(v) < 1e-9*math.Abs(step) {
+		return 0
 	}
 	return v
-}
-func (d *points) Value(i int64) string {
-	if d.round {
-		return strconv.FormatInt(int64(d.Number(i)), 10)
-	}
-	return FormatFloat(d.Number(i))
 }
 
 // random is n values drawn uniformly from [from, to) (floats) or

@@ -70,7 +70,10 @@ func (r *resolver) rangeDomain(q *plan.Param) Domain {
 	d := &q.Domain
 	integer := q.Type == plan.Integer
 	if d.Points != nil {
-		return &points{from: d.From.F, to: d.To.F, n: d.Points.I, round: integer}
+		if integer {
+			return &intPoints{from: d.From.I, to: d.To.I, n: d.Points.I}
+		}
+		return &points{from: d.From.F, to: d.To.F, n: d.Points.I}
 	}
 	if integer {
 		step := int64(1)
@@ -116,10 +119,15 @@ func (r *resolver) files(q *plan.Param) Domain {
 			continue
 		}
 		n := 0
+		hidden := strings.HasPrefix(filepath.Base(v.Text), ".")
 		for _, m := range matches {
 			if st, err := os.Stat(m); err != nil || !st.Mode().IsRegular() {
 				continue
 			}
+			if !hidden && strings.HasPrefix(filepath.Base(m), ".") {
+				continue // as in the shell, * does not match a leading dot
+			}
+			m = filepath.Clean(m)
 			if !filepath.IsAbs(v.Text) && r.root != "" {
 				if rel, err := filepath.Rel(r.root, m); err == nil {
 					m = rel

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -130,16 +131,28 @@ func (s *Sweep) WriteRunFile(w io.Writer, limit int64) (int64, error) {
 		fmt.Fprintf(bw, ", random values drawn with seed %d", s.Seed)
 	}
 	bw.WriteString(").\n")
+	remap := s.usedValues(limit)
 	for i, name := range s.Names {
 		fmt.Fprintf(bw, "variable %s index %d list", name, i)
 		d := s.Domains[i]
-		for v := range d.Len() {
-			bw.WriteByte(' ')
-			bw.WriteString(plan.Quote(d.Value(v)))
+		if remap[i] != nil {
+			for _, v := range sortedKeys(remap[i]) {
+				bw.WriteByte(' ')
+				bw.WriteString(plan.Quote(d.Value(v)))
+			}
+		} else {
+			for v := range d.Len() {
+				bw.WriteByte(' ')
+				bw.WriteString(plan.Quote(d.Value(v)))
+			}
 		}
 		bw.WriteByte('\n')
 	}
-	width := len(strconv.FormatInt(s.size, 10))
+	most := s.size
+	if limit >= 0 {
+		most = min(most, limit)
+	}
+	width := len(strconv.FormatInt(most, 10))
 	width = max(width, 4)
 	bw.WriteString("\njobs\n")
 	var line []byte
@@ -156,7 +169,11 @@ func (s *Sweep) WriteRunFile(w io.Writer, limit int64) (int64, error) {
 		line = append(line, num...)
 		for i := range s.Names {
 			line = append(line, ' ')
-			line = strconv.AppendInt(line, it.idx[i], 10)
+			v := it.idx[i]
+			if remap[i] != nil {
+				v = remap[i][v]
+			}
+			line = strconv.AppendInt(line, v, 10)
 		}
 		line = append(line, '\n')
 		if _, err := bw.Write(line); err != nil {
@@ -168,4 +185,47 @@ func (s *Sweep) WriteRunFile(w io.Writer, limit int64) (int64, error) {
 		return it.Index(), err
 	}
 	return it.Index(), bw.Flush()
+}
+
+// usedValues finds, for each name whose domain has more values than the
+// limit on jobs written, the values those jobs use, and numbers them in
+// order: a run file of the first jobs of a huge sweep lists only what it
+// needs. Other names get nil (their whole list is written).
+func (s *Sweep) usedValues(limit int64) []map[int64]int64 {
+	remap := make([]map[int64]int64, len(s.Names))
+	if limit < 0 {
+		return remap
+	}
+	some := false
+	for i, d := range s.Domains {
+		if d.Len() > limit {
+			remap[i], some = map[int64]int64{}, true
+		}
+	}
+	if !some {
+		return remap
+	}
+	it := s.Iter()
+	for it.Index() < limit && it.Next() {
+		for i, m := range remap {
+			if m != nil {
+				m[it.idx[i]] = 0
+			}
+		}
+	}
+	for _, m := range remap {
+		for n, v := range sortedKeys(m) {
+			m[v] = int64(n)
+		}
+	}
+	return remap
+}
+
+func sortedKeys(m map[int64]int64) []int64 {
+	keys := make([]int64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -8,6 +8,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,10 +37,7 @@ func runAgent(e *env, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	conn, err := d.DialContext(dctx, "tcp", *addr)
-	cancel()
+	conn, err := dial(ctx, *addr)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
 		return exitFailed
@@ -63,4 +62,22 @@ func listenLoopback(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("--listen %q: only loopback addresses for now (agents do not authenticate yet)", addr)
 	}
 	return net.Listen("tcp", addr)
+}
+
+// dial connects to the dispatcher: host:port over TCP, or fd:N, a socket
+// the parent process passed (the embedded cluster's limited nodes).
+func dial(ctx context.Context, addr string) (net.Conn, error) {
+	if fd, ok := strings.CutPrefix(addr, "fd:"); ok {
+		n, err := strconv.Atoi(fd)
+		if err != nil || n < 3 {
+			return nil, fmt.Errorf("--connect %q: want fd:N with N >= 3", addr)
+		}
+		f := os.NewFile(uintptr(n), "dispatcher")
+		defer f.Close()
+		return net.FileConn(f)
+	}
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return d.DialContext(dctx, "tcp", addr)
 }

@@ -27,6 +27,7 @@ const exitInterrupted = 130
 func runRun(e *env, args []string) int {
 	fs := newFlags(e, "run", "[--nodes N] [--job-limit K] [--policy P] [--seed N] [--state-dir DIR] PLAN")
 	nodes := fs.Int("nodes", 1, "number of `N` local nodes in the embedded cluster")
+	clusterFile := fs.String("cluster", "", "cluster `file` describing the local nodes (names, job limits, CPU shares, memory)")
 	jobLimit := fs.Int("job-limit", 0, "jobs each node runs at once (default: its CPUs)")
 	policy := fs.String("policy", "orrery", "scheduling `policy`: orrery (fastest free node) or fcfs (EnFuzion's)")
 	seed := fs.Uint64("seed", 0, "seed for random values of a new experiment (default: random)")
@@ -50,6 +51,13 @@ func runRun(e *env, args []string) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: --policy: %v\n", err)
 		return exitInvalid
+	}
+	spec := cluster.Local(*nodes, *jobLimit)
+	if *clusterFile != "" {
+		if spec, err = cluster.Load(*clusterFile); err != nil {
+			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+			return exitInvalid
+		}
 	}
 	p, ok := parsePlan(e, pos[0], *dialect)
 	if !ok {
@@ -104,9 +112,13 @@ func runRun(e *env, args []string) int {
 		}
 	}
 	nodeCtx, stopNodes := context.WithCancel(ctx)
-	c := cluster.Start(nodeCtx, cluster.Local(*nodes, *jobLimit), filepath.Join(*stateDir, "nodes"),
-		cluster.Options{KeepJobDirs: *keep}, d.Attach)
-	sum, runErr := d.Run(ctx)
+	c, err := cluster.Start(nodeCtx, spec, filepath.Join(*stateDir, "nodes"),
+		cluster.Options{KeepJobDirs: *keep, GroupPrefix: fmt.Sprintf("exp%d-%d", exp.ID, os.Getpid())}, d.Attach)
+	var sum dispatch.Summary
+	runErr := err
+	if err == nil {
+		sum, runErr = d.Run(ctx)
+	}
 	stopListening()
 	stopNodes()
 	c.Wait()

@@ -1,0 +1,161 @@
+// Package cgroup limits the CPU and memory of a group of processes with a
+// Linux control group, v1 or v2, whichever the machine has. Orrery uses
+// it to make the nodes of an embedded cluster as slow or as small as a
+// cluster file says, so a heterogeneous cluster can be tried on one
+// machine.
+package cgroup
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Root is where control groups are mounted.
+const Root = "/sys/fs/cgroup"
+
+// period is the CPU quota period, in microseconds.
+const period = 100000
+
+// Limits are what a group may use. Zero means no limit.
+type Limits struct {
+	CPUs   float64 // CPUs' worth of time per period (0.5: half a CPU)
+	Memory int64   // bytes
+}
+
+// Group is a control group this process made.
+type Group struct {
+	dirs []string // one per controller (v1) or one (v2)
+}
+
+// V2 reports whether the machine uses the unified (v2) hierarchy.
+func V2() bool {
+	_, err := os.Stat(filepath.Join(Root, "cgroup.controllers"))
+	return err == nil
+}
+
+// New makes the group name (a path below Orrery's own parent group) with
+// the given limits.
+func New(name string, l Limits) (*Group, error) {
+	g := &Group{}
+	if V2() {
+		dir := filepath.Join(Root, "orrery", name)
+		if err := enableV2(filepath.Join(Root, "orrery")); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		g.dirs = []string{dir}
+		if l.CPUs > 0 {
+			if err := write(dir, "cpu.max", fmt.Sprintf("%d %d", int64(l.CPUs*period), period)); err != nil {
+				return nil, g.fail(err)
+			}
+		}
+		if l.Memory > 0 {
+			if err := write(dir, "memory.max", strconv.FormatInt(l.Memory, 10)); err != nil {
+				return nil, g.fail(err)
+			}
+		}
+		return g, nil
+	}
+	if l.CPUs > 0 {
+		dir := filepath.Join(Root, "cpu", "orrery", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		g.dirs = append(g.dirs, dir)
+		if err := write(dir, "cpu.cfs_period_us", strconv.Itoa(period)); err != nil {
+			return nil, g.fail(err)
+		}
+		if err := write(dir, "cpu.cfs_quota_us", strconv.FormatInt(int64(l.CPUs*period), 10)); err != nil {
+			return nil, g.fail(err)
+		}
+	}
+	if l.Memory > 0 {
+		dir := filepath.Join(Root, "memory", "orrery", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, g.fail(fmt.Errorf("cgroup: %w", err))
+		}
+		g.dirs = append(g.dirs, dir)
+		if err := write(dir, "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10)); err != nil {
+			return nil, g.fail(err)
+		}
+	}
+	return g, nil
+}
+
+// enableV2 turns on the cpu and memory controllers for dir's children.
+func enableV2(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	for _, d := range []string{Root, dir} {
+		if err := write(d, "cgroup.subtree_control", "+cpu +memory"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func write(dir, file, value string) error {
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0o644); err != nil {
+		return fmt.Errorf("cgroup: set %s: %w", file, err)
+	}
+	return nil
+}
+
+// fail removes what New made and returns err.
+func (g *Group) fail(err error) error {
+	g.Remove()
+	return err
+}
+
+// Add moves a process into the group. Its children started later are in
+// the group too.
+func (g *Group) Add(pid int) error {
+	for _, d := range g.dirs {
+		if err := write(d, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove deletes the group; processes still in it are moved to the parent
+// first.
+func (g *Group) Remove() error {
+	var errs []error
+	for _, d := range g.dirs {
+		if pids, err := readPids(d); err == nil {
+			for _, pid := range pids {
+				write(filepath.Dir(d), "cgroup.procs", pid)
+			}
+		}
+		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("cgroup: %w", err))
+		}
+	}
+	g.dirs = nil
+	return errors.Join(errs...)
+}
+
+func readPids(dir string) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var pids []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if p := strings.TrimSpace(sc.Text()); p != "" {
+			pids = append(pids, p)
+		}
+	}
+	return pids, sc.Err()
+}

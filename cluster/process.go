@@ -1,0 +1,88 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"orrery/cgroup"
+)
+
+// startLimited starts a node whose CPU or memory is limited as an
+// `orrery agent` child process inside its own control group, so that every
+// process of every job it runs is held to the limits. It talks to the
+// dispatcher over a socket pair, with the same agent protocol.
+func (c *Cluster) startLimited(ctx context.Context, n NodeSpec, workDir, group string, opts Options, attach func(io.ReadWriteCloser)) error {
+	self := opts.Self
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	g, err := cgroup.New(group, cgroup.Limits{CPUs: n.CPUShare, Memory: n.Memory})
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		g.Remove()
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "dispatcher"), os.NewFile(uintptr(fds[1]), "agent")
+	defer theirs.Close()
+	conn, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		g.Remove()
+		return err
+	}
+	args := []string{"agent", "--connect", "fd:3", "--name", n.Name, "--cpus", strconv.Itoa(max(n.CPUs, 1)),
+		"--job-limit", strconv.Itoa(n.JobLimit), "--speed", strconv.FormatFloat(max(n.Speed, 0), 'g', -1, 64),
+		"--work-dir", workDir}
+	if opts.KeepJobDirs {
+		args = append(args, "--keep")
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.Stderr = os.Stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		g.Remove()
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	// The agent runs no job before it has registered and been welcomed,
+	// so it is in the group before any job starts.
+	if err := g.Add(cmd.Process.Pid); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		conn.Close()
+		g.Remove()
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	attach(conn)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		err := cmd.Wait()
+		g.Remove()
+		if err != nil && ctx.Err() == nil {
+			c.addErr(fmt.Errorf("node %s: %w", n.Name, err))
+		}
+	}()
+	return nil
+}
+
+func (c *Cluster) addErr(err error) {
+	c.mu.Lock()
+	c.errs = append(c.errs, err)
+	c.mu.Unlock()
+}
