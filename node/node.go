@@ -56,6 +56,8 @@ type agentNode struct {
 
 	mu      sync.Mutex
 	running map[int64]context.CancelFunc
+	free    []string // clean job directories to reuse
+	slots   int      // job directories made so far
 	wg      sync.WaitGroup
 }
 
@@ -187,18 +189,75 @@ func (n *agentNode) attempt(ctx context.Context, s *protocol.Start) *protocol.Re
 	if n.startErr != nil {
 		return &protocol.Result{System: true, Error: "nodestart failed on node " + n.cfg.Name + ": " + n.startErr.Error()}
 	}
-	dir := filepath.Join(n.nodeDir, fmt.Sprintf("j%d.%d", s.Job, s.Attempt))
-	os.RemoveAll(dir) // a stale directory of an interrupted run
-	if err := n.seedJobDir(dir); err != nil {
+	dir, err := n.jobDir()
+	if err != nil {
 		return &protocol.Result{System: true, Error: fmt.Sprintf("job directory on node %s: %v", n.cfg.Name, err)}
 	}
 	job := agent.Job{Index: s.Job, Names: n.welcome.Names, Values: s.Values}
 	res, err := agent.RunTask(ctx, n.plan.Task(plan.TaskMain), job, dir, n.peer, n.cfg.Exec)
 	out := convert(res, err)
-	if out.OK && !n.cfg.KeepJobDirs {
-		os.RemoveAll(dir)
-	}
+	n.releaseDir(dir, out.OK, fmt.Sprintf("j%d.%d", s.Job, s.Attempt))
 	return out
+}
+
+// jobDir returns an empty directory for an attempt, holding links to the
+// files nodestart left: a reused one when a job before left it clean
+// (making and removing a directory per job costs more than many short
+// jobs themselves), else a new one.
+func (n *agentNode) jobDir() (string, error) {
+	n.mu.Lock()
+	var dir string
+	reused := len(n.free) > 0
+	if reused {
+		dir, n.free = n.free[len(n.free)-1], n.free[:len(n.free)-1]
+	} else {
+		n.slots++
+		dir = filepath.Join(n.nodeDir, fmt.Sprintf("slot%d", n.slots))
+	}
+	n.mu.Unlock()
+	if !reused {
+		if err := emptyDir(dir); err != nil { // a new slot, or one an earlier run left
+			return "", err
+		}
+	}
+	return dir, n.seedJobDir(dir)
+}
+
+// releaseDir takes a finished attempt's directory back for reuse, or,
+// after a failure (or with KeepJobDirs), keeps it under the job's name
+// for a look.
+func (n *agentNode) releaseDir(dir string, ok bool, name string) {
+	if !ok || n.cfg.KeepJobDirs {
+		kept := filepath.Join(n.nodeDir, name)
+		os.RemoveAll(kept)
+		if os.Rename(dir, kept) != nil {
+			return
+		}
+		return
+	}
+	if emptyDir(dir) != nil {
+		return
+	}
+	n.mu.Lock()
+	n.free = append(n.free, dir)
+	n.mu.Unlock()
+}
+
+// emptyDir makes dir an existing, empty directory.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nodestart runs the nodestart task, if any, in the node's own directory;
@@ -216,12 +275,9 @@ func (n *agentNode) nodestart(ctx context.Context) error {
 	return err
 }
 
-// seedJobDir creates a job directory holding hard links to (or, across
-// file systems, copies of) the files nodestart left.
+// seedJobDir fills an empty job directory with hard links to (or,
+// across file systems, copies of) the files nodestart left.
 func (n *agentNode) seedJobDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	start := filepath.Join(n.nodeDir, "nodestart")
 	return filepath.WalkDir(start, func(path string, d os.DirEntry, err error) error {
 		if err != nil || path == start {

@@ -139,18 +139,19 @@ func (s *Store) RerunFailed(ctx context.Context, exp int64) (int, error) {
 
 // Batch is a set of writes applied in one transaction.
 type Batch struct {
-	ops []func(context.Context, *sql.Tx) error
+	ops []op
+}
+
+// op is one statement of a batch.
+type op struct {
+	query string
+	args  []any
 }
 
 // Len returns the number of writes in the batch.
 func (b *Batch) Len() int { return len(b.ops) }
 
-func (b *Batch) add(query string, args ...any) {
-	b.ops = append(b.ops, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, query, args...)
-		return err
-	})
-}
+func (b *Batch) add(query string, args ...any) { b.ops = append(b.ops, op{query, args}) }
 
 // AddJob records a job handed out by the sweep, as pending.
 func (b *Batch) AddJob(exp int64, j Job) {
@@ -196,6 +197,21 @@ func (b *Batch) Event(exp int64, kind string, job int64, node, detail string) {
 		exp, nanos(time.Now()), kind, job, node, detail)
 }
 
+// prepared returns the statement for query, preparing it once.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
 // Apply writes the batch in one transaction and empties it.
 func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	if len(b.ops) == 0 {
@@ -206,8 +222,12 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("write state: %w", err)
 	}
 	defer tx.Rollback()
-	for _, op := range b.ops {
-		if err := op(ctx, tx); err != nil {
+	for _, o := range b.ops {
+		stmt, err := s.prepared(ctx, o.query)
+		if err != nil {
+			return fmt.Errorf("write state: %w", err)
+		}
+		if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, o.args...); err != nil {
 			return fmt.Errorf("write state: %w", err)
 		}
 	}

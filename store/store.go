@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the SQLite driver
@@ -30,6 +31,9 @@ const FileName = "state.db"
 type Store struct {
 	db  *sql.DB
 	dir string
+
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt // prepared once, used by every batch
 }
 
 const schema = `
@@ -102,11 +106,18 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open state in %s: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir}, nil
+	return &Store{db: db, dir: dir, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 // Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.mu.Unlock()
+	return s.db.Close()
+}
 
 // Dir returns the state directory.
 func (s *Store) Dir() string { return s.dir }

@@ -7,7 +7,8 @@
 //	orrery check [--json] [--dialect D] PLAN
 //	orrery generate [--format run|jsonl] [-o FILE] [--seed N] [--limit N] PLAN
 //
-// Run "orrery help" for details.
+// Run "orrery help" for details. ORRERY_CPUPROFILE=FILE writes a CPU
+// profile of the command to FILE.
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 )
 
 // Exit statuses.
@@ -51,6 +53,15 @@ type env struct {
 }
 
 func main() {
+	if path := os.Getenv("ORRERY_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			code := run(&env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
 	os.Exit(run(&env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
 }
 
