@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 )
 
 // Root is the root side of a copy, as a node sees it. The node shares no
@@ -41,6 +42,11 @@ type Root interface {
 // used as they are.
 type DirRoot struct {
 	Dir string
+	// TempDir, when set, holds files while Put writes them, so a crash
+	// leaves no partial file among the user's results (the owner clears
+	// TempDir when it starts). A file goes next to its target when a
+	// rename from TempDir is not possible (another file system).
+	TempDir string
 }
 
 var _ Root = DirRoot{}
@@ -77,7 +83,11 @@ func (d DirRoot) Put(ctx context.Context, name string, perm fs.FileMode, r io.Re
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	tmpDir := dir
+	if d.TempDir != "" && sameDevice(d.TempDir, dir) {
+		tmpDir = d.TempDir
+	}
+	f, err := os.CreateTemp(tmpDir, tempPrefix+"*")
 	if err != nil {
 		return err
 	}
@@ -144,4 +154,17 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// sameDevice reports whether two existing directories are on one file
+// system, so a rename between them works.
+func sameDevice(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	da, ok1 := sa.Sys().(*syscall.Stat_t)
+	db, ok2 := sb.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && da.Dev == db.Dev
 }

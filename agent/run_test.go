@@ -258,7 +258,7 @@ endtask
 	if b, _ := os.ReadFile(filepath.Join(root, "log/start.txt")); string(b) != "started\n" {
 		t.Errorf("root redirect wrote %q", b)
 	}
-	if _, err := RunTask(context.Background(), p.Task("rootstart"), Job{}, t.TempDir(), DirRoot{root}, Options{}); err == nil {
+	if _, err := RunTask(context.Background(), p.Task("rootstart"), Job{}, t.TempDir(), DirRoot{Dir: root}, Options{}); err == nil {
 		t.Error("RunTask ran a root task")
 	}
 }

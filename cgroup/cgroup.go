@@ -159,3 +159,35 @@ func readPids(dir string) ([]string, error) {
 	}
 	return pids, sc.Err()
 }
+
+// RemoveStale removes the groups below Orrery's parent groups that a
+// process no longer running made: owner returns the PID a group's name
+// records (and false for names it does not know). It is how a run cleans
+// up after an earlier one that was killed.
+func RemoveStale(owner func(name string) (int, bool)) error {
+	parents := []string{filepath.Join(Root, "orrery")}
+	if !V2() {
+		parents = []string{filepath.Join(Root, "cpu", "orrery"), filepath.Join(Root, "memory", "orrery")}
+	}
+	var errs []error
+	for _, parent := range parents {
+		entries, err := os.ReadDir(parent)
+		if err != nil {
+			continue // no group was ever made here
+		}
+		for _, e := range entries {
+			pid, ok := owner(e.Name())
+			if !e.IsDir() || !ok {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
+				continue // its maker still runs
+			}
+			g := &Group{dirs: []string{filepath.Join(parent, e.Name())}}
+			if err := g.Remove(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 
 	"orrery/agent"
+	"orrery/cgroup"
 	"orrery/node"
 )
 
@@ -47,9 +51,10 @@ func Local(n, jobLimit int) Spec {
 
 // Cluster is a running embedded cluster.
 type Cluster struct {
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	errs []error
+	staleOnce sync.Once
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	errs      []error
 }
 
 // Options tune the nodes of an embedded cluster.
@@ -59,7 +64,8 @@ type Options struct {
 	// Self is the orrery executable that limited nodes run as `orrery
 	// agent`; "" means this executable.
 	Self string
-	// GroupPrefix names the nodes' control groups (PREFIX-NAME).
+	// GroupPrefix starts the names of the nodes' control groups
+	// (PREFIX-PID-NODE); it must not contain '-'.
 	GroupPrefix string
 }
 
@@ -70,7 +76,8 @@ func Start(ctx context.Context, spec Spec, workDir string, opts Options, attach 
 	c := &Cluster{}
 	for _, n := range spec.Nodes {
 		if n.Limited() {
-			group := fmt.Sprintf("%s-%s", opts.GroupPrefix, n.Name)
+			c.removeStaleGroups()
+			group := groupName(opts.GroupPrefix, n.Name)
 			if err := c.startLimited(ctx, n, filepath.Join(workDir, n.Name), group, opts, attach); err != nil {
 				return c, err
 			}
@@ -95,4 +102,24 @@ func Start(ctx context.Context, spec Spec, workDir string, opts Options, attach 
 func (c *Cluster) Wait() []error {
 	c.wg.Wait()
 	return c.errs
+}
+
+// groupName names a limited node's control group: the prefix, the PID of
+// the process that made it, and the node.
+func groupName(prefix string, node string) string {
+	return fmt.Sprintf("%s-%d-%s", prefix, os.Getpid(), node)
+}
+
+// removeStaleGroups removes, once, the groups that killed runs left.
+func (c *Cluster) removeStaleGroups() {
+	c.staleOnce.Do(func() {
+		cgroup.RemoveStale(func(name string) (int, bool) {
+			parts := strings.SplitN(name, "-", 3)
+			if len(parts) < 3 {
+				return 0, false
+			}
+			pid, err := strconv.Atoi(parts[1])
+			return pid, err == nil
+		})
+	})
 }

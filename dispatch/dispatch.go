@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -119,7 +120,7 @@ func New(cfg Config) *Dispatcher {
 // during Run. The connection is closed when Run ends.
 func (d *Dispatcher) Attach(rw io.ReadWriteCloser) {
 	c := &agentConn{conn: protocol.NewConn(rw)}
-	c.root = protocol.NewRootServer(d.ctx, c.conn, agent.DirRoot{Dir: d.cfg.Root})
+	c.root = protocol.NewRootServer(d.ctx, c.conn, agent.DirRoot{Dir: d.cfg.Root, TempDir: d.tempDir()})
 	d.mu.Lock()
 	d.conns = append(d.conns, c)
 	d.mu.Unlock()
@@ -140,6 +141,10 @@ func (d *Dispatcher) Attach(rw io.ReadWriteCloser) {
 		}
 	}()
 }
+
+// tempDir is where files arriving on the root are written before they
+// are renamed into place: in the state directory, cleared by Run.
+func (d *Dispatcher) tempDir() string { return filepath.Join(d.cfg.Store.Dir(), "incoming") }
 
 // send hands an event to Run, unless the dispatcher has stopped.
 func (d *Dispatcher) send(e event) {

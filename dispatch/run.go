@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"orrery/agent"
@@ -73,7 +74,13 @@ func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 	return r.summary(), nil
 }
 
+// summary reports how the run ended, with the counts read back from the
+// store, so it never claims what was not saved.
 func (r *runState) summary() Summary {
+	ctx := context.WithoutCancel(r.ctx)
+	if counts, err := r.d.cfg.Store.Counts(ctx, r.exp.ID); err == nil {
+		r.prog.Done, r.prog.Failed = counts[store.Done], counts[store.Failed]
+	}
 	return Summary{Progress: r.prog, Wall: time.Since(r.prog.Started)}
 }
 
@@ -81,6 +88,13 @@ func (r *runState) summary() Summary {
 func (r *runState) prepare() error {
 	st := r.d.cfg.Store
 	if _, err := st.Recover(r.ctx, r.exp.ID); err != nil {
+		return err
+	}
+	// Files half-copied to the root when an earlier run stopped.
+	if err := os.RemoveAll(r.d.tempDir()); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(r.d.tempDir(), 0o755); err != nil {
 		return err
 	}
 	counts, err := st.Counts(r.ctx, r.exp.ID)

@@ -29,6 +29,7 @@ import (
 	"unicode/utf8"
 
 	"orrery/plan"
+	"orrery/sweep"
 )
 
 // badDeadline bounds every command in this file.
@@ -595,7 +596,31 @@ func TestBadInputHugePlanGenerateLimit(t *testing.T) {
 				t.Fatalf("exit %d (-1: killed after %v); %d bytes written; stderr %q", code, badDeadline, stdout.n, badHead(string(stderr.head)))
 			}
 			if stdout.n > 4<<10 {
-				t.Errorf("%d bytes written for 3 jobs; starts %q", stdout.n, badShort(string(stdout.head)))
+				t.Fatalf("%d bytes written for 3 jobs; starts %q", stdout.n, badShort(string(stdout.head)))
+			}
+			// The output is the first three jobs, a = 1, 2, 3.
+			out := string(stdout.head)
+			if format == "jsonl" {
+				want := `{"index":1,"values":{"a":"1"}}` + "\n" + `{"index":2,"values":{"a":"2"}}` + "\n" + `{"index":3,"values":{"a":"3"}}` + "\n"
+				if out != want {
+					t.Errorf("output %q, want %q", out, want)
+				}
+				return
+			}
+			p, err := plan.Parse("out.run", []byte(out), plan.Options{})
+			if err != nil {
+				t.Fatalf("the run file does not read back: %v\n%s", err, out)
+			}
+			s, err := sweep.New(p, sweep.Options{Root: t.TempDir()})
+			if err != nil {
+				t.Fatalf("the run file does not resolve: %v\n%s", err, out)
+			}
+			var got []string
+			for it := s.Iter(); it.Next(); {
+				got = append(got, it.Value(0))
+			}
+			if strings.Join(got, " ") != "1 2 3" {
+				t.Errorf("the run file's jobs have a = %q, want 1 2 3:\n%s", got, out)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -75,7 +76,14 @@ func readPlanFile(path string) ([]byte, error) {
 	if st.IsDir() {
 		return nil, fmt.Errorf("%s is a directory, not a plan file", path)
 	}
-	src, err := io.ReadAll(io.LimitReader(f, maxPlanSize+1))
+	if st.Size() > maxPlanSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes; not a plan file", path, maxPlanSize)
+	}
+	// Read into a buffer of the file's size (plus one byte to see the
+	// end), not a growing one: a big run file costs its size once.
+	buf := bytes.NewBuffer(make([]byte, 0, st.Size()+1))
+	_, err = buf.ReadFrom(io.LimitReader(f, maxPlanSize+1))
+	src := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}

@@ -113,7 +113,7 @@ func runRun(e *env, args []string) int {
 	}
 	nodeCtx, stopNodes := context.WithCancel(ctx)
 	c, err := cluster.Start(nodeCtx, spec, filepath.Join(*stateDir, "nodes"),
-		cluster.Options{KeepJobDirs: *keep, GroupPrefix: fmt.Sprintf("exp%d-%d", exp.ID, os.Getpid())}, d.Attach)
+		cluster.Options{KeepJobDirs: *keep, GroupPrefix: fmt.Sprintf("exp%d", exp.ID)}, d.Attach)
 	var sum dispatch.Summary
 	runErr := err
 	if err == nil {
