@@ -71,6 +71,9 @@ func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
 	if cfg.Speed <= 0 {
 		cfg.Speed = 1
 	}
+	if cfg.Memory <= 0 {
+		cfg.Memory = memTotal()
+	}
 	conn := protocol.NewConn(rw)
 	defer conn.Close()
 	n := &agentNode{cfg: cfg, peer: protocol.NewPeer(conn), log: cfg.Log, running: map[int64]context.CancelFunc{}}
@@ -327,4 +330,22 @@ func loadAverage() float64 {
 	}
 	f, _ := strconv.ParseFloat(strings.Fields(string(b) + " 0")[0], 64)
 	return f
+}
+
+// memTotal returns the machine's memory in bytes, or 0.
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }

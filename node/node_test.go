@@ -1,0 +1,143 @@
+package node
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"orrery/agent"
+	"orrery/protocol"
+)
+
+// fakeDispatcher is the dispatcher's end of a connection, driven by the
+// test: it serves staging from a root directory and hands every other
+// message to the test.
+type fakeDispatcher struct {
+	conn *protocol.Conn
+	msgs chan *protocol.Msg
+}
+
+func startNode(t *testing.T, root, planText string) *fakeDispatcher {
+	t.Helper()
+	a, b := net.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, b, Config{Name: "n1", CPUs: 2, WorkDir: t.TempDir(),
+			Exec: agent.Options{KillGrace: 200 * time.Millisecond}})
+	}()
+	f := &fakeDispatcher{conn: protocol.NewConn(a), msgs: make(chan *protocol.Msg, 16)}
+	rs := protocol.NewRootServer(ctx, f.conn, agent.DirRoot{Dir: root})
+	go func() {
+		for {
+			m, err := f.conn.Recv()
+			if err != nil {
+				close(f.msgs)
+				return
+			}
+			if !rs.Handle(m) {
+				f.msgs <- m
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		f.conn.Close()
+		if err := <-done; err != nil {
+			t.Errorf("node.Run: %v", err)
+		}
+		rs.Close()
+	})
+	reg := f.next(t, protocol.TypeRegister)
+	if reg.Register.Name != "n1" || reg.Register.CPUs != 2 || reg.Register.Memory <= 0 {
+		t.Fatalf("register = %+v", reg.Register)
+	}
+	f.send(t, &protocol.Msg{Type: protocol.TypeWelcome, Welcome: &protocol.Welcome{Node: "n1", Experiment: 1,
+		PlanName: "t.pln", PlanText: planText, Dialect: "modern", Names: []string{"x"}, Heartbeat: 50 * time.Millisecond}})
+	return f
+}
+
+func (f *fakeDispatcher) send(t *testing.T, m *protocol.Msg) {
+	t.Helper()
+	if err := f.conn.Send(m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// next returns the next message of type typ, skipping heartbeats.
+func (f *fakeDispatcher) next(t *testing.T, typ string) *protocol.Msg {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m, ok := <-f.msgs:
+			if !ok {
+				t.Fatalf("connection closed waiting for %s", typ)
+			}
+			if m.Type == typ {
+				return m
+			}
+			if m.Type != protocol.TypeHeartbeat {
+				t.Fatalf("got %s while waiting for %s", m.Type, typ)
+			}
+		case <-timeout:
+			t.Fatalf("no %s within 10 s", typ)
+		}
+	}
+}
+
+// TestStagingBothWays runs a job that copies a root file in, works on it,
+// and copies the result out, all over the protocol.
+func TestStagingBothWays(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "in.txt"), []byte(strings.Repeat("abc", 200000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := startNode(t, root, `parameter x integer range from 1 to 3
+task main
+	copy root:in.txt node:in.txt
+	shexec "wc -c < in.txt > out.txt; echo $x >> out.txt"
+	copy node:out.txt root:results/out-$x.txt
+endtask
+`)
+	f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 2, Attempt: 1, Values: []string{"2"}}})
+	ev := f.next(t, protocol.TypeEvent).Event
+	if ev.Job != 2 || ev.Attempt != 1 || !ev.Result.OK || *ev.Result.Exit != 0 {
+		t.Fatalf("event %+v, result %+v", ev, ev.Result)
+	}
+	got, err := os.ReadFile(filepath.Join(root, "results", "out-2.txt"))
+	if err != nil || string(got) != "600000\n2\n" {
+		t.Fatalf("result on the root: %q, %v", got, err)
+	}
+}
+
+// TestCancel stops a running attempt with a cancel message.
+func TestCancel(t *testing.T) {
+	f := startNode(t, t.TempDir(), "parameter x integer range from 1 to 3\ntask main\n\texec sleep 60\nendtask\n")
+	f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 1, Attempt: 1, Values: []string{"1"}}})
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	f.send(t, &protocol.Msg{Type: protocol.TypeCancel, Job: 1, Attempt: 1})
+	ev := f.next(t, protocol.TypeEvent).Event
+	if ev.Result.OK || ev.Result.Signal == "" {
+		t.Fatalf("cancelled attempt: %+v", ev.Result)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("cancel took %s", d)
+	}
+}
+
+// TestMissingRootFileIsTheJobsFailure: a missing input is the job's own
+// failure (running it elsewhere would not help), not a system failure.
+func TestMissingRootFileIsTheJobsFailure(t *testing.T) {
+	f := startNode(t, t.TempDir(), "parameter x integer range from 1 to 3\ntask main\n\tcopy root:nofile node:.\nendtask\n")
+	f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 3, Attempt: 1, Values: []string{"3"}}})
+	r := f.next(t, protocol.TypeEvent).Event.Result
+	if r.OK || r.System || !strings.Contains(r.Error, "nofile") {
+		t.Fatalf("result %+v", r)
+	}
+}
