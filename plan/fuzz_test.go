@@ -77,13 +77,13 @@ func addSeedFiles(f *testing.F) int {
 		f.Add(data)
 		n++
 	}
-	shared, err := os.ReadDir("../../shared/testdata/nimrodg")
+	shared, err := os.ReadDir("../testdata/nimrodg")
 	if err != nil {
 		f.Fatalf("shared corpus: %v", err)
 	}
 	for _, e := range shared {
 		if e.Type().IsRegular() {
-			add(filepath.Join("../../shared/testdata/nimrodg", e.Name()))
+			add(filepath.Join("../testdata/nimrodg", e.Name()))
 		}
 	}
 	for _, pattern := range []string{"../testdata/*.pln", "../testdata/*.run", "../testdata/*/*.pln", "../testdata/*/*.run"} {
