@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -54,7 +55,11 @@ func Parse(name string, r io.Reader) (Spec, error) {
 				return Spec{}, fmt.Errorf("%s: %s needs a value", at(i), f[i])
 			}
 			if err := n.set(f[i], f[i+1]); err != nil {
-				return Spec{}, fmt.Errorf("%s: %v", at(i+1), err)
+				where := at(i + 1)
+				if errors.Is(err, errUnknown) {
+					where = at(i)
+				}
+				return Spec{}, fmt.Errorf("%s: %v", where, err)
 			}
 		}
 		n.fill()
@@ -68,6 +73,9 @@ func Parse(name string, r io.Reader) (Spec, error) {
 	}
 	return s, nil
 }
+
+// errUnknown is the error of an attribute the file format does not have.
+var errUnknown = errors.New("unknown attribute")
 
 // set sets one attribute of a node.
 func (n *NodeSpec) set(key, val string) error {
@@ -90,7 +98,7 @@ func (n *NodeSpec) set(key, val string) error {
 			err = fmt.Errorf("must be above 0")
 		}
 	default:
-		return fmt.Errorf("unknown attribute %q (want job-limit, cpus, cpu-share, memory or speed)", key)
+		return fmt.Errorf("%w %q (want job-limit, cpus, cpu-share, memory or speed)", errUnknown, key)
 	}
 	if err != nil {
 		return fmt.Errorf("%s %q: %v", key, val, err)
