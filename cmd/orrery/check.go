@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -53,13 +52,7 @@ func runCheck(e *env, args []string) int {
 	}
 	r := report(l)
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
-			return exitFailed
-		}
-		return exitOK
+		return printJSON(e, r)
 	}
 	printReport(e, r)
 	return exitOK
