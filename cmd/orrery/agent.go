@@ -28,8 +28,8 @@ func runAgent(e *env, args []string) int {
 	speed := fs.Float64("speed", 1, "relative CPU `speed` (1 = reference)")
 	work := fs.String("work-dir", filepath.Join(os.TempDir(), "orrery-agent"), "`directory` for job directories")
 	keep := fs.Bool("keep", false, "keep the job directories of successful jobs")
-	if _, err := parseArgs(fs, args); err != nil {
-		return flagStatus(err)
+	if status, ok := noArgs(fs, args); !ok {
+		return status
 	}
 	if *addr == "" {
 		fs.Usage()

@@ -38,15 +38,11 @@ func runCheck(e *env, args []string) int {
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	dialect := fs.String("dialect", "", "read the plan as `classic` or modern, whatever it looks like")
 	seed := fs.Uint64("seed", 0, "seed for random values (matters only for counting with a constraint)")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagStatus(err)
+	path, status, ok := oneArg(fs, args)
+	if !ok {
+		return status
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitInvalid
-	}
-	l, ok := loadPlan(e, pos[0], *dialect, seed)
+	l, ok := loadPlan(e, path, *dialect, seed)
 	if !ok {
 		return exitInvalid
 	}

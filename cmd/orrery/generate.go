@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,24 +15,19 @@ func runGenerate(e *env, args []string) int {
 	seed := fs.Uint64("seed", 0, "seed for random values (default: a new random seed, printed on stderr)")
 	limit := fs.Int64("limit", -1, "write at most `N` jobs")
 	dialect := fs.String("dialect", "", "read the plan as `classic` or modern, whatever it looks like")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagStatus(err)
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitInvalid
+	path, status, ok := oneArg(fs, args)
+	if !ok {
+		return status
 	}
 	if *format != "run" && *format != "jsonl" {
 		fmt.Fprintf(e.stderr, "orrery: --format %q: want run or jsonl\n", *format)
 		return exitInvalid
 	}
-	seedSet := false
-	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
+	seedSet := flagGiven(fs, "seed")
 	if !seedSet {
 		*seed = newSeed()
 	}
-	l, ok := loadPlan(e, pos[0], *dialect, seed)
+	l, ok := loadPlan(e, path, *dialect, seed)
 	if !ok {
 		return exitInvalid
 	}

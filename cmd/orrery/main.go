@@ -124,6 +124,40 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// oneArg parses the flags of a command that takes exactly one argument
+// and returns it; when ok is false, status is the exit status to return.
+func oneArg(fs *flag.FlagSet, args []string) (arg string, status int, ok bool) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return "", flagStatus(err), false
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", exitInvalid, false
+	}
+	return pos[0], exitOK, true
+}
+
+// noArgs parses the flags of a command that takes no argument.
+func noArgs(fs *flag.FlagSet, args []string) (status int, ok bool) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagStatus(err), false
+	}
+	if len(pos) != 0 {
+		fs.Usage()
+		return exitInvalid, false
+	}
+	return exitOK, true
+}
+
+// flagGiven reports whether the named flag was on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
 // flagStatus turns a flag error into an exit status.
 func flagStatus(err error) int {
 	if errors.Is(err, flag.ErrHelp) {

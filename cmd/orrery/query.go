@@ -49,8 +49,8 @@ func runStatus(e *env, args []string) int {
 	fs := newFlags(e, "status", "[--json] [--state-dir DIR]")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	dir := stateFlag(fs)
-	if _, err := parseArgs(fs, args); err != nil {
-		return flagStatus(err)
+	if status, ok := noArgs(fs, args); !ok {
+		return status
 	}
 	st, exp, ok := openState(e, *dir)
 	if !ok {
@@ -105,8 +105,8 @@ func runJobs(e *env, args []string) int {
 	state := fs.String("state", "", "show only jobs in this `state`")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	dir := stateFlag(fs)
-	if _, err := parseArgs(fs, args); err != nil {
-		return flagStatus(err)
+	if status, ok := noArgs(fs, args); !ok {
+		return status
 	}
 	switch store.JobState(*state) {
 	case "", store.Pending, store.Running, store.Done, store.Failed:
@@ -154,17 +154,13 @@ func runJobs(e *env, args []string) int {
 func runLog(e *env, args []string) int {
 	fs := newFlags(e, "log", "[--state-dir DIR] JOB")
 	dir := stateFlag(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagStatus(err)
+	arg, status, ok := oneArg(fs, args)
+	if !ok {
+		return status
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitInvalid
-	}
-	job, err := strconv.ParseInt(pos[0], 10, 64)
+	job, err := strconv.ParseInt(arg, 10, 64)
 	if err != nil || job < 1 {
-		fmt.Fprintf(e.stderr, "orrery: log: %q is not a job number\n", pos[0])
+		fmt.Fprintf(e.stderr, "orrery: log: %q is not a job number\n", arg)
 		return exitInvalid
 	}
 	st, exp, ok := openState(e, *dir)
@@ -212,8 +208,8 @@ func runRerun(e *env, args []string) int {
 	fs := newFlags(e, "rerun", "--failed [--state-dir DIR]")
 	failed := fs.Bool("failed", false, "put every failed job back to pending")
 	dir := stateFlag(fs)
-	if _, err := parseArgs(fs, args); err != nil {
-		return flagStatus(err)
+	if status, ok := noArgs(fs, args); !ok {
+		return status
 	}
 	if !*failed {
 		fmt.Fprintln(e.stderr, "orrery: rerun: say which jobs: --failed")
@@ -238,8 +234,8 @@ func runRerun(e *env, args []string) int {
 func runJoblog(e *env, args []string) int {
 	fs := newFlags(e, "joblog", "[--state-dir DIR]")
 	dir := stateFlag(fs)
-	if _, err := parseArgs(fs, args); err != nil {
-		return flagStatus(err)
+	if status, ok := noArgs(fs, args); !ok {
+		return status
 	}
 	st, exp, ok := openState(e, *dir)
 	if !ok {

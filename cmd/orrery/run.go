@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -35,13 +34,9 @@ func runRun(e *env, args []string) int {
 	dialect := fs.String("dialect", "", "read the plan as `classic` or modern")
 	keep := fs.Bool("keep", false, "keep the job directories of successful jobs on the nodes")
 	listen := fs.String("listen", "", "also accept `orrery agent` nodes on this loopback `address` (host:port)")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return flagStatus(err)
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitInvalid
+	path, status, ok := oneArg(fs, args)
+	if !ok {
+		return status
 	}
 	if *nodes < 0 || *nodes == 0 && *listen == "" {
 		fmt.Fprintln(e.stderr, "orrery: --nodes must be at least 1 (or 0 with --listen)")
@@ -59,11 +54,11 @@ func runRun(e *env, args []string) int {
 			return exitInvalid
 		}
 	}
-	p, ok := parsePlan(e, pos[0], *dialect)
+	p, ok := parsePlan(e, path, *dialect)
 	if !ok {
 		return exitInvalid
 	}
-	root := filepath.Dir(pos[0])
+	root := filepath.Dir(path)
 	if *stateDir == "" {
 		*stateDir = filepath.Join(root, ".orrery")
 	}
@@ -75,9 +70,7 @@ func runRun(e *env, args []string) int {
 		return exitFailed
 	}
 	defer st.Close()
-	seedSet := false
-	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
-	exp, resumed, err := experiment(ctx, e, st, p, pos[0], *seed, seedSet)
+	exp, resumed, err := experiment(ctx, e, st, p, path, *seed, flagGiven(fs, "seed"))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
 		return exitFailed
