@@ -98,13 +98,14 @@ type event struct {
 type agentConn struct {
 	conn *protocol.Conn
 	root *protocol.RootServer
-	name string // set when registered
+	name  string  // set when registered
+	speed float64 // its relative CPU speed
 }
 
 // New returns a dispatcher.
 func New(cfg Config) *Dispatcher {
-	if cfg.Policy == nil {
-		cfg.Policy = sched.Fastest{}
+	if cfg.Policy.Name == "" {
+		cfg.Policy = sched.Orrery
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Second

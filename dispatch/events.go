@@ -55,7 +55,8 @@ func (r *runState) register(c *agentConn, reg *protocol.Register) {
 	}
 	c.name = name
 	r.nodes[name] = c
-	r.core.AddNode(sched.Node{ID: name, CPUs: reg.CPUs, Speed: reg.Speed, Limit: reg.JobLimit}, time.Now())
+	r.core.AddNode(sched.Node{ID: name, CPUs: reg.CPUs, Speed: reg.Speed, Limit: reg.JobLimit, Memory: reg.Memory}, time.Now())
+	c.speed = max(reg.Speed, 0)
 	p := r.d.cfg.Plan
 	c.conn.Send(&protocol.Msg{Type: protocol.TypeWelcome, Welcome: &protocol.Welcome{
 		Node: name, Experiment: r.exp.ID, PlanName: p.File, PlanText: p.Source, Dialect: p.Dialect.String(),
@@ -78,21 +79,30 @@ func (r *runState) ended(node string, ev *protocol.Event) {
 	case res.OK:
 		a.State = store.AttemptOK
 		r.batch.Finish(r.exp.ID, a, store.Done)
-		r.core.Finished(ev.Job)
+		r.core.Finished(ev.Job, ev.Attempt, usage(res, r.nodes[node]), a.Ended)
 		delete(r.jobs, ev.Job)
 		r.prog.Done++
 	case res.System:
 		a.State = store.AttemptLost
 		r.batch.Finish(r.exp.ID, a, store.Pending)
-		r.core.SystemFailure(ev.Job, res.Error)
+		r.core.SystemFailure(ev.Job, ev.Attempt, res.Error, a.Ended)
 	default:
 		a.State = store.AttemptFailed
 		r.batch.Finish(r.exp.ID, a, store.Failed)
-		r.core.Finished(ev.Job)
+		r.core.Finished(ev.Job, ev.Attempt, usage(res, r.nodes[node]), a.Ended)
 		delete(r.jobs, ev.Job)
 		r.prog.Failed++
 		r.prog.LastError = fmt.Sprintf("job %d: %s", ev.Job, res.Error)
 	}
+}
+
+// usage is what an attempt used, for the core to learn from.
+func usage(res *protocol.Result, c *agentConn) sched.Usage {
+	speed := 1.0
+	if c != nil && c.speed > 0 {
+		speed = c.speed
+	}
+	return sched.Usage{Work: res.CPU.Seconds() * speed, Memory: res.MaxRSS, Wall: res.Wall}
 }
 
 // lost drops a node: its attempts are recorded as lost, and the core
@@ -113,7 +123,7 @@ func (r *runState) lost(node, reason string) {
 		}
 	}
 	r.batch.Event(r.exp.ID, "node.lost", 0, node, reason)
-	r.core.RemoveNode(node, reason)
+	r.core.RemoveNode(node, reason, now)
 	r.prog.Nodes = len(r.nodes)
 }
 

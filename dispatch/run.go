@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"orrery/agent"
@@ -209,7 +211,7 @@ func (r *runState) feed() error {
 			r.pendingAfter = j.Index
 			if r.jobs[j.Index] == nil {
 				r.jobs[j.Index] = &liveJob{values: j.Values}
-				r.core.EnqueueRetry(j.Index, j.Attempts)
+				r.core.Enqueue(sched.Job{Index: j.Index, Params: params(j.Values), Attempts: j.Attempts})
 				want--
 			}
 			return nil
@@ -229,7 +231,7 @@ func (r *runState) feed() error {
 		j := r.it.Job()
 		r.jobs[j.Index] = &liveJob{values: j.Values}
 		r.batch.AddJob(r.exp.ID, store.Job{Index: j.Index, Ordinal: r.it.Ordinal(), Values: j.Values})
-		r.core.Enqueue(j.Index)
+		r.core.Enqueue(sched.Job{Index: j.Index, Params: params(j.Values)})
 		r.cursorMoved = true
 	}
 	if r.cursorMoved {
@@ -239,11 +241,26 @@ func (r *runState) feed() error {
 	return nil
 }
 
+// params are a job's values as numbers, for the core to learn from; a
+// value that is not a number counts as 0.
+func params(values []string) []float64 {
+	p := make([]float64, len(values))
+	for i, v := range values {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			p[i] = f
+		}
+	}
+	return p
+}
+
 // act takes the core's decisions, records them, and then carries them out.
 func (r *runState) act() error {
 	var starts []sched.Start
 	now := time.Now()
-	for _, a := range r.core.Ready() {
+	if r.itDone && r.pendingDone {
+		r.core.Close()
+	}
+	for _, a := range r.core.Ready(now) {
 		switch a := a.(type) {
 		case sched.Start:
 			j := r.jobs[a.Job]

@@ -1,12 +1,18 @@
-// Package sched is Orrery's decision core: which job runs on which node,
-// what happens when a node is lost or an attempt fails. It is pure: events
-// and the current time go in, actions come out. It does no I/O, starts no
-// goroutine, never reads the clock and has no randomness of its own, so
-// the live dispatcher and a simulator drive the same code (the model is
-// etcd's raft package: Step, then Ready).
+// Package sched is Orrery's decision core: which job runs on which node of
+// which cluster, when a running job moves or gets a duplicate, what
+// happens when a node is lost or an attempt fails. It is pure: events and
+// the current time go in, actions come out. It does no I/O, starts no
+// goroutine, never reads the clock and has no randomness, so the live
+// dispatcher and the simulator (package sim) drive the same code (the
+// model is etcd's raft package: Step, then Ready).
+//
+// The policies are the paper's: fcfs (EnFuzion), mosix, fcfs+mosix, mec
+// (the Multi EnFuzion Client) and orrery, which adds what the paper left
+// as future work. See Policy.
 package sched
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -14,14 +20,51 @@ import (
 
 // Node is a machine that runs jobs, as it registered.
 type Node struct {
-	ID    string
-	CPUs  int
-	Speed float64 // relative CPU speed; 1 is a reference CPU
-	Limit int     // job limit: jobs it runs at once (0: one per CPU)
+	ID      string
+	Cluster string // the cluster it belongs to ("" for a single cluster)
+	CPUs    int
+	Speed   float64 // relative CPU speed (the simulator uses GHz); 1 by default
+	Limit   int     // job limit: jobs it runs at once (0: the policy's choice)
+	Memory  int64   // RAM in bytes (0: unknown)
 }
 
-// Action is something the driver must do. Its concrete types are Start
-// and Fail.
+// Cluster describes a group of nodes behind one dispatcher.
+type Cluster struct {
+	Name string
+	// PerCPU is the job limit, in processes per CPU, of its nodes that
+	// have no limit of their own (0: one per CPU, or automatic under a
+	// policy that learns).
+	PerCPU float64
+	// Bandwidth (bytes/s) and Latency (s) of the links inside the cluster:
+	// what a move between two of its nodes costs. 0: free.
+	Bandwidth, Latency float64
+	// WANBandwidth and WANLatency join the grid's root to the cluster:
+	// what staging a job there costs. 0: free.
+	WANBandwidth, WANLatency float64
+}
+
+// Job is a job handed to the core.
+type Job struct {
+	Index int64
+	// Params are the job's numeric parameter values, from which a
+	// learning policy predicts its work and memory. May be nil.
+	Params []float64
+	// Attempts is how many attempts were made before (after a restart).
+	Attempts int
+	// Stage is the bytes the job copies in and out, when known: moving it
+	// to a far cluster costs their transfer.
+	Stage int64
+}
+
+// Usage is what a finished attempt used, as far as the driver knows.
+type Usage struct {
+	Work   float64       // CPU seconds on a speed-1 CPU (CPU time × node speed); 0: unknown
+	Memory int64         // peak resident bytes; 0: unknown
+	Wall   time.Duration // start to end, staging included
+	Stage  time.Duration // the part of Wall spent staging
+}
+
+// Action is something the driver must do: Start, Move, Cancel or Fail.
 type Action interface{ isAction() }
 
 // Start tells the driver to start an attempt of a job on a node.
@@ -31,6 +74,22 @@ type Start struct {
 	Attempt int // 1 for the first attempt
 }
 
+// Move tells the driver to move a running attempt to another node,
+// keeping its progress (process migration or checkpoint and restore).
+type Move struct {
+	Job      int64
+	Attempt  int
+	From, To string
+}
+
+// Cancel tells the driver to stop an attempt that is no longer needed:
+// another attempt of its job (a duplicate) finished first.
+type Cancel struct {
+	Job     int64
+	Attempt int
+	Node    string
+}
+
 // Fail tells the driver a job has failed for good: its system failures
 // reached the retry limit.
 type Fail struct {
@@ -38,26 +97,10 @@ type Fail struct {
 	Reason string
 }
 
-func (Start) isAction() {}
-func (Fail) isAction()  {}
-
-// Policy chooses a node for a job among the nodes with a free slot.
-type Policy interface {
-	// Name is the policy's name as given to --policy.
-	Name() string
-	// Pick returns the index in free of the node to run job on. tried
-	// names nodes where the job already failed for system reasons; a
-	// policy should avoid them when it can.
-	Pick(free []NodeView, tried []string) int
-}
-
-// NodeView is what a policy sees of a node.
-type NodeView struct {
-	Node
-	Running int       // jobs running on it now
-	Order   int       // 0 for the first node that joined
-	Since   time.Time // when it joined
-}
+func (Start) isAction()  {}
+func (Move) isAction()   {}
+func (Cancel) isAction() {}
+func (Fail) isAction()   {}
 
 // Config sets up a core.
 type Config struct {
@@ -68,36 +111,81 @@ type Config struct {
 	// HeartbeatTimeout is how long a node may stay silent before it is
 	// lost. Default 15 s.
 	HeartbeatTimeout time.Duration
+	// Moves says the driver can move a running job between nodes of a
+	// cluster (MOSIX process migration, or jobs that checkpoint). Without
+	// it, policies that balance load only place new jobs.
+	Moves bool
+	// Duplicates says the driver can run a second attempt of a running
+	// job and cancel the loser.
+	Duplicates bool
+	// BalanceEvery is how often load balancing runs (default 1 s).
+	BalanceEvery time.Duration
+	// Window is how many waiting jobs the core wants to see ahead, so a
+	// policy that orders jobs or shares them between clusters has
+	// something to work with (default 1,000 for policies that learn or
+	// share by rate, else only enough to fill free slots; -1: none).
+	Window int
 }
 
 type nodeState struct {
-	NodeView
+	Node
+	cluster  *clusterState
+	order    int // join order, over all clusters
+	limit    int // the job limit in force
 	lastSeen time.Time
-	jobs     map[int64]bool
+	runs     []*run // attempts running on it, including ones moving in
+	held     int    // attempts holding one of its slots (started here)
+	resident int64  // known resident memory of its runs
+	free     bool   // listed in Core.free
+}
+
+// run is one attempt of a job on a node.
+type run struct {
+	job      *jobState
+	attempt  int
+	node     *nodeState // where it runs
+	home     *nodeState // where it holds a slot: where it started, unless moved with its slot
+	start    time.Time
+	resident int64
+	progress float64   // estimated work done, as of at
+	at       time.Time // when progress was last brought up to date
+	moved    time.Time // when it last moved (zero: never)
 }
 
 type jobState struct {
-	index    int64
-	attempt  int      // attempts made so far
+	Job
+	attempt  int      // attempts started so far
 	failures int      // system failures so far
 	tried    []string // nodes where a system failure happened
-	node     string   // while running
+	runs     []*run   // running attempts (two when duplicated)
+	held     *clusterState
+	expect   float64 // predicted work, cached by the queue
 }
 
-// Core holds the dispatch state of one cluster.
+// Core holds the dispatch state of a grid of clusters (one cluster for
+// a live dispatcher today).
 type Core struct {
-	cfg     Config
-	nodes   []*nodeState // in join order
-	queue   []*jobState  // waiting jobs, in order
-	running map[int64]*jobState
-	actions []Action
-	joined  int
+	cfg      Config
+	pol      Policy
+	clusters []*clusterState
+	nodes    map[string]*nodeState
+	byOrder  []*nodeState // in join order
+	free     []*nodeState // nodes with a free slot, unordered
+	queue    queue        // waiting, not yet given to a cluster
+	jobs     map[int64]*jobState
+	model    *Model
+	actions  []Action
+	joined   int
+	closed   bool
+	lastBal  time.Time
+	running  int
+	decided  int64
 }
 
 // New returns a core with no nodes and no jobs.
 func New(cfg Config) *Core {
-	if cfg.Policy == nil {
-		cfg.Policy = FCFS{}
+	if cfg.Policy.Name == "" {
+		cfg.Policy = FCFS
 	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 3
@@ -105,38 +193,108 @@ func New(cfg Config) *Core {
 	if cfg.HeartbeatTimeout == 0 {
 		cfg.HeartbeatTimeout = 15 * time.Second
 	}
-	return &Core{cfg: cfg, running: map[int64]*jobState{}}
+	if cfg.BalanceEvery == 0 {
+		cfg.BalanceEvery = time.Second
+	}
+	if cfg.Window == 0 && (cfg.Policy.Learn || cfg.Policy.Grid == GridRate) {
+		cfg.Window = 1000
+	}
+	cfg.Window = max(cfg.Window, 0)
+	c := &Core{cfg: cfg, pol: cfg.Policy, nodes: map[string]*nodeState{}, jobs: map[int64]*jobState{}}
+	if cfg.Policy.Learn {
+		c.model = NewModel()
+	}
+	c.queue.lpt = false
+	return c
 }
 
-// AddNode registers a node (or re-registers one, keeping its place).
-func (c *Core) AddNode(n Node, now time.Time) {
-	if n.Limit <= 0 {
-		n.Limit = max(n.CPUs, 1)
-	}
-	if n.Speed <= 0 {
-		n.Speed = 1
-	}
-	if ns := c.node(n.ID); ns != nil {
-		ns.Node, ns.lastSeen = n, now
+// Policy returns the core's policy.
+func (c *Core) Policy() Policy { return c.pol }
+
+// Model returns what the core has learned about the jobs (nil unless its
+// policy learns).
+func (c *Core) Model() *Model { return c.model }
+
+// AddCluster declares a cluster. Nodes of an undeclared cluster join a
+// cluster of that name with default settings.
+func (c *Core) AddCluster(cl Cluster) {
+	if cs := c.cluster(cl.Name); cs != nil {
+		cs.Cluster = cl
 		return
 	}
-	c.nodes = append(c.nodes, &nodeState{NodeView: NodeView{Node: n, Order: c.joined, Since: now},
-		lastSeen: now, jobs: map[int64]bool{}})
-	c.joined++
+	c.clusters = append(c.clusters, &clusterState{Cluster: cl, index: len(c.clusters)})
 }
 
-func (c *Core) node(id string) *nodeState {
-	for _, n := range c.nodes {
-		if n.ID == id {
-			return n
+func (c *Core) cluster(name string) *clusterState {
+	for _, cs := range c.clusters {
+		if cs.Name == name {
+			return cs
 		}
 	}
 	return nil
 }
 
+// AddNode registers a node (or re-registers one, keeping its place).
+func (c *Core) AddNode(n Node, now time.Time) {
+	if n.Speed <= 0 {
+		n.Speed = 1
+	}
+	n.CPUs = max(n.CPUs, 1)
+	if ns := c.nodes[n.ID]; ns != nil {
+		ns.Node, ns.lastSeen = n, now
+		c.setLimit(ns)
+		return
+	}
+	cs := c.cluster(n.Cluster)
+	if cs == nil {
+		c.AddCluster(Cluster{Name: n.Cluster})
+		cs = c.clusters[len(c.clusters)-1]
+	}
+	ns := &nodeState{Node: n, cluster: cs, order: c.joined, lastSeen: now}
+	c.joined++
+	c.nodes[n.ID] = ns
+	c.byOrder = append(c.byOrder, ns)
+	cs.nodes = append(cs.nodes, ns)
+	cs.cpus += n.CPUs
+	cs.power += float64(n.CPUs) * n.Speed
+	c.setLimit(ns)
+}
+
+// setLimit works out a node's job limit and keeps the free list true.
+func (c *Core) setLimit(n *nodeState) {
+	switch {
+	case c.pol.NoQueue:
+		n.limit = 1 << 30
+	case n.Limit > 0:
+		n.limit = n.Limit
+	case n.cluster.PerCPU > 0:
+		n.limit = max(int(n.cluster.PerCPU*float64(n.CPUs)+0.5), 1)
+	case c.model != nil:
+		n.limit = c.model.perCPU(n)
+	default:
+		n.limit = n.CPUs
+	}
+	c.listFree(n)
+}
+
+func (c *Core) listFree(n *nodeState) {
+	want := n.held < n.limit
+	if want == n.free {
+		return
+	}
+	n.free = want
+	if want {
+		c.free = append(c.free, n)
+		return
+	}
+	i := slices.Index(c.free, n)
+	c.free[i] = c.free[len(c.free)-1]
+	c.free = c.free[:len(c.free)-1]
+}
+
 // Heartbeat notes that a node is alive.
 func (c *Core) Heartbeat(id string, now time.Time) {
-	if n := c.node(id); n != nil {
+	if n := c.nodes[id]; n != nil {
 		n.lastSeen = now
 	}
 }
@@ -145,122 +303,190 @@ func (c *Core) Heartbeat(id string, now time.Time) {
 // are lost. It returns the lost nodes' IDs.
 func (c *Core) Tick(now time.Time) []string {
 	var lost []string
-	for _, n := range slices.Clone(c.nodes) {
+	for _, n := range slices.Clone(c.byOrder) {
 		if now.Sub(n.lastSeen) > c.cfg.HeartbeatTimeout {
 			lost = append(lost, n.ID)
-			c.RemoveNode(n.ID, "node "+n.ID+" missed its heartbeats")
+			c.RemoveNode(n.ID, "node "+n.ID+" missed its heartbeats", now)
 		}
 	}
 	return lost
 }
 
-// RemoveNode drops a node; its running jobs count a system failure and
-// are queued again (first in line), or fail when out of retries.
-func (c *Core) RemoveNode(id, reason string) {
-	i := slices.IndexFunc(c.nodes, func(n *nodeState) bool { return n.ID == id })
-	if i < 0 {
+// RemoveNode drops a node; its running attempts count a system failure
+// and their jobs are queued again (first in line), or fail when out of
+// retries.
+func (c *Core) RemoveNode(id, reason string, now time.Time) {
+	n := c.nodes[id]
+	if n == nil {
 		return
 	}
-	n := c.nodes[i]
-	c.nodes = slices.Delete(c.nodes, i, i+1)
-	jobs := make([]int64, 0, len(n.jobs))
-	for j := range n.jobs {
-		jobs = append(jobs, j)
+	var lost []*run // running there, or started there (a migrated process dies with its home)
+	for _, j := range c.jobs {
+		for _, r := range j.runs {
+			if r.node == n || r.home == n {
+				lost = append(lost, r)
+			}
+		}
 	}
-	slices.Sort(jobs)
-	for _, j := range slices.Backward(jobs) {
-		c.systemFailure(j, reason)
+	slices.SortFunc(lost, func(a, b *run) int { return cmp.Compare(a.job.Index, b.job.Index) })
+	for _, r := range lost {
+		c.SystemFailure(r.job.Index, r.attempt, reason, now)
 	}
+	if n.free {
+		n.limit = 0
+		c.listFree(n)
+	}
+	delete(c.nodes, id)
+	c.byOrder = slices.DeleteFunc(c.byOrder, func(x *nodeState) bool { return x == n })
+	cs := n.cluster
+	cs.nodes = slices.DeleteFunc(cs.nodes, func(x *nodeState) bool { return x == n })
+	cs.cpus -= n.CPUs
+	cs.power -= float64(n.CPUs) * n.Speed
 }
 
 // Enqueue adds a job to the back of the queue.
-func (c *Core) Enqueue(index int64) { c.queue = append(c.queue, &jobState{index: index}) }
-
-// EnqueueRetry adds a job that was already tried attempts times (before
-// a restart) to the back of the queue; its next attempt is attempts+1.
-func (c *Core) EnqueueRetry(index int64, attempts int) {
-	c.queue = append(c.queue, &jobState{index: index, attempt: attempts})
+func (c *Core) Enqueue(j Job) {
+	js := &jobState{Job: j, attempt: j.Attempts}
+	c.jobs[j.Index] = js
+	c.queue.push(js, c.model)
 }
 
-// Finished reports that a job's attempt ended with the job's own outcome
-// (success or the job's failure): it leaves its node.
-func (c *Core) Finished(index int64) {
-	if j := c.running[index]; j != nil {
-		c.release(j)
-	}
-}
+// Close says no more jobs will be enqueued: what waits is the tail of the
+// experiment, where a policy may rebalance and duplicate.
+func (c *Core) Close() { c.closed = true }
 
-// SystemFailure reports that a job's attempt failed for a reason not the
-// job's own (staging failed, the node broke): the job runs again,
-// elsewhere when it can, until it runs out of retries.
-func (c *Core) SystemFailure(index int64, reason string) { c.systemFailure(index, reason) }
-
-func (c *Core) systemFailure(index int64, reason string) {
-	j := c.running[index]
+// Finished reports that an attempt ended with the job's own outcome
+// (success or the job's failure). Other attempts of the job are cancelled.
+func (c *Core) Finished(index int64, attempt int, u Usage, now time.Time) {
+	j := c.jobs[index]
 	if j == nil {
 		return
 	}
-	node := j.node
-	c.release(j)
+	r := j.find(attempt)
+	if r == nil {
+		return
+	}
+	if c.model != nil {
+		c.model.Observe(j.Params, u, r.node.Speed)
+	}
+	cs := r.node.cluster
+	cs.done++
+	for _, o := range slices.Clone(j.runs) {
+		c.release(o, now)
+		if o != r {
+			c.actions = append(c.actions, Cancel{Job: index, Attempt: o.attempt, Node: o.node.ID})
+		}
+	}
+	delete(c.jobs, index)
+}
+
+// SystemFailure reports that an attempt failed for a reason not the job's
+// own (staging failed, the node broke): the job runs again, elsewhere
+// when it can, until it runs out of retries. A duplicate's failure only
+// ends that attempt.
+func (c *Core) SystemFailure(index int64, attempt int, reason string, now time.Time) {
+	j := c.jobs[index]
+	if j == nil {
+		return
+	}
+	r := j.find(attempt)
+	if r == nil {
+		return
+	}
+	node := r.node.ID
+	c.release(r, now)
 	j.tried = append(j.tried, node)
+	if len(j.runs) > 0 {
+		return
+	}
 	j.failures++
 	if j.failures > c.cfg.Retries {
+		delete(c.jobs, index)
 		c.actions = append(c.actions, Fail{Job: index, Reason: fmt.Sprintf("%s (%d system failures)", reason, j.failures)})
 		return
 	}
-	c.queue = append([]*jobState{j}, c.queue...)
+	c.queue.pushFront(j, c.model)
 }
 
-func (c *Core) release(j *jobState) {
-	if n := c.node(j.node); n != nil {
-		delete(n.jobs, j.index)
-		n.Running--
+// Resident reports the resident memory of a running attempt.
+func (c *Core) Resident(index int64, attempt int, bytes int64) {
+	if j := c.jobs[index]; j != nil {
+		if r := j.find(attempt); r != nil {
+			r.node.resident += bytes - r.resident
+			r.resident = bytes
+		}
 	}
-	delete(c.running, j.index)
-	j.node = ""
 }
 
-// Wanted returns how many more jobs the core wants queued so that every
-// free slot has a job: the driver feeds the queue lazily from the sweep.
+func (j *jobState) find(attempt int) *run {
+	for _, r := range j.runs {
+		if r.attempt == attempt {
+			return r
+		}
+	}
+	return nil
+}
+
+// release takes a run off its node.
+func (c *Core) release(r *run, now time.Time) {
+	n := r.node
+	c.progress(n, now)
+	n.runs = slices.DeleteFunc(n.runs, func(x *run) bool { return x == r })
+	n.resident -= r.resident
+	r.home.held--
+	r.job.runs = slices.DeleteFunc(r.job.runs, func(x *run) bool { return x == r })
+	c.running--
+	c.listFree(r.home)
+}
+
+// Wanted returns how many more jobs the core wants queued: enough for
+// every free slot, plus the policy's window. The driver feeds the queue
+// lazily from the sweep.
 func (c *Core) Wanted() int {
 	free := 0
-	for _, n := range c.nodes {
-		free += n.Limit - n.Running
-	}
-	return max(free-len(c.queue), 0)
-}
-
-// Running returns the number of running jobs.
-func (c *Core) Running() int { return len(c.running) }
-
-// Queued returns the number of waiting jobs.
-func (c *Core) Queued() int { return len(c.queue) }
-
-// Ready places waiting jobs on free slots and returns every action since
-// the last call.
-func (c *Core) Ready() []Action {
-	var free []NodeView
-	for len(c.queue) > 0 {
-		free = free[:0]
-		for _, n := range c.nodes {
-			if n.Running < n.Limit {
-				free = append(free, n.NodeView)
-			}
-		}
-		if len(free) == 0 {
+	for _, n := range c.free {
+		free += n.limit - n.held
+		if c.pol.NoQueue {
+			free = 1 << 20
 			break
 		}
-		j := c.queue[0]
-		c.queue = c.queue[1:]
-		n := c.node(free[c.cfg.Policy.Pick(free, j.tried)].ID)
-		j.attempt++
-		j.node = n.ID
-		n.jobs[j.index] = true
-		n.Running++
-		c.running[j.index] = j
-		c.actions = append(c.actions, Start{Job: j.index, Node: n.ID, Attempt: j.attempt})
+	}
+	return max(free+c.cfg.Window-c.queue.len()-c.held(), 0)
+}
+
+func (c *Core) held() int {
+	h := 0
+	for _, cs := range c.clusters {
+		h += len(cs.queue)
+	}
+	return h
+}
+
+// Running returns the number of running attempts.
+func (c *Core) Running() int { return c.running }
+
+// Queued returns the number of waiting jobs.
+func (c *Core) Queued() int { return c.queue.len() + c.held() }
+
+// Decisions returns how many actions the core has decided so far.
+func (c *Core) Decisions() int64 { return c.decided }
+
+// Ready makes the core's decisions for the time now and returns every
+// action since the last call.
+func (c *Core) Ready(now time.Time) []Action {
+	if c.pol.Grid == GridRate && len(c.clusters) > 1 {
+		c.allocate(now)
+	}
+	c.place(now)
+	if c.pol.Balance && c.cfg.Moves && now.Sub(c.lastBal) >= c.cfg.BalanceEvery {
+		c.lastBal = now
+		c.balance(now)
+	}
+	if c.pol.Stragglers && c.closed && c.Queued() == 0 {
+		c.stragglers(now)
 	}
 	out := c.actions
 	c.actions = nil
+	c.decided += int64(len(out))
 	return out
 }

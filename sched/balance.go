@@ -1,0 +1,236 @@
+package sched
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// gain is how much faster a job must run after a move or duplicate for
+// the core to make it: below this a move is not worth its cost and the
+// risk of moving back.
+const gain = 1.1
+
+// each is the speed each job on n runs at now.
+func each(n *nodeState) float64 {
+	return n.Speed * min(float64(n.CPUs)/float64(max(len(n.runs), 1)), 1)
+}
+
+// after is the speed each job on n would run at with one more.
+func after(n *nodeState) float64 {
+	return n.Speed * min(float64(n.CPUs)/float64(len(n.runs)+1), 1)
+}
+
+// fits reports whether r's memory fits in n's RAM beside what runs there.
+func fits(n *nodeState, r *run) bool {
+	return n.Memory <= 0 || n.resident+r.resident <= n.Memory
+}
+
+// moveCost is how long moving r inside cs takes: its memory over the
+// link, plus the latency.
+func moveCost(cs *clusterState, r *run) float64 {
+	t := cs.Latency
+	if cs.Bandwidth > 0 {
+		t += float64(r.resident) / cs.Bandwidth
+	}
+	return t
+}
+
+// stageCost is how long staging j to a node of cs takes over the WAN.
+func stageCost(cs *clusterState, j *jobState) float64 {
+	t := 2 * cs.WANLatency
+	if cs.WANBandwidth > 0 {
+		t += float64(j.Stage) / cs.WANBandwidth
+	}
+	return t
+}
+
+// movable reports whether r may move now: not while it is still settling
+// after its last move.
+func (c *Core) movable(r *run, now time.Time) bool {
+	if r.moved.IsZero() {
+		return true
+	}
+	settle := 2*moveCost(r.node.cluster, r) + c.cfg.BalanceEvery.Seconds()
+	return now.Sub(r.moved).Seconds() >= settle
+}
+
+// move moves a running attempt to another node. A MOSIX migration keeps
+// the slot where the job started (the queue knows nothing of it); a move
+// by the core's own policy takes the slot along.
+func (c *Core) move(r *run, to *nodeState, withSlot bool, now time.Time) {
+	from := r.node
+	c.progress(from, now)
+	c.progress(to, now)
+	from.runs = slices.DeleteFunc(from.runs, func(x *run) bool { return x == r })
+	from.resident -= r.resident
+	to.runs = append(to.runs, r)
+	to.resident += r.resident
+	r.node, r.moved = to, now
+	if withSlot {
+		r.home.held--
+		c.listFree(r.home)
+		r.home = to
+		to.held++
+		c.listFree(to)
+	}
+	c.actions = append(c.actions, Move{Job: r.job.Index, Attempt: r.attempt, From: from.ID, To: to.ID})
+}
+
+// balance is MOSIX inside each cluster: memory ushering first, then load
+// balancing, one move at a time until nothing is worth moving.
+func (c *Core) balance(now time.Time) {
+	for _, cs := range c.clusters {
+		if len(cs.nodes) < 2 {
+			continue
+		}
+		for moves := 0; moves < 4*len(cs.nodes); moves++ {
+			if !c.usher(cs, now) && !c.level(cs, now) {
+				break
+			}
+		}
+	}
+}
+
+// usher moves the largest job that fits elsewhere off a node whose
+// resident memory exceeds its RAM.
+func (c *Core) usher(cs *clusterState, now time.Time) bool {
+	for _, src := range cs.nodes {
+		if src.Memory <= 0 || src.resident <= src.Memory {
+			continue
+		}
+		runs := slices.Clone(src.runs)
+		slices.SortFunc(runs, func(a, b *run) int {
+			if r := cmp.Compare(b.resident, a.resident); r != 0 {
+				return r
+			}
+			return cmp.Compare(a.job.Index, b.job.Index)
+		})
+		for _, r := range runs {
+			if !c.movable(r, now) {
+				continue
+			}
+			var dst *nodeState
+			for _, n := range cs.nodes {
+				if n != src && fits(n, r) && (dst == nil || after(n) > after(dst)) {
+					dst = n
+				}
+			}
+			if dst != nil {
+				c.move(r, dst, false, now)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// level moves one job from the node where jobs get the least CPU to the
+// node where one more would get the most, when that is worth it.
+func (c *Core) level(cs *clusterState, now time.Time) bool {
+	var src, dst *nodeState
+	for _, n := range cs.nodes {
+		if len(n.runs) > 0 && (src == nil || each(n) < each(src)) {
+			src = n
+		}
+	}
+	if src == nil {
+		return false
+	}
+	for _, n := range cs.nodes {
+		if n != src && (dst == nil || after(n) > after(dst)) {
+			dst = n
+		}
+	}
+	if dst == nil || after(dst) < gain*each(src) {
+		return false
+	}
+	var pick *run
+	var pickLeft float64
+	for _, r := range src.runs {
+		if !c.movable(r, now) || !fits(dst, r) {
+			continue
+		}
+		left := c.left(r, now)
+		if pick == nil || left > pickLeft || left == pickLeft && r.job.Index < pick.job.Index {
+			pick, pickLeft = r, left
+		}
+	}
+	if pick == nil {
+		return false
+	}
+	c.move(pick, dst, false, now)
+	return true
+}
+
+// left is r's expected work left: predicted minus done when the model
+// knows, else how long it has run (MOSIX's guess that old processes live
+// long).
+func (c *Core) left(r *run, now time.Time) float64 {
+	if w, ok := c.model.Work(r.job.Params); ok {
+		return w - r.progress
+	}
+	return now.Sub(r.start).Seconds()
+}
+
+// stragglers, once nothing waits, gives the best free slots to the
+// running jobs expected to finish last, when a move (or a fresh
+// duplicate) would finish them sooner.
+func (c *Core) stragglers(now time.Time) {
+	if !c.model.Ready() || len(c.free) == 0 || !c.cfg.Moves && !c.cfg.Duplicates {
+		return
+	}
+	slots := c.slots(nil)
+	if len(slots) == 0 {
+		return
+	}
+	type cand struct {
+		r    *run
+		left float64 // work
+		t    float64 // seconds to finish where it is
+	}
+	var cands []cand
+	for _, n := range c.byOrder {
+		c.progress(n, now)
+		for _, r := range n.runs {
+			if len(r.job.runs) > 1 {
+				continue
+			}
+			left := max(c.left(r, now), 0)
+			cands = append(cands, cand{r, left, left / each(n)})
+		}
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		if r := cmp.Compare(b.t, a.t); r != 0 {
+			return r
+		}
+		return cmp.Compare(a.r.job.Index, b.r.job.Index)
+	})
+	taken := map[*nodeState]int{}
+	for _, s := range slots {
+		if len(cands) == 0 {
+			return
+		}
+		if taken[s.node] > s.k {
+			continue
+		}
+		best := cands[0]
+		r := best.r
+		dst := s.node
+		if dst == r.node {
+			continue
+		}
+		rate := after(dst)
+		switch {
+		case c.cfg.Moves && dst.cluster == r.node.cluster && fits(dst, r) && c.movable(r, now) &&
+			moveCost(dst.cluster, r)+best.left/rate < best.t/gain:
+			c.move(r, dst, true, now)
+		case c.cfg.Duplicates && stageCost(dst.cluster, r.job)+c.model.expect(r.job.Params)/rate < best.t/gain:
+			c.start(r.job, dst, now)
+		default:
+			return
+		}
+		taken[dst]++
+		cands = cands[1:]
+	}
+}

@@ -1,0 +1,192 @@
+package sched
+
+import "math"
+
+// Model learns what jobs need from the ones that finished: the logarithm
+// of a job's work as a linear function of its parameter values (least
+// squares, refitted as observations arrive), its memory, and how much of
+// its time goes to staging. It is what the paper left as future work:
+// "learning jobs' CPU and memory needs".
+type Model struct {
+	d        int // parameter count, fixed by the first observation
+	n        int
+	xtx, xty []float64 // normal equations for log work on (1, params)
+	coef     []float64
+	sumLog   float64
+	sumWork  float64
+	mem      float64 // sum of memory over observations that report it
+	nmem     int
+	stage    float64 // seconds
+	wall     float64 // seconds
+	next     int     // observation count at the next refit
+	version  int     // bumped at each refit
+}
+
+// NewModel returns a model that knows nothing yet.
+func NewModel() *Model { return &Model{d: -1} }
+
+// Observe learns from a finished attempt of a job with the given
+// parameters on a node of the given speed.
+func (m *Model) Observe(params []float64, u Usage, speed float64) {
+	work := u.Work
+	if work <= 0 && u.Wall > 0 {
+		work = (u.Wall - u.Stage).Seconds() * speed
+	}
+	if u.Memory > 0 {
+		m.mem += float64(u.Memory)
+		m.nmem++
+	}
+	m.stage += u.Stage.Seconds()
+	m.wall += u.Wall.Seconds()
+	if work <= 0 {
+		return
+	}
+	if m.d < 0 {
+		m.d = len(params)
+		k := m.d + 1
+		m.xtx, m.xty = make([]float64, k*k), make([]float64, k)
+		m.next = k + 2
+	}
+	if len(params) != m.d {
+		params = nil // a job of another shape: learn the mean only
+	}
+	y := math.Log(work)
+	m.n++
+	m.sumLog += y
+	m.sumWork += work
+	if params == nil && m.d > 0 {
+		return
+	}
+	k := m.d + 1
+	x := func(i int) float64 {
+		if i == 0 {
+			return 1
+		}
+		return params[i-1]
+	}
+	for i := range k {
+		xi := x(i)
+		m.xty[i] += xi * y
+		for j := range k {
+			m.xtx[i*k+j] += xi * x(j)
+		}
+	}
+	if m.n >= m.next {
+		m.fit()
+		m.next = m.n + max(8, m.n/4)
+	}
+}
+
+// Ready reports whether the model predicts anything yet.
+func (m *Model) Ready() bool { return m != nil && m.version > 0 }
+
+// Observations returns how many finished jobs the model learned from.
+func (m *Model) Observations() int { return m.n }
+
+// fit solves the normal equations (with a touch of ridge for parameters
+// that never vary).
+func (m *Model) fit() {
+	k := m.d + 1
+	a := make([]float64, k*(k+1))
+	trace := 0.0
+	for i := range k {
+		trace += m.xtx[i*k+i]
+	}
+	for i := range k {
+		for j := range k {
+			a[i*(k+1)+j] = m.xtx[i*k+j]
+		}
+		a[i*(k+1)+i] += 1e-9*trace + 1e-12
+		a[i*(k+1)+k] = m.xty[i]
+	}
+	if coef, ok := solve(a, k); ok {
+		m.coef = coef
+	}
+	m.version++
+}
+
+// solve does Gaussian elimination with partial pivoting on the k×(k+1)
+// augmented matrix a.
+func solve(a []float64, k int) ([]float64, bool) {
+	w := k + 1
+	for c := range k {
+		p := c
+		for r := c + 1; r < k; r++ {
+			if math.Abs(a[r*w+c]) > math.Abs(a[p*w+c]) {
+				p = r
+			}
+		}
+		if a[p*w+c] == 0 {
+			return nil, false
+		}
+		for j := range w {
+			a[c*w+j], a[p*w+j] = a[p*w+j], a[c*w+j]
+		}
+		for r := range k {
+			if r == c {
+				continue
+			}
+			f := a[r*w+c] / a[c*w+c]
+			for j := c; j < w; j++ {
+				a[r*w+j] -= f * a[c*w+j]
+			}
+		}
+	}
+	x := make([]float64, k)
+	for i := range k {
+		x[i] = a[i*w+k] / a[i*w+i]
+	}
+	return x, true
+}
+
+// Work predicts a job's work (seconds on a speed-1 CPU) from its
+// parameters; ok is false while the model knows nothing.
+func (m *Model) Work(params []float64) (work float64, ok bool) {
+	if !m.Ready() {
+		return 0, false
+	}
+	return m.expect(params), true
+}
+
+func (m *Model) expect(params []float64) float64 {
+	if m.coef == nil || len(params) != m.d {
+		return m.sumWork / float64(m.n)
+	}
+	y := m.coef[0]
+	for i, p := range params {
+		y += m.coef[i+1] * p
+	}
+	return math.Exp(min(y, 700))
+}
+
+// Memory predicts a job's resident memory in bytes (0: unknown).
+func (m *Model) Memory() int64 {
+	if m.nmem == 0 {
+		return 0
+	}
+	return int64(m.mem / float64(m.nmem))
+}
+
+// StageShare is the share of a job's wall time spent staging.
+func (m *Model) StageShare() float64 {
+	if m.wall <= 0 {
+		return 0
+	}
+	return m.stage / m.wall
+}
+
+// perCPU chooses a node's job limit: one job per CPU while CPU-bound
+// jobs keep it busy, more while staging leaves a CPU idle (enough to
+// cover the idle share, at most 4 per CPU), never more than its RAM
+// holds.
+func (m *Model) perCPU(n *nodeState) int {
+	k := 1
+	if s := m.StageShare(); s > 0.02 {
+		k = min(4, 1+int(math.Ceil(s/(1-s))))
+	}
+	limit := k * n.CPUs
+	if mem := m.Memory(); mem > 0 && n.Memory > 0 {
+		limit = min(limit, max(int(n.Memory/mem), n.CPUs))
+	}
+	return max(limit, 1)
+}

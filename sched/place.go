@@ -1,0 +1,311 @@
+package sched
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+)
+
+// clusterState is a cluster as the core tracks it.
+type clusterState struct {
+	Cluster
+	index int
+	nodes []*nodeState // in join order
+	queue []*jobState  // jobs given to the cluster, waiting (GridRate)
+	cpus  int
+	power float64 // CPUs × speed
+	done  int     // jobs finished here
+	first time.Time
+}
+
+// slot is room for one more job on a node.
+type slot struct {
+	node *nodeState
+	k    int     // 0 for the node's first free slot
+	rate float64 // the speed a job would run at there
+}
+
+// slots lists the free slots of the nodes in free (all clusters when
+// only is nil), best first for the policy.
+func (c *Core) slots(only *clusterState) []slot {
+	var out []slot
+	for _, n := range c.free {
+		if only != nil && n.cluster != only {
+			continue
+		}
+		if c.pol.Learn && c.model != nil && c.model.Ready() {
+			if l := c.model.perCPU(n); l != n.limit && n.Limit <= 0 && n.cluster.PerCPU <= 0 {
+				n.limit = l
+			}
+		}
+		for k := 0; n.held+k < n.limit; k++ {
+			share := float64(n.CPUs) / float64(len(n.runs)+k+1)
+			out = append(out, slot{node: n, k: k, rate: n.Speed * min(share, 1)})
+		}
+	}
+	slices.SortFunc(out, func(a, b slot) int {
+		if c.pol.Placement == Fastest {
+			if r := cmp.Compare(b.rate, a.rate); r != 0 {
+				return r
+			}
+		}
+		if r := cmp.Compare(a.node.order, b.node.order); r != 0 {
+			return r
+		}
+		return cmp.Compare(a.k, b.k)
+	})
+	return out
+}
+
+// place starts waiting jobs on free slots.
+func (c *Core) place(now time.Time) {
+	if c.pol.NoQueue {
+		c.placeHome(now)
+		return
+	}
+	if c.pol.Grid == GridRate && len(c.clusters) > 1 {
+		for _, cs := range c.clusters {
+			if len(cs.queue) == 0 {
+				continue
+			}
+			c.fill(c.slots(cs), func() *jobState {
+				if len(cs.queue) == 0 {
+					return nil
+				}
+				j := cs.queue[0]
+				cs.queue = cs.queue[1:]
+				j.held = nil
+				return j
+			}, now)
+		}
+		return
+	}
+	if c.queue.len() == 0 || len(c.free) == 0 {
+		return
+	}
+	if c.pol.Learn && c.closed && c.model.Ready() && c.queue.len() <= c.running {
+		c.placeTail(c.slots(nil), now)
+		return
+	}
+	c.fill(c.slots(nil), func() *jobState { return c.queue.pop(c.model) }, now)
+}
+
+// busy is a node without a free slot, as the tail placement sees it.
+type busy struct {
+	node *nodeState
+	free float64 // seconds from now until it is expected to free a slot
+}
+
+// placeTail places the last jobs, longest expected first, each where it
+// is expected to finish soonest: on the best free slot, or, when a
+// faster node that is busy now would still finish it sooner, on that
+// node once it frees up (the job waits, and the node is booked for it).
+// This keeps the last long jobs off slow CPUs.
+func (c *Core) placeTail(slots []slot, now time.Time) {
+	var nodes []busy
+	for _, n := range c.byOrder {
+		if n.free || len(n.runs) == 0 {
+			continue
+		}
+		c.progress(n, now)
+		soonest := math.Inf(1)
+		for _, r := range n.runs {
+			soonest = min(soonest, max(c.left(r, now), 0)/each(n))
+		}
+		nodes = append(nodes, busy{n, soonest})
+	}
+	var wait []*jobState
+	for used := 0; used < len(slots); {
+		j := c.queue.pop(c.model)
+		if j == nil {
+			break
+		}
+		w := c.model.expect(j.Params)
+		s := slots[used]
+		here := stageCost(s.node.cluster, j) + w/s.rate
+		b := -1
+		var there float64
+		for i, n := range nodes {
+			if n.node.Speed <= s.rate {
+				continue
+			}
+			if t := n.free + stageCost(n.node.cluster, j) + w/n.node.Speed; t < here && (b < 0 || t < there) {
+				b, there = i, t
+			}
+		}
+		if b >= 0 {
+			nodes[b].free = there
+			wait = append(wait, j)
+			continue
+		}
+		c.start(j, s.node, now)
+		used++
+	}
+	for _, j := range wait {
+		c.queue.push(j, c.model)
+	}
+}
+
+// fill gives jobs from next to the slots, in order, skipping slots on
+// nodes where a job already failed when another slot is free.
+func (c *Core) fill(slots []slot, next func() *jobState, now time.Time) {
+	used := make([]bool, len(slots))
+	first := 0
+	for left := len(slots); left > 0; left-- {
+		j := next()
+		if j == nil {
+			return
+		}
+		for used[first] {
+			first++
+		}
+		pick := first
+		if len(j.tried) > 0 {
+			for i := first; i < len(slots); i++ {
+				if !used[i] && !slices.Contains(j.tried, slots[i].node.ID) {
+					pick = i
+					break
+				}
+			}
+		}
+		used[pick] = true
+		c.start(j, slots[pick].node, now)
+	}
+}
+
+// placeHome starts every waiting job on the home node.
+func (c *Core) placeHome(now time.Time) {
+	if len(c.byOrder) == 0 {
+		return
+	}
+	home := c.byOrder[0]
+	for j := c.queue.pop(c.model); j != nil; j = c.queue.pop(c.model) {
+		c.start(j, home, now)
+	}
+}
+
+// start starts an attempt of j on n.
+func (c *Core) start(j *jobState, n *nodeState, now time.Time) {
+	c.progress(n, now)
+	j.attempt++
+	r := &run{job: j, attempt: j.attempt, node: n, home: n, start: now, at: now}
+	j.runs = append(j.runs, r)
+	n.runs = append(n.runs, r)
+	n.held++
+	c.running++
+	if n.cluster.first.IsZero() {
+		n.cluster.first = now
+	}
+	c.listFree(n)
+	c.actions = append(c.actions, Start{Job: j.Index, Node: n.ID, Attempt: j.attempt})
+}
+
+// progress brings the estimated progress of a node's runs up to now.
+func (c *Core) progress(n *nodeState, now time.Time) {
+	if len(n.runs) == 0 {
+		return
+	}
+	rate := n.Speed * min(float64(n.CPUs)/float64(len(n.runs)), 1)
+	for _, r := range n.runs {
+		if now.After(r.at) {
+			r.progress += now.Sub(r.at).Seconds() * rate
+			r.at = now
+		}
+	}
+}
+
+// weight is a cluster's share of the jobs: its measured job rate once
+// it has one, else its CPU power scaled by the rate per unit of power of
+// the clusters that have one.
+func (c *Core) weights(now time.Time) []float64 {
+	w := make([]float64, len(c.clusters))
+	var rate, power float64
+	for _, cs := range c.clusters {
+		if el := now.Sub(cs.first).Seconds(); cs.done > 0 && el > 0 {
+			rate += float64(cs.done) / el
+			power += cs.power
+		}
+	}
+	perPower := 1.0
+	if power > 0 {
+		perPower = rate / power
+	}
+	for i, cs := range c.clusters {
+		if el := now.Sub(cs.first).Seconds(); cs.done > 0 && el > 0 {
+			w[i] = float64(cs.done) / el
+		} else {
+			w[i] = cs.power * perPower
+		}
+	}
+	return w
+}
+
+// allocate gives waiting jobs to clusters in proportion to their job
+// rates, so that all are expected to finish together, and moves waiting
+// jobs from clusters expected to finish late to ones expected to finish
+// early.
+func (c *Core) allocate(now time.Time) {
+	w := c.weights(now)
+	held := func(i int) float64 {
+		cs := c.clusters[i]
+		run := 0
+		for _, n := range cs.nodes {
+			run += len(n.runs)
+		}
+		return float64(run + len(cs.queue))
+	}
+	load := make([]float64, len(c.clusters))
+	for i := range c.clusters {
+		load[i] = held(i)
+	}
+	// finish is when cluster i is expected to be done with n jobs.
+	finish := func(i int, n float64) float64 {
+		if w[i] <= 0 || len(c.clusters[i].nodes) == 0 {
+			return math.Inf(1)
+		}
+		return n / w[i]
+	}
+	best := func() int {
+		b := -1
+		for i := range c.clusters {
+			if f := finish(i, load[i]+1); !math.IsInf(f, 1) && (b < 0 || f < finish(b, load[b]+1)) {
+				b = i
+			}
+		}
+		return b
+	}
+	for c.queue.len() > 0 {
+		b := best()
+		if b < 0 {
+			return
+		}
+		j := c.queue.pop(c.model)
+		c.give(j, c.clusters[b])
+		load[b]++
+	}
+	for moves := 0; moves < 1000; moves++ {
+		worst := -1
+		for i, cs := range c.clusters {
+			if len(cs.queue) > 0 && (worst < 0 || finish(i, load[i]) > finish(worst, load[worst])) {
+				worst = i
+			}
+		}
+		b := best()
+		if worst < 0 || b < 0 || b == worst || finish(b, load[b]+1) >= finish(worst, load[worst]) {
+			return
+		}
+		from := c.clusters[worst]
+		j := from.queue[len(from.queue)-1]
+		from.queue = from.queue[:len(from.queue)-1]
+		c.give(j, c.clusters[b])
+		load[worst]--
+		load[b]++
+		c.decided++
+	}
+}
+
+func (c *Core) give(j *jobState, cs *clusterState) {
+	j.held = cs
+	cs.queue = append(cs.queue, j)
+}
