@@ -96,8 +96,8 @@ type event struct {
 
 // agentConn is one connected agent.
 type agentConn struct {
-	conn *protocol.Conn
-	root *protocol.RootServer
+	conn  *protocol.Conn
+	root  *protocol.RootServer
 	name  string  // set when registered
 	speed float64 // its relative CPU speed
 }
