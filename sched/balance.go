@@ -208,29 +208,29 @@ func (c *Core) stragglers(now time.Time) {
 	})
 	taken := map[*nodeState]int{}
 	for _, s := range slots {
-		if len(cands) == 0 {
-			return
-		}
 		if taken[s.node] > s.k {
 			continue
 		}
-		best := cands[0]
-		r := best.r
-		dst := s.node
-		if dst == r.node {
-			continue
+		dst, rate := s.node, after(s.node)
+		for i, cd := range cands {
+			r := cd.r
+			if r == nil || r.node == dst {
+				continue
+			}
+			switch {
+			case c.cfg.Moves && dst.cluster == r.node.cluster && fits(dst, r) && c.movable(r, now) &&
+				moveCost(dst.cluster, r)+cd.left/rate < cd.t/gain:
+				c.move(r, dst, true, now)
+			case c.cfg.Duplicates && stageCost(dst.cluster, r.job)+c.model.expect(r.job.Params)/rate < cd.t:
+				// The first attempt runs on: a duplicate on an idle slot
+				// costs nothing unless it wins.
+				c.start(r.job, dst, now)
+			default:
+				continue
+			}
+			taken[dst]++
+			cands[i].r = nil
+			break
 		}
-		rate := after(dst)
-		switch {
-		case c.cfg.Moves && dst.cluster == r.node.cluster && fits(dst, r) && c.movable(r, now) &&
-			moveCost(dst.cluster, r)+best.left/rate < best.t/gain:
-			c.move(r, dst, true, now)
-		case c.cfg.Duplicates && stageCost(dst.cluster, r.job)+c.model.expect(r.job.Params)/rate < best.t/gain:
-			c.start(r.job, dst, now)
-		default:
-			return
-		}
-		taken[dst]++
-		cands = cands[1:]
 	}
 }
