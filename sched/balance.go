@@ -206,17 +206,24 @@ func (c *Core) stragglers(now time.Time) {
 		}
 		return cmp.Compare(a.r.job.Index, b.r.job.Index)
 	})
+	// The best slots help the worst stragglers if anything does: look at
+	// a few of each, and stop at the first slot that helps none.
+	const look = 32
 	taken := map[*nodeState]int{}
 	for _, s := range slots {
 		if taken[s.node] > s.k {
 			continue
 		}
 		dst, rate := s.node, after(s.node)
-		for i, cd := range cands {
+		helped := false
+		seen := 0
+		for i := 0; i < len(cands) && seen < look; i++ {
+			cd := cands[i]
 			r := cd.r
 			if r == nil || r.node == dst {
 				continue
 			}
+			seen++
 			switch {
 			case c.cfg.Moves && dst.cluster == r.node.cluster && fits(dst, r) && c.movable(r, now) &&
 				moveCost(dst.cluster, r)+cd.left/rate < cd.t/gain:
@@ -230,7 +237,11 @@ func (c *Core) stragglers(now time.Time) {
 			}
 			taken[dst]++
 			cands[i].r = nil
+			helped = true
 			break
+		}
+		if !helped {
+			return
 		}
 	}
 }

@@ -165,21 +165,22 @@ type jobState struct {
 // Core holds the dispatch state of a grid of clusters (one cluster for
 // a live dispatcher today).
 type Core struct {
-	cfg      Config
-	pol      Policy
-	clusters []*clusterState
-	nodes    map[string]*nodeState
-	byOrder  []*nodeState // in join order
-	free     []*nodeState // nodes with a free slot, unordered
-	queue    queue        // waiting, not yet given to a cluster
-	jobs     map[int64]*jobState
-	model    *Model
-	actions  []Action
-	joined   int
-	closed   bool
-	lastBal  time.Time
-	running  int
-	decided  int64
+	cfg       Config
+	pol       Policy
+	clusters  []*clusterState
+	nodes     map[string]*nodeState
+	byOrder   []*nodeState // in join order
+	free      []*nodeState // nodes with a free slot, unordered
+	queue     queue        // waiting, not yet given to a cluster
+	jobs      map[int64]*jobState
+	model     *Model
+	actions   []Action
+	joined    int
+	closed    bool
+	lastBal   time.Time
+	lastStrag time.Time
+	running   int
+	decided   int64
 }
 
 // New returns a core with no nodes and no jobs.
@@ -482,7 +483,8 @@ func (c *Core) Ready(now time.Time) []Action {
 		c.lastBal = now
 		c.balance(now)
 	}
-	if c.pol.Stragglers && c.closed && c.Queued() == 0 {
+	if c.pol.Stragglers && c.closed && c.Queued() == 0 && now.Sub(c.lastStrag) >= c.cfg.BalanceEvery {
+		c.lastStrag = now
 		c.stragglers(now)
 	}
 	out := c.actions

@@ -177,8 +177,8 @@ func (m *Model) StageShare() float64 {
 
 // perCPU chooses a node's job limit: one job per CPU while CPU-bound
 // jobs keep it busy, more while staging leaves a CPU idle (enough to
-// cover the idle share, at most 4 per CPU), never more than its RAM
-// holds.
+// cover the idle share, at most 4 per CPU), never more than 80% of its
+// RAM holds.
 func (m *Model) perCPU(n *nodeState) int {
 	k := 1
 	if s := m.StageShare(); s > 0.02 {
@@ -186,7 +186,7 @@ func (m *Model) perCPU(n *nodeState) int {
 	}
 	limit := k * n.CPUs
 	if mem := m.Memory(); mem > 0 && n.Memory > 0 {
-		limit = min(limit, max(int(n.Memory/mem), n.CPUs))
+		limit = min(limit, int(0.8*float64(n.Memory)/float64(mem)))
 	}
 	return max(limit, 1)
 }

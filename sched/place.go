@@ -97,24 +97,25 @@ type busy struct {
 	free float64 // seconds from now until it is expected to free a slot
 }
 
-// placeTail places the last jobs, longest expected first, each where it
-// is expected to finish soonest: on the best free slot, or, when a
-// faster node that is busy now would still finish it sooner, on that
-// node once it frees up (the job waits, and the node is booked for it).
-// This keeps the last long jobs off slow CPUs.
+// placeTail places the last jobs, longest expected first, on the best
+// free slots; but a job that would finish there after the whole
+// experiment is expected to end (now + the work left ÷ the capacity),
+// where a faster node that is busy now would finish it sooner, waits for
+// that node, which is booked for it. This keeps the last long jobs off
+// slow CPUs.
 func (c *Core) placeTail(slots []slot, now time.Time) {
-	var nodes []busy
-	for _, n := range c.byOrder {
-		if n.free || len(n.runs) == 0 {
-			continue
-		}
-		c.progress(n, now)
-		soonest := math.Inf(1)
-		for _, r := range n.runs {
-			soonest = min(soonest, max(c.left(r, now), 0)/each(n))
-		}
-		nodes = append(nodes, busy{n, soonest})
+	var work, capacity float64
+	for _, j := range c.queue.items {
+		work += j.expect
 	}
+	mean := c.model.sumWork / float64(c.model.n)
+	work += float64(c.running) * mean / 2
+	for _, n := range c.byOrder {
+		capacity += float64(n.CPUs) * n.Speed
+	}
+	end := work / capacity
+	var nodes []busy
+	listed := false
 	var wait []*jobState
 	for used := 0; used < len(slots); {
 		j := c.queue.pop(c.model)
@@ -126,12 +127,17 @@ func (c *Core) placeTail(slots []slot, now time.Time) {
 		here := stageCost(s.node.cluster, j) + w/s.rate
 		b := -1
 		var there float64
-		for i, n := range nodes {
-			if n.node.Speed <= s.rate {
-				continue
+		if here > end {
+			if !listed {
+				nodes, listed = c.busyNodes(now), true
 			}
-			if t := n.free + stageCost(n.node.cluster, j) + w/n.node.Speed; t < here && (b < 0 || t < there) {
-				b, there = i, t
+			for i, n := range nodes {
+				if n.node.Speed <= s.rate {
+					continue
+				}
+				if t := n.free + stageCost(n.node.cluster, j) + w/n.node.Speed; t < here && (b < 0 || t < there) {
+					b, there = i, t
+				}
 			}
 		}
 		if b >= 0 {
@@ -145,6 +151,24 @@ func (c *Core) placeTail(slots []slot, now time.Time) {
 	for _, j := range wait {
 		c.queue.push(j, c.model)
 	}
+}
+
+// busyNodes lists the nodes without a free slot, with when each is
+// expected to free one.
+func (c *Core) busyNodes(now time.Time) []busy {
+	var nodes []busy
+	for _, n := range c.byOrder {
+		if n.free || len(n.runs) == 0 {
+			continue
+		}
+		c.progress(n, now)
+		soonest := math.Inf(1)
+		for _, r := range n.runs {
+			soonest = min(soonest, max(c.left(r, now), 0)/each(n))
+		}
+		nodes = append(nodes, busy{n, soonest})
+	}
+	return nodes
 }
 
 // fill gives jobs from next to the slots, in order, skipping slots on

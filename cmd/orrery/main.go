@@ -6,6 +6,7 @@
 //
 //	orrery check [--json] [--dialect D] PLAN
 //	orrery generate [--format run|jsonl] [-o FILE] [--seed N] [--limit N] PLAN
+//	orrery sim [--runs N] [--seed S] [--policy P,...] [--case C,...] [--json] SCENARIO
 //
 // Run "orrery help" for details. ORRERY_CPUPROFILE=FILE writes a CPU
 // profile of the command to FILE.
@@ -44,6 +45,7 @@ var commands = []command{
 	{"rerun", "make failed jobs run again on the next run", runRerun},
 	{"joblog", "print attempts in GNU Parallel's --joblog format", runJoblog},
 	{"agent", "run a node agent that connects to a dispatcher", runAgent},
+	{"sim", "simulate a sweep on clusters under each policy (scenarios: sim --list)", runSim},
 }
 
 // env is what a command reads and writes, so tests can run commands
