@@ -36,6 +36,23 @@ func moveCost(cs *clusterState, r *run) float64 {
 	return t
 }
 
+// moveCostTo is how long moving r to dst takes: inside a cluster over
+// its link; to another cluster through the root, over both clusters'
+// links and WAN links in turn.
+func moveCostTo(r *run, dst *nodeState) float64 {
+	from, to := r.node.cluster, dst.cluster
+	if from == to {
+		return moveCost(from, r)
+	}
+	t := moveCost(from, r) + moveCost(to, r) + from.WANLatency + to.WANLatency
+	for _, bw := range []float64{from.WANBandwidth, to.WANBandwidth} {
+		if bw > 0 {
+			t += float64(r.resident) / bw
+		}
+	}
+	return t
+}
+
 // stageCost is how long staging j to a node of cs takes over the WAN.
 func stageCost(cs *clusterState, j *jobState) float64 {
 	t := 2 * cs.WANLatency
@@ -196,7 +213,7 @@ func (c *Core) stragglers(now time.Time) {
 			if len(r.job.runs) > 1 {
 				continue
 			}
-			left := max(c.left(r, now), 0)
+			left := c.expectLeft(r)
 			cands = append(cands, cand{r, left, left / each(n)})
 		}
 	}
@@ -225,8 +242,8 @@ func (c *Core) stragglers(now time.Time) {
 			}
 			seen++
 			switch {
-			case c.cfg.Moves && dst.cluster == r.node.cluster && fits(dst, r) && c.movable(r, now) &&
-				moveCost(dst.cluster, r)+cd.left/rate < cd.t/gain:
+			case c.cfg.Moves && fits(dst, r) && c.movable(r, now) &&
+				moveCostTo(r, dst)+cd.left/rate < cd.t/gain:
 				c.move(r, dst, true, now)
 			case c.cfg.Duplicates && stageCost(dst.cluster, r.job)+c.model.expect(r.job.Params)/rate < cd.t:
 				// The first attempt runs on: a duplicate on an idle slot

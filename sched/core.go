@@ -179,6 +179,7 @@ type Core struct {
 	closed    bool
 	lastBal   time.Time
 	lastStrag time.Time
+	deferred  bool // the tail placement left free slots to jobs that wait for busy nodes
 	running   int
 	decided   int64
 }
@@ -483,7 +484,7 @@ func (c *Core) Ready(now time.Time) []Action {
 		c.lastBal = now
 		c.balance(now)
 	}
-	if c.pol.Stragglers && c.closed && c.Queued() == 0 && now.Sub(c.lastStrag) >= c.cfg.BalanceEvery {
+	if c.pol.Stragglers && c.closed && (c.Queued() == 0 || c.deferred) && now.Sub(c.lastStrag) >= c.cfg.BalanceEvery {
 		c.lastStrag = now
 		c.stragglers(now)
 	}

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"cmp"
+	"container/heap"
 	"math"
 	"slices"
 	"time"
@@ -81,41 +82,61 @@ func (c *Core) place(now time.Time) {
 		}
 		return
 	}
+	c.deferred = false
 	if c.queue.len() == 0 || len(c.free) == 0 {
 		return
 	}
-	if c.pol.Learn && c.closed && c.model.Ready() && c.queue.len() <= c.running {
+	if c.pol.Learn && c.closed && c.model.Ready() && c.queue.len() <= 3*c.running {
 		c.placeTail(c.slots(nil), now)
 		return
 	}
 	c.fill(c.slots(nil), func() *jobState { return c.queue.pop(c.model) }, now)
 }
 
+// tailScan bounds how many waiting jobs one tail placement looks at
+// beyond the free slots, so that a long queue costs no more per event
+// than a short one.
+const tailScan = 256
+
 // busy is a node without a free slot, as the tail placement sees it.
 type busy struct {
 	node *nodeState
 	free float64 // seconds from now until it is expected to free a slot
+	rate float64 // the speed a job would run at there
+	i    int     // index in its class's heap
 }
 
-// placeTail places the last jobs, longest expected first, on the best
-// free slots; but a job that would finish there after the whole
-// experiment is expected to end (now + the work left ÷ the capacity),
-// where a faster node that is busy now would finish it sooner, waits for
-// that node, which is booked for it. This keeps the last long jobs off
-// slow CPUs.
+// busyHeap orders busy nodes by when they are expected to free a slot.
+type busyHeap []*busy
+
+func (h busyHeap) Len() int { return len(h) }
+func (h busyHeap) Less(i, j int) bool {
+	if h[i].free != h[j].free {
+		return h[i].free < h[j].free
+	}
+	return h[i].node.order < h[j].node.order
+}
+func (h busyHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].i = i; h[j].i = j }
+func (h *busyHeap) Push(x any)   { b := x.(*busy); b.i = len(*h); *h = append(*h, b) }
+func (h *busyHeap) Pop() any {
+	old := *h
+	b := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return b
+}
+
+// placeTail places the last jobs, longest expected first. A job that
+// is expected to finish on the best free slot before the whole
+// experiment is (now + the work left ÷ the capacity) starts there. One
+// that would finish later goes where it is expected to finish soonest
+// (earliest completion time): on the free slot, or, when a busy node
+// that is faster would still finish it sooner, on that node once it
+// frees a slot. The job then waits, and the busy node is booked for it,
+// so the jobs after it see that node as busy for longer. This keeps the
+// last long jobs off slow CPUs.
 func (c *Core) placeTail(slots []slot, now time.Time) {
-	var work, capacity float64
-	for _, j := range c.queue.items {
-		work += j.expect
-	}
-	mean := c.model.sumWork / float64(c.model.n)
-	work += float64(c.running) * mean / 2
-	for _, n := range c.byOrder {
-		capacity += float64(n.CPUs) * n.Speed
-	}
-	end := work / capacity
-	var nodes []busy
-	listed := false
+	var classes []*busyHeap
+	end := -1.0
 	var wait []*jobState
 	for used := 0; used < len(slots); {
 		j := c.queue.pop(c.model)
@@ -125,38 +146,74 @@ func (c *Core) placeTail(slots []slot, now time.Time) {
 		w := c.model.expect(j.Params)
 		s := slots[used]
 		here := stageCost(s.node.cluster, j) + w/s.rate
-		b := -1
-		var there float64
-		if here > end {
-			if !listed {
-				nodes, listed = c.busyNodes(now), true
-			}
-			for i, n := range nodes {
-				if n.node.Speed <= s.rate {
-					continue
-				}
-				if t := n.free + stageCost(n.node.cluster, j) + w/n.node.Speed; t < here && (b < 0 || t < there) {
-					b, there = i, t
-				}
-			}
+		if end < 0 {
+			end = c.workLeft(w, now) / c.power()
+			classes = c.busyClasses(now)
 		}
-		if b >= 0 {
-			nodes[b].free = there
-			wait = append(wait, j)
-			continue
+		var best *busy
+		var bestH *busyHeap
+		if here > end && len(wait) < tailScan {
+			there := here
+			for _, h := range classes {
+				b := (*h)[0]
+				if t := b.free + stageCost(b.node.cluster, j) + w/b.rate; t < there {
+					best, bestH, there = b, h, t
+				}
+			}
+			if best != nil {
+				best.free = there
+				heap.Fix(bestH, best.i)
+				wait = append(wait, j)
+				continue
+			}
 		}
 		c.start(j, s.node, now)
 		used++
 	}
+	c.deferred = len(wait) > 0 && len(c.free) > 0
 	for _, j := range wait {
 		c.queue.push(j, c.model)
 	}
 }
 
-// busyNodes lists the nodes without a free slot, with when each is
-// expected to free one.
-func (c *Core) busyNodes(now time.Time) []busy {
-	var nodes []busy
+// workLeft is the work expected to be left: the waiting jobs', j's
+// (just taken from the queue) and what the running jobs have left.
+func (c *Core) workLeft(j float64, now time.Time) float64 {
+	work := j
+	for _, q := range c.queue.items {
+		work += q.expect
+	}
+	for _, n := range c.byOrder {
+		c.progress(n, now)
+		for _, r := range n.runs {
+			if len(r.job.runs) == 1 || r == r.job.runs[0] {
+				work += c.expectLeft(r)
+			}
+		}
+	}
+	return work
+}
+
+// power is the speed of all the CPUs together.
+func (c *Core) power() float64 {
+	p := 0.0
+	for _, cs := range c.clusters {
+		p += cs.power
+	}
+	return p
+}
+
+// speedClass groups speeds within 2% of each other.
+func speedClass(rate float64) int {
+	return int(math.Round(math.Log(rate) / math.Log(1.02)))
+}
+
+// busyClasses lists the nodes without a free slot, with when each is
+// expected to free one, in heaps by speed class: the node that would
+// finish a job soonest is at the top of one of them.
+func (c *Core) busyClasses(now time.Time) []*busyHeap {
+	byClass := map[int]*busyHeap{}
+	var classes []*busyHeap
 	for _, n := range c.byOrder {
 		if n.free || len(n.runs) == 0 {
 			continue
@@ -164,11 +221,27 @@ func (c *Core) busyNodes(now time.Time) []busy {
 		c.progress(n, now)
 		soonest := math.Inf(1)
 		for _, r := range n.runs {
-			soonest = min(soonest, max(c.left(r, now), 0)/each(n))
+			soonest = min(soonest, c.expectLeft(r)/each(n))
 		}
-		nodes = append(nodes, busy{n, soonest})
+		rate := n.Speed * min(float64(n.CPUs)/float64(max(n.limit, 1)), 1)
+		k := speedClass(rate)
+		h := byClass[k]
+		if h == nil {
+			h = &busyHeap{}
+			byClass[k] = h
+			classes = append(classes, h)
+		}
+		heap.Push(h, &busy{node: n, free: soonest, rate: rate})
 	}
-	return nodes
+	return classes
+}
+
+// expectLeft is the work r is expected to have left. A job that has
+// already run past its prediction is not about to end: it is given a
+// tenth of its prediction more.
+func (c *Core) expectLeft(r *run) float64 {
+	w := c.model.expect(r.job.Params)
+	return max(w-r.progress, w/10)
 }
 
 // fill gives jobs from next to the slots, in order, skipping slots on

@@ -465,14 +465,22 @@ func (s *sim) move(a sched.Move) {
 		if r.phase == running {
 			s.leave(r)
 		}
-		l := from.cluster.Link
+		// Inside a cluster over its link; to another cluster through
+		// the root, over both clusters' links and WAN links in turn.
+		hops := []Link{from.cluster.Link}
+		if to.cluster != from.cluster {
+			hops = append(hops, from.cluster.WAN, to.cluster.WAN, to.cluster.Link)
+		}
 		begin := max(s.now, from.nic)
-		d := 0.0
-		if l.Bandwidth > 0 {
-			d = float64(r.job.memory) / l.Bandwidth
+		d, lat := 0.0, 0.0
+		for _, l := range hops {
+			if l.Bandwidth > 0 {
+				d += float64(r.job.memory) / l.Bandwidth
+			}
+			lat += l.Latency
 		}
 		from.nic = begin + d
 		r.node, r.phase = to, moving
-		s.add(&event{at: begin + d + l.Latency, kind: moving, run: r})
+		s.add(&event{at: begin + d + lat, kind: moving, run: r})
 	}
 }

@@ -80,22 +80,30 @@ func TestPaperFig4(t *testing.T) {
 	}
 }
 
-// TestPaperTable4 checks what holds of the real sweep today: Orrery beats
-// the Multi EnFuzion Client on every case and stays within 3% of the
-// bound. (The target is 99%; it reaches about 99% on the Melbourne sites
-// and 97–98% on all four.)
+// TestPaperTable4 checks what holds of the real sweep: Orrery beats the
+// Multi EnFuzion Client on every case; it stays within 2.5% of the bound,
+// within 1.5% on the Melbourne sites and when the parameters fix each
+// job's size; and learning pays: it does better when the sizes are
+// known than when a tenth of their variance is noise. (The issue's
+// target is 99%: met on the Melbourne sites, 98–99% on all four.)
 func TestPaperTable4(t *testing.T) {
 	if testing.Short() {
 		t.Skip("about ten seconds of simulation")
 	}
-	for _, c := range []string{"no-hebrew", "all", "no-hebrew-checkpoint", "all-checkpoint"} {
+	floor := map[string]float64{"no-hebrew": 0.985, "all": 0.975, "no-hebrew-checkpoint": 0.985,
+		"all-checkpoint": 0.975, "no-hebrew-known": 0.985, "all-known": 0.985}
+	for c, want := range floor {
 		mec, orrery := result(t, "paper-table4", c, "mec"), result(t, "paper-table4", c, "orrery")
 		if orrery.Mean >= mec.Mean {
 			t.Errorf("%s: orrery %.0f s, mec %.0f s; want orrery sooner", c, orrery.Mean, mec.Mean)
 		}
-		if orrery.Efficiency < 0.97 {
-			t.Errorf("%s: orrery at %.3f of the bound; want ≥ 0.97", c, orrery.Efficiency)
+		if orrery.Efficiency < want {
+			t.Errorf("%s: orrery at %.3f of the bound; want ≥ %.3f", c, orrery.Efficiency, want)
 		}
+	}
+	if known, noisy := result(t, "paper-table4", "all-known", "orrery"), result(t, "paper-table4", "all", "orrery"); known.Efficiency <= noisy.Efficiency {
+		t.Errorf("orrery at %.3f with sizes known, %.3f with a tenth of their variance noise; want known better",
+			known.Efficiency, noisy.Efficiency)
 	}
 }
 
