@@ -2,6 +2,7 @@ package plan
 
 import (
 	"math"
+	"orrery/suggest"
 )
 
 // Implicit names every job has besides its parameters.
@@ -114,7 +115,7 @@ func (p *parser) checkRefs(t *Template, known map[string]bool, shell bool) {
 			*part = Part{Pos: part.Pos, Text: part.Raw}
 			continue
 		}
-		p.errorf(part.Pos, "unknown name %s in %s%s", part.Raw, "substitution", didYouMean(part.Text, keys(known)))
+		p.errorf(part.Pos, "unknown name %s in %s%s", part.Raw, "substitution", suggest.DidYouMean(part.Text, keys(known)))
 	}
 	t.Parts = appendParts(nil, t.Parts)
 }

@@ -1,5 +1,7 @@
 package plan
 
+import "orrery/suggest"
+
 // param parses `parameter NAME [label TEXT] [TYPE [DOMAIN]]`.
 func (p *parser) param() {
 	s := p.stmt
@@ -61,7 +63,7 @@ func (p *parser) paramType(q *Param, rest []item) []item {
 		return nil
 	default:
 		if t.typ == itemWord && t.val != "" && !isNumber(t.val) {
-			p.errorf(t.pos, "parameter %s: unknown type %s%s", q.Name, t, didYouMean(t.val, typeWords))
+			p.errorf(t.pos, "parameter %s: unknown type %s%s", q.Name, t, suggest.DidYouMean(t.val, typeWords))
 		} else {
 			p.errorf(t.pos, "parameter %s: expected a type (integer, float, text or files), found %s", q.Name, t)
 		}
@@ -102,7 +104,7 @@ func (p *parser) domain(q *Param, s []item) bool {
 		s = s[1:]
 	}
 	if len(s) > 1 && head.typ == itemWord {
-		if near := nearest(head.val, domainWords); near != "" {
+		if near := suggest.Nearest(head.val, domainWords); near != "" {
 			p.errorf(head.pos, "parameter %s: unknown domain %s (did you mean %s?)", q.Name, head, near)
 			return false
 		}
@@ -166,7 +168,7 @@ func (p *parser) selectDomain(q *Param, s []item) bool {
 	if len(s) < 2 || !isWord(s[1], "anyof") && !isWord(s[1], "oneof") {
 		at, hint := s[0].pos, ""
 		if len(s) > 1 {
-			at, hint = s[1].pos, didYouMean(s[1].val, []string{"anyof", "oneof"})
+			at, hint = s[1].pos, suggest.DidYouMean(s[1].val, []string{"anyof", "oneof"})
 		}
 		p.errorf(at, "parameter %s: expected select anyof or select oneof%s", q.Name, hint)
 		return false

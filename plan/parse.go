@@ -3,6 +3,7 @@ package plan
 import (
 	"bytes"
 	"fmt"
+	"orrery/suggest"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -168,7 +169,7 @@ func (p *parser) parse() {
 		case word == "endjobs":
 			p.errorf(first.pos, "endjobs without jobs")
 		default:
-			p.errorf(first.pos, "unknown statement %s%s", first, didYouMean(word, statementWords))
+			p.errorf(first.pos, "unknown statement %s%s", first, suggest.DidYouMean(word, statementWords))
 		}
 	}
 	if p.task != nil {
@@ -352,7 +353,7 @@ func (p *parser) jobLine() {
 	}
 	num, err := strconv.ParseUint(s[0].val, 10, 63)
 	if s[0].typ != itemWord || err != nil {
-		if nearest(s[0].val, []string{"endjobs"}) != "" || s[0].val == "task" {
+		if suggest.Nearest(s[0].val, []string{"endjobs"}) != "" || s[0].val == "task" {
 			p.errorf(s[0].pos, "expected a job line or endjobs, found %s", s[0])
 		} else {
 			p.errorf(s[0].pos, "job number must be a whole number, found %s", s[0])
@@ -403,7 +404,7 @@ func (p *parser) startTask() {
 		known = known || n == name
 	}
 	if !known {
-		p.errorf(s[1].pos, "unknown task %s%s", s[1], didYouMean(name, taskNames))
+		p.errorf(s[1].pos, "unknown task %s%s", s[1], suggest.DidYouMean(name, taskNames))
 	}
 	if name == TaskRootStart || name == TaskRootFinish {
 		p.markClassic(s[1].pos, "task "+name)

@@ -1,6 +1,9 @@
 package plan
 
-import "strings"
+import (
+	"orrery/suggest"
+	"strings"
+)
 
 // command parses one command inside a task, or `endtask`.
 func (p *parser) command() {
@@ -75,7 +78,7 @@ func (p *parser) command() {
 			return
 		}
 	default:
-		p.errorf(head.pos, "unknown command %s%s", head, didYouMean(head.val, commandWords))
+		p.errorf(head.pos, "unknown command %s%s", head, suggest.DidYouMean(head.val, commandWords))
 		return
 	}
 	t.Commands = append(t.Commands, c)

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"orrery/suggest"
 	"slices"
 	"strings"
 )
@@ -31,7 +32,7 @@ func Builtins() []string {
 func BuiltinSource(name string) ([]byte, error) {
 	if !slices.Contains(Builtins(), name) {
 		return nil, fmt.Errorf("unknown scenario %q%s (built-in: %s)", name,
-			didYouMean(name, Builtins()), strings.Join(Builtins(), ", "))
+			suggest.DidYouMean(name, Builtins()), strings.Join(Builtins(), ", "))
 	}
 	return builtins.ReadFile("scenarios/" + name + ".scn")
 }

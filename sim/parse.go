@@ -13,6 +13,7 @@ import (
 
 	"orrery/cluster"
 	"orrery/sched"
+	"orrery/suggest"
 )
 
 // policyNames are the policies a scenario may name, the default first;
@@ -24,7 +25,7 @@ func CheckPolicy(name string) error {
 	if slices.Contains(policyNames, name) {
 		return nil
 	}
-	return fmt.Errorf("unknown policy %q%s", name, suggest(name, policyNames))
+	return fmt.Errorf("unknown policy %q%s", name, suggest.OneOf(name, policyNames))
 }
 
 // Defaults of a scenario file.
@@ -214,7 +215,7 @@ func (p *parser) statement(t []token) {
 	case "node", "nodes", "jobs":
 		p.errorf(kw, "%s outside a %s block", kw.text, map[bool]string{true: "workload", false: "cluster"}[kw.text == "jobs"])
 	default:
-		p.errorf(kw, "unknown statement %q%s", kw.text, suggest(kw.text, topKeywords))
+		p.errorf(kw, "unknown statement %q%s", kw.text, suggest.OneOf(kw.text, topKeywords))
 	}
 }
 
@@ -236,7 +237,7 @@ func (p *parser) inBlock(t []token) bool {
 		p.open = nil
 		return false
 	default:
-		p.errorf(kw, "unknown %s line %q%s", b.kw.text, kw.text, suggest(kw.text, want))
+		p.errorf(kw, "unknown %s line %q%s", b.kw.text, kw.text, suggest.OneOf(kw.text, want))
 	}
 	return true
 }
@@ -348,7 +349,7 @@ func (p *parser) attrs(c *cursor, what string, names []string, set func(kw token
 	for c.more() {
 		kw := c.take()
 		if !slices.Contains(names, kw.text) {
-			p.errorf(kw, "unknown %s attribute %q%s", what, kw.text, suggest(kw.text, names))
+			p.errorf(kw, "unknown %s attribute %q%s", what, kw.text, suggest.OneOf(kw.text, names))
 			return
 		}
 		if given[kw.text] {
@@ -752,14 +753,14 @@ func (p *parser) perCPU(v token) []float64 {
 func (p *parser) checkCase(cs Case, refs map[string]token) {
 	if w, ok := refs["workload"]; ok && !slices.ContainsFunc(p.sc.Workloads, func(x Workload) bool { return x.Name == w.text }) {
 		names := mapNames(p.sc.Workloads, func(x Workload) string { return x.Name })
-		p.errorf(w, "case %s: no workload %q%s", cs.Name, w.text, didYouMean(w.text, names))
+		p.errorf(w, "case %s: no workload %q%s", cs.Name, w.text, suggest.DidYouMean(w.text, names))
 	}
 	all := mapNames(p.sc.Clusters, func(x Cluster) string { return x.Name })
 	for i, name := range cs.Clusters {
 		v := refs["clusters"]
 		switch {
 		case !slices.Contains(all, name):
-			p.errorf(v, "case %s: no cluster %q%s", cs.Name, name, didYouMean(name, all))
+			p.errorf(v, "case %s: no cluster %q%s", cs.Name, name, suggest.DidYouMean(name, all))
 		case slices.Contains(cs.Clusters[:i], name):
 			p.errorf(v, "case %s: cluster %s is listed twice", cs.Name, name)
 		}

@@ -1,10 +1,9 @@
 package sim
 
 // The values of a scenario file: numbers, sizes, speeds, bandwidths,
-// durations, and the nearest word for a did-you-mean.
+// durations.
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -127,58 +126,4 @@ func (p *parser) work(v token) (f float64, isUnit, ok bool) {
 		p.errorf(v, "work %q: want GHz·s such as 120, or work units such as 1000u", v.text)
 	}
 	return f, isUnit, ok
-}
-
-// didYouMean returns " (did you mean X?)" for a likely misspelling of one
-// of the candidates, or "".
-func didYouMean(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := 2
-	if len(s) <= 3 {
-		limit = 1
-	}
-	if bestD <= limit || len(s) >= 3 && strings.HasPrefix(best, s) {
-		return fmt.Sprintf(" (did you mean %s?)", best)
-	}
-	return ""
-}
-
-// suggest returns didYouMean's suggestion, or else " (want A, B or C)".
-func suggest(s string, candidates []string) string {
-	if d := didYouMean(s, candidates); d != "" {
-		return d
-	}
-	n := len(candidates)
-	if n == 1 {
-		return fmt.Sprintf(" (want %s)", candidates[0])
-	}
-	return fmt.Sprintf(" (want %s or %s)", strings.Join(candidates[:n-1], ", "), candidates[n-1])
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 1 << 20
-	}
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
