@@ -262,3 +262,43 @@ func (c *Core) stragglers(now time.Time) {
 		}
 	}
 }
+
+// maxRestarts bounds how often one job is stopped to relieve memory.
+const maxRestarts = 3
+
+// relieve stops, on each node whose resident memory exceeds its RAM,
+// the attempts that have done least (the larger first among equals)
+// until the rest fit, and queues their jobs again first in line; the
+// placement then starts them only where their memory fits. A job that
+// has been stopped maxRestarts times stays where it is.
+func (c *Core) relieve(now time.Time) {
+	for _, n := range c.byOrder {
+		for n.Memory > 0 && n.resident > n.Memory && len(n.runs) > 1 {
+			c.progress(n, now)
+			var pick *run
+			for _, r := range n.runs {
+				if len(r.job.runs) > 1 || r.job.restarts >= maxRestarts || r.resident == 0 {
+					continue
+				}
+				if pick == nil || r.progress < pick.progress ||
+					r.progress == pick.progress && r.resident > pick.resident {
+					pick = r
+				}
+			}
+			if pick == nil {
+				break
+			}
+			j := pick.job
+			c.release(pick, now)
+			c.actions = append(c.actions, Cancel{Job: j.Index, Attempt: pick.attempt, Node: n.ID})
+			j.restarts++
+			c.queue.pushFront(j, c.model)
+		}
+	}
+}
+
+// room reports whether j's known memory fits on n beside what runs
+// there (an idle node always has room).
+func room(n *nodeState, j *jobState) bool {
+	return j.mem <= 0 || n.Memory <= 0 || len(n.runs) == 0 || n.resident+j.mem <= n.Memory
+}

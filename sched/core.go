@@ -118,6 +118,11 @@ type Config struct {
 	// Duplicates says the driver can run a second attempt of a running
 	// job and cancel the loser.
 	Duplicates bool
+	// Restarts says the driver can stop a running attempt and start the
+	// job again from the beginning: a policy that learns then takes a
+	// job off a node whose memory is overcommitted (it would thrash)
+	// when it cannot move it, and starts it again where it fits.
+	Restarts bool
 	// BalanceEvery is how often load balancing runs (default 1 s).
 	BalanceEvery time.Duration
 	// Window is how many waiting jobs the core wants to see ahead, so a
@@ -160,6 +165,8 @@ type jobState struct {
 	runs     []*run   // running attempts (two when duplicated)
 	held     *clusterState
 	expect   float64 // predicted work, cached by the queue
+	mem      int64   // the most resident memory an attempt reported
+	restarts int     // attempts stopped to relieve a node's memory
 }
 
 // Core holds the dispatch state of a grid of clusters (one cluster for
@@ -416,6 +423,7 @@ func (c *Core) Resident(index int64, attempt int, bytes int64) {
 		if r := j.find(attempt); r != nil {
 			r.node.resident += bytes - r.resident
 			r.resident = bytes
+			j.mem = max(j.mem, bytes)
 		}
 	}
 }
@@ -478,6 +486,9 @@ func (c *Core) Decisions() int64 { return c.decided }
 func (c *Core) Ready(now time.Time) []Action {
 	if c.pol.Grid == GridRate && len(c.clusters) > 1 {
 		c.allocate(now)
+	}
+	if c.pol.Learn && c.cfg.Restarts && !c.cfg.Moves {
+		c.relieve(now)
 	}
 	c.place(now)
 	if c.pol.Balance && c.cfg.Moves && now.Sub(c.lastBal) >= c.cfg.BalanceEvery {

@@ -139,6 +139,39 @@ func TestUsheringMovesMemoryOffAFullNode(t *testing.T) {
 	}
 }
 
+// TestOrreryRestartsWhereMemoryFits: without moves, orrery stops the
+// attempt on an overcommitted node that has done least and starts the
+// job again where its memory fits, not beside a job it does not fit with.
+func TestOrreryRestartsWhereMemoryFits(t *testing.T) {
+	c := New(Config{Policy: Orrery, Restarts: true, Window: -1})
+	c.AddCluster(Cluster{Name: "", PerCPU: 1})
+	c.AddNode(Node{ID: "a", CPUs: 2, Speed: 1, Memory: 256 << 20}, t0)
+	c.AddNode(Node{ID: "b", CPUs: 2, Speed: 1, Memory: 256 << 20}, t0)
+	c.AddNode(Node{ID: "c", CPUs: 2, Speed: 1, Memory: 256 << 20}, t0)
+	enqueue(c, 1, 5)
+	if s := starts(c.Ready(t0)); len(s) != 5 {
+		t.Fatalf("starts %v", s)
+	}
+	// a: 200M + 150M, thrashing; b: 200M + 10M; c: 10M and a free slot.
+	for job, mb := range map[int64]int64{1: 200, 2: 150, 3: 200, 4: 10, 5: 10} {
+		c.Resident(job, 1, mb<<20)
+	}
+	acts := c.Ready(t0.Add(time.Second))
+	var cancels []Cancel
+	for _, a := range acts {
+		if x, ok := a.(Cancel); ok {
+			cancels = append(cancels, x)
+		}
+	}
+	s := starts(acts)
+	if len(cancels) != 1 || cancels[0].Node != "a" || len(s) != 1 || s[0].Job != cancels[0].Job || s[0].Node != "c" {
+		t.Fatalf("cancels %v, starts %v; want one job off a, started again on c", cancels, s)
+	}
+	if c.Running() != 5 {
+		t.Fatalf("%d running, want 5", c.Running())
+	}
+}
+
 func TestMECSharesByPowerThenRate(t *testing.T) {
 	c := New(Config{Policy: MEC, Moves: true})
 	c.AddCluster(Cluster{Name: "slow", PerCPU: 1})
@@ -228,7 +261,7 @@ func TestInvariants(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		policy := rapid.SampledFrom(Policies).Draw(t, "policy")
 		c := New(Config{Policy: policy, Retries: 2, Moves: rapid.Bool().Draw(t, "moves"),
-			Duplicates: rapid.Bool().Draw(t, "duplicates"), Window: rapid.IntRange(-1, 5).Draw(t, "window")})
+			Duplicates: rapid.Bool().Draw(t, "duplicates"), Restarts: rapid.Bool().Draw(t, "restarts"), Window: rapid.IntRange(-1, 5).Draw(t, "window")})
 		now := t0
 		nodes := map[string]Node{}
 		for i := range rapid.IntRange(1, 4).Draw(t, "nodes") {

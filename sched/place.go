@@ -145,6 +145,10 @@ func (c *Core) placeTail(slots []slot, now time.Time) {
 		}
 		w := c.model.expect(j.Params)
 		s := slots[used]
+		if !room(s.node, j) {
+			wait = append(wait, j) // no room for its memory there: it waits
+			continue
+		}
 		here := stageCost(s.node.cluster, j) + w/s.rate
 		if end < 0 {
 			end = c.workLeft(w, now) / c.power()
@@ -249,6 +253,12 @@ func (c *Core) expectLeft(r *run) float64 {
 func (c *Core) fill(slots []slot, next func() *jobState, now time.Time) {
 	used := make([]bool, len(slots))
 	first := 0
+	var wait []*jobState // jobs whose memory fits on no free slot now
+	defer func() {
+		for i := len(wait) - 1; i >= 0; i-- {
+			c.queue.pushFront(wait[i], c.model)
+		}
+	}()
 	for left := len(slots); left > 0; left-- {
 		j := next()
 		if j == nil {
@@ -264,6 +274,21 @@ func (c *Core) fill(slots []slot, next func() *jobState, now time.Time) {
 					pick = i
 					break
 				}
+			}
+		}
+		if c.pol.Learn && !room(slots[pick].node, j) {
+			pick = -1
+			for i := first; i < len(slots); i++ {
+				if !used[i] && room(slots[i].node, j) {
+					pick = i
+					break
+				}
+			}
+			if pick < 0 {
+				// It fits nowhere free now: it waits for room.
+				wait = append(wait, j)
+				left++
+				continue
 			}
 		}
 		used[pick] = true
@@ -286,7 +311,10 @@ func (c *Core) placeHome(now time.Time) {
 func (c *Core) start(j *jobState, n *nodeState, now time.Time) {
 	c.progress(n, now)
 	j.attempt++
-	r := &run{job: j, attempt: j.attempt, node: n, home: n, start: now, at: now}
+	// Until the attempt reports its own, it is taken to need what the
+	// job last did.
+	r := &run{job: j, attempt: j.attempt, node: n, home: n, start: now, at: now, resident: j.mem}
+	n.resident += j.mem
 	j.runs = append(j.runs, r)
 	n.runs = append(n.runs, r)
 	n.held++

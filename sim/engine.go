@@ -162,7 +162,7 @@ func newSim(sc *Scenario, c Case, policy string, seed uint64, trace io.Writer) (
 	moves := pol.Balance && !pol.Learn || c.Checkpoint // MOSIX migrates any process
 	s := &sim{pol: pol, jobs: draw(w, seed), runs: map[[2]int64]*run{}, nodes: map[string]*machine{}, trace: trace,
 		ticks: pol.Balance && moves || pol.Stragglers,
-		core:  sched.New(sched.Config{Policy: pol, Moves: moves, Duplicates: true})}
+		core:  sched.New(sched.Config{Policy: pol, Moves: moves, Duplicates: true, Restarts: true})}
 	s.left = len(s.jobs)
 	var all []Node
 	for i, cl := range cls {
