@@ -272,7 +272,12 @@ const maxRestarts = 3
 // placement then starts them only where their memory fits. A job that
 // has been stopped maxRestarts times stays where it is.
 func (c *Core) relieve(now time.Time) {
-	for _, n := range c.byOrder {
+	nodes := c.overfull
+	c.overfull = nil
+	for _, n := range nodes {
+		if c.nodes[n.ID] != n {
+			continue // lost meanwhile
+		}
 		for n.Memory > 0 && n.resident > n.Memory && len(n.runs) > 1 {
 			c.progress(n, now)
 			var pick *run

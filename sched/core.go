@@ -186,7 +186,8 @@ type Core struct {
 	closed    bool
 	lastBal   time.Time
 	lastStrag time.Time
-	deferred  bool // the tail placement left free slots to jobs that wait for busy nodes
+	deferred  bool         // the tail placement left free slots to jobs that wait for busy nodes
+	overfull  []*nodeState // nodes whose resident memory passed their RAM since the last decisions
 	running   int
 	decided   int64
 }
@@ -424,6 +425,9 @@ func (c *Core) Resident(index int64, attempt int, bytes int64) {
 			r.node.resident += bytes - r.resident
 			r.resident = bytes
 			j.mem = max(j.mem, bytes)
+			if n := r.node; c.relieves() && n.Memory > 0 && n.resident > n.Memory {
+				c.overfull = append(c.overfull, n)
+			}
 		}
 	}
 }
@@ -481,13 +485,18 @@ func (c *Core) Queued() int { return c.queue.len() + c.held() }
 // Decisions returns how many actions the core has decided so far.
 func (c *Core) Decisions() int64 { return c.decided }
 
+// relieves reports whether the core restarts jobs to relieve nodes
+// whose memory is overcommitted: a policy that learns, when the driver
+// can restart jobs but not move them.
+func (c *Core) relieves() bool { return c.pol.Learn && c.cfg.Restarts && !c.cfg.Moves }
+
 // Ready makes the core's decisions for the time now and returns every
 // action since the last call.
 func (c *Core) Ready(now time.Time) []Action {
 	if c.pol.Grid == GridRate && len(c.clusters) > 1 {
 		c.allocate(now)
 	}
-	if c.pol.Learn && c.cfg.Restarts && !c.cfg.Moves {
+	if c.relieves() {
 		c.relieve(now)
 	}
 	c.place(now)
