@@ -180,12 +180,11 @@ func (c *Core) level(cs *clusterState, now time.Time) bool {
 	return true
 }
 
-// left is r's expected work left: predicted minus done when the model
-// knows, else how long it has run (MOSIX's guess that old processes live
-// long).
+// left is r's expected work left: expectLeft when the model knows, else
+// how long it has run (MOSIX's guess that old processes live long).
 func (c *Core) left(r *run, now time.Time) float64 {
-	if w, ok := c.model.Work(r.job.Params); ok {
-		return w - r.progress
+	if c.model.Ready() {
+		return c.expectLeft(r)
 	}
 	return now.Sub(r.start).Seconds()
 }

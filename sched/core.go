@@ -368,11 +368,7 @@ func (c *Core) Close() { c.closed = true }
 // Finished reports that an attempt ended with the job's own outcome
 // (success or the job's failure). Other attempts of the job are cancelled.
 func (c *Core) Finished(index int64, attempt int, u Usage, now time.Time) {
-	j := c.jobs[index]
-	if j == nil {
-		return
-	}
-	r := j.find(attempt)
+	j, r := c.attempt(index, attempt)
 	if r == nil {
 		return
 	}
@@ -395,11 +391,7 @@ func (c *Core) Finished(index int64, attempt int, u Usage, now time.Time) {
 // when it can, until it runs out of retries. A duplicate's failure only
 // ends that attempt.
 func (c *Core) SystemFailure(index int64, attempt int, reason string, now time.Time) {
-	j := c.jobs[index]
-	if j == nil {
-		return
-	}
-	r := j.find(attempt)
+	j, r := c.attempt(index, attempt)
 	if r == nil {
 		return
 	}
@@ -420,16 +412,26 @@ func (c *Core) SystemFailure(index int64, attempt int, reason string, now time.T
 
 // Resident reports the resident memory of a running attempt.
 func (c *Core) Resident(index int64, attempt int, bytes int64) {
-	if j := c.jobs[index]; j != nil {
-		if r := j.find(attempt); r != nil {
-			r.node.resident += bytes - r.resident
-			r.resident = bytes
-			j.mem = max(j.mem, bytes)
-			if n := r.node; c.relieves() && n.Memory > 0 && n.resident > n.Memory {
-				c.overfull = append(c.overfull, n)
-			}
-		}
+	j, r := c.attempt(index, attempt)
+	if r == nil {
+		return
 	}
+	r.node.resident += bytes - r.resident
+	r.resident = bytes
+	j.mem = max(j.mem, bytes)
+	if n := r.node; c.relieves() && n.Memory > 0 && n.resident > n.Memory {
+		c.overfull = append(c.overfull, n)
+	}
+}
+
+// attempt finds a running attempt of a job the core holds; r is nil
+// when there is none (the job ended, or the attempt was cancelled).
+func (c *Core) attempt(index int64, attempt int) (*jobState, *run) {
+	j := c.jobs[index]
+	if j == nil {
+		return nil, nil
+	}
+	return j, j.find(attempt)
 }
 
 func (j *jobState) find(attempt int) *run {

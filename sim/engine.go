@@ -274,19 +274,16 @@ func (s *sim) handle(ev *event) {
 		if s.left > 0 {
 			s.add(&event{at: s.now + 1, kind: gone})
 		}
-	case stagingIn:
+	case stagingIn, moving: // staged in, or arrived after a move
 		r := ev.run
-		if r.phase != stagingIn {
+		if r.phase != ev.kind {
 			return
 		}
-		s.logf("run j%d a%d %s", r.job.index, r.attempt, r.node.Name)
-		s.enter(r, r.node)
-	case moving:
-		r := ev.run
-		if r.phase != moving {
-			return
+		word := "run"
+		if ev.kind == moving {
+			word = "arrive"
 		}
-		s.logf("arrive j%d a%d %s", r.job.index, r.attempt, r.node.Name)
+		s.logf("%s j%d a%d %s", word, r.job.index, r.attempt, r.node.Name)
 		s.enter(r, r.node)
 	case running:
 		n := ev.node
