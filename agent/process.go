@@ -28,6 +28,7 @@ type procSpec struct {
 // When the process exits, the rest of its group is killed. When ctx is
 // done first, the group gets SIGTERM and, after the grace period, SIGKILL.
 // The outcome is recorded in cr; the error says why the command failed.
+// Options.Started hears of the group once the process runs, and of its end.
 func (o *Options) runProcess(ctx context.Context, p procSpec, cr *CommandResult) error {
 	var child, pipes [2]*os.File // the child's stdout/stderr; our read ends
 	var tails [2]*tail
@@ -67,6 +68,7 @@ func (o *Options) runProcess(ctx context.Context, p procSpec, cr *CommandResult)
 		}
 	}
 	pgid := cmd.Process.Pid
+	ended := o.started(pgid)
 	stop := make(chan struct{})
 	var watcher sync.WaitGroup
 	watcher.Go(func() { killOnCancel(ctx, stop, pgid, o.killGrace()) })
@@ -74,6 +76,7 @@ func (o *Options) runProcess(ctx context.Context, p procSpec, cr *CommandResult)
 	close(stop)
 	watcher.Wait()
 	syscall.Kill(-pgid, syscall.SIGKILL) // whatever the process left behind
+	ended()
 	drain(&readers, pipes, o.killGrace())
 	for i, t := range tails {
 		if t != nil {
@@ -81,6 +84,18 @@ func (o *Options) runProcess(ctx context.Context, p procSpec, cr *CommandResult)
 		}
 	}
 	return o.recordExit(ctx, cmd.ProcessState, cr)
+}
+
+// started calls the Started hook, if any, and returns the function to
+// call when the process has ended.
+func (o *Options) started(pgid int) (ended func()) {
+	if o.Started != nil {
+		ended = o.Started(pgid)
+	}
+	if ended == nil {
+		ended = func() {}
+	}
+	return ended
 }
 
 // closeFiles closes the child's ends of the pipes (those in child that

@@ -33,6 +33,13 @@ type Options struct {
 	OutputLimit int
 	// Shell runs shell commands as Shell -c TEXT; "" means /bin/sh.
 	Shell string
+	// Started, when set, is called right after each process a command
+	// starts, with the id of its process group: the process runs in a
+	// group of its own, which its children share unless they leave it.
+	// The function it returns, unless nil, is called once the process has
+	// ended and the rest of its group has been sent SIGKILL. Both are
+	// called from the goroutine running the task and should return soon.
+	Started func(pgid int) (ended func())
 }
 
 func (o *Options) killGrace() time.Duration {

@@ -91,7 +91,7 @@ func (n *NodeSpec) set(key, val string) error {
 			err = fmt.Errorf("must be above 0")
 		}
 	case "memory":
-		n.Memory, err = parseSize(val)
+		n.Memory, err = ParseSize(val)
 	case "speed":
 		n.Speed, err = strconv.ParseFloat(val, 64)
 		if err == nil && n.Speed <= 0 {
@@ -124,8 +124,9 @@ func positiveInt(s string) (int, error) {
 	return v, err
 }
 
-// parseSize reads 512M, 2G, 1048576.
-func parseSize(s string) (int64, error) {
+// ParseSize reads a size in bytes with an optional K, M or G suffix:
+// 512M, 2G, 1048576.
+func ParseSize(s string) (int64, error) {
 	mult := int64(1)
 	switch {
 	case strings.HasSuffix(s, "K"):

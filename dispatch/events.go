@@ -26,6 +26,9 @@ func (r *runState) handle(e event) {
 	case protocol.TypeHeartbeat:
 		if c.name != "" {
 			r.core.Heartbeat(c.name, time.Now())
+			if m.Heartbeat != nil {
+				r.resident(c.name, m.Heartbeat.Resident)
+			}
 		}
 	case protocol.TypeEvent:
 		if c.name != "" && m.Event != nil && m.Event.Kind == protocol.EventEnded {
@@ -65,16 +68,40 @@ func (r *runState) register(c *agentConn, reg *protocol.Register) {
 	r.prog.Nodes = len(r.nodes)
 }
 
+// resident passes a node's report of its attempts' memory to the core.
+func (r *runState) resident(node string, rs []protocol.Resident) {
+	for _, x := range rs {
+		if j := r.jobs[x.Job]; j != nil && j.runs[x.Attempt] == node {
+			r.core.Resident(x.Job, x.Attempt, x.Bytes)
+		}
+	}
+}
+
 // ended records how an attempt ended.
 func (r *runState) ended(node string, ev *protocol.Event) {
-	j := r.jobs[ev.Job]
-	if j == nil || j.attempt != ev.Attempt || j.node != node || ev.Result == nil {
-		return // a stale report: the attempt was already given up
+	if ev.Result == nil {
+		return
 	}
 	res := ev.Result
 	a := store.Attempt{Job: ev.Job, N: ev.Attempt, Node: node, Ended: time.Now(), Exit: res.Exit,
 		Signal: res.Signal, Wall: res.Wall, CPU: res.CPU, MaxRSS: res.MaxRSS, Error: res.Error,
 		Stdout: res.Stdout, Stderr: res.Stderr}
+	key := attemptKey{ev.Job, ev.Attempt}
+	if s, ok := r.stopping[key]; ok && s.node == node {
+		// A cancelled attempt has stopped: record what it used.
+		delete(r.stopping, key)
+		a.State, a.Error = store.AttemptCancelled, s.reason
+		r.batch.EndAttempt(r.exp.ID, a)
+		return
+	}
+	j := r.jobs[ev.Job]
+	if j == nil || j.runs[ev.Attempt] != node {
+		return // a stale report: the attempt was already given up
+	}
+	delete(j.runs, ev.Attempt)
+	if !res.System {
+		r.settled(ev.Job, j, a.Ended)
+	}
 	switch {
 	case res.OK:
 		a.State = store.AttemptOK
@@ -84,7 +111,11 @@ func (r *runState) ended(node string, ev *protocol.Event) {
 		r.prog.Done++
 	case res.System:
 		a.State = store.AttemptLost
-		r.batch.Finish(r.exp.ID, a, store.Pending)
+		if len(j.runs) > 0 {
+			r.batch.EndAttempt(r.exp.ID, a) // its duplicate runs on
+		} else {
+			r.batch.Finish(r.exp.ID, a, store.Pending)
+		}
 		r.core.SystemFailure(ev.Job, ev.Attempt, res.Error, a.Ended)
 	default:
 		a.State = store.AttemptFailed
@@ -93,6 +124,52 @@ func (r *runState) ended(node string, ev *protocol.Event) {
 		delete(r.jobs, ev.Job)
 		r.prog.Failed++
 		r.prog.LastError = fmt.Sprintf("job %d: %s", ev.Job, res.Error)
+	}
+}
+
+// settled records the other attempts of a job that has just ended (a
+// duplicate lost the race) as cancelled; the core cancels them too, and
+// act tells their nodes.
+func (r *runState) settled(job int64, j *liveJob, now time.Time) {
+	for n, node := range j.runs {
+		delete(j.runs, n)
+		r.stopAttempt(store.Attempt{Job: job, N: n, Node: node, State: store.AttemptCancelled, Ended: now,
+			Error: "another attempt of the job ended first"}, false)
+	}
+}
+
+// cancel records the core's decision to stop an attempt and reports
+// whether its node must be told. A job that has ended had its other
+// attempts recorded when it did (see settled); otherwise the core
+// stopped the attempt to free its node's memory and queued the job again.
+func (r *runState) cancel(c sched.Cancel, now time.Time) bool {
+	key := attemptKey{c.Job, c.Attempt}
+	j := r.jobs[c.Job]
+	if j == nil {
+		_, ok := r.stopping[key] // not there: it ended meanwhile
+		return ok && r.nodes[c.Node] != nil
+	}
+	if j.runs[c.Attempt] != c.Node {
+		return false
+	}
+	delete(j.runs, c.Attempt)
+	r.stopAttempt(store.Attempt{Job: c.Job, N: c.Attempt, Node: c.Node, State: store.AttemptCancelled, Ended: now,
+		Error: fmt.Sprintf("stopped: node %s had more resident memory than RAM; the job starts again where it fits", c.Node)},
+		len(j.runs) == 0)
+	return r.nodes[c.Node] != nil
+}
+
+// stopAttempt records an attempt as cancelled (its job pending again
+// when requeue is set) and waits for its node to report it stopped.
+func (r *runState) stopAttempt(a store.Attempt, requeue bool) {
+	if requeue {
+		r.batch.Finish(r.exp.ID, a, store.Pending)
+	} else {
+		r.batch.EndAttempt(r.exp.ID, a)
+	}
+	r.batch.Event(r.exp.ID, "attempt.cancelled", a.Job, a.Node, a.Error)
+	if r.nodes[a.Node] != nil {
+		r.stopping[attemptKey{a.Job, a.N}] = stopping{node: a.Node, reason: a.Error}
 	}
 }
 
@@ -116,10 +193,22 @@ func (r *runState) lost(node, reason string) {
 	c.conn.Close()
 	now := time.Now()
 	for idx, j := range r.jobs {
-		if j.node == node && j.attempt > 0 {
-			r.batch.Finish(r.exp.ID, store.Attempt{Job: idx, N: j.attempt, Node: node, State: store.AttemptLost,
-				Ended: now, Error: reason}, store.Pending)
-			j.node = ""
+		for n, at := range j.runs {
+			if at != node {
+				continue
+			}
+			delete(j.runs, n)
+			a := store.Attempt{Job: idx, N: n, Node: node, State: store.AttemptLost, Ended: now, Error: reason}
+			if len(j.runs) > 0 {
+				r.batch.EndAttempt(r.exp.ID, a)
+			} else {
+				r.batch.Finish(r.exp.ID, a, store.Pending)
+			}
+		}
+	}
+	for k, s := range r.stopping {
+		if s.node == node {
+			delete(r.stopping, k) // recorded as cancelled already
 		}
 	}
 	r.batch.Event(r.exp.ID, "node.lost", 0, node, reason)
@@ -132,8 +221,8 @@ func (r *runState) lost(node, reason string) {
 func (r *runState) interrupt() {
 	now := time.Now()
 	for idx, j := range r.jobs {
-		if j.node != "" {
-			r.batch.Finish(r.exp.ID, store.Attempt{Job: idx, N: j.attempt, Node: j.node,
+		for n, node := range j.runs {
+			r.batch.Finish(r.exp.ID, store.Attempt{Job: idx, N: n, Node: node,
 				State: store.AttemptInterrupted, Ended: now, Error: "the run was stopped"}, store.Pending)
 		}
 	}

@@ -19,10 +19,21 @@ import (
 
 // liveJob is a job queued or running in this run.
 type liveJob struct {
-	values  []string
-	node    string
+	values []string
+	runs   map[int]string // running attempts (two when duplicated) and their nodes
+}
+
+// attemptKey names one attempt of a job.
+type attemptKey struct {
+	job     int64
 	attempt int
-	started time.Time
+}
+
+// stopping is an attempt the dispatcher cancelled whose end the node
+// has not reported yet.
+type stopping struct {
+	node   string
+	reason string
 }
 
 // runState is the state Run's goroutine owns.
@@ -38,10 +49,11 @@ type runState struct {
 	pendingDone  bool
 	cursorMoved  bool
 
-	jobs  map[int64]*liveJob
-	nodes map[string]*agentConn
-	batch store.Batch
-	prog  Progress
+	jobs     map[int64]*liveJob
+	stopping map[attemptKey]stopping // cancelled attempts still ending
+	nodes    map[string]*agentConn
+	batch    store.Batch
+	prog     Progress
 
 	lastProgress time.Time
 	idleSince    time.Time
@@ -53,8 +65,9 @@ type runState struct {
 func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 	exp := d.cfg.Experiment
 	r := &runState{d: d, ctx: ctx, exp: exp, jobs: map[int64]*liveJob{}, nodes: map[string]*agentConn{},
+		stopping: map[attemptKey]stopping{},
 		core: sched.New(sched.Config{Policy: d.cfg.Policy, Retries: d.cfg.Retries,
-			HeartbeatTimeout: 10 * d.cfg.Heartbeat})}
+			HeartbeatTimeout: 10 * d.cfg.Heartbeat, Duplicates: true, Restarts: true})}
 	r.prog.Started = time.Now()
 	if err := r.prepare(); err != nil {
 		return Summary{}, err
@@ -142,8 +155,11 @@ func (r *runState) rootTask(name string, once bool) error {
 	return st.Apply(r.ctx, &r.batch)
 }
 
-// finished reports whether every job has ended.
-func (r *runState) finished() bool { return r.itDone && r.pendingDone && len(r.jobs) == 0 }
+// finished reports whether every job has ended, and every attempt the
+// dispatcher cancelled has stopped (so none still copies files back).
+func (r *runState) finished() bool {
+	return r.itDone && r.pendingDone && len(r.jobs) == 0 && len(r.stopping) == 0
+}
 
 // loop dispatches until every job has ended.
 func (r *runState) loop() error {
@@ -256,6 +272,7 @@ func params(values []string) []float64 {
 // act takes the core's decisions, records them, and then carries them out.
 func (r *runState) act() error {
 	var starts []sched.Start
+	var cancels []sched.Cancel
 	now := time.Now()
 	if r.itDone && r.pendingDone {
 		r.core.Close()
@@ -264,9 +281,16 @@ func (r *runState) act() error {
 		switch a := a.(type) {
 		case sched.Start:
 			j := r.jobs[a.Job]
-			j.node, j.attempt, j.started = a.Node, a.Attempt, now
+			if j.runs == nil {
+				j.runs = map[int]string{}
+			}
+			j.runs[a.Attempt] = a.Node
 			r.batch.Start(r.exp.ID, a.Job, a.Attempt, a.Node, now)
 			starts = append(starts, a)
+		case sched.Cancel:
+			if r.cancel(a, now) {
+				cancels = append(cancels, a)
+			}
 		case sched.Fail:
 			r.batch.FailJob(r.exp.ID, a.Job, a.Reason)
 			delete(r.jobs, a.Job)
@@ -279,6 +303,11 @@ func (r *runState) act() error {
 			return ErrInterrupted
 		}
 		return err
+	}
+	for _, a := range cancels {
+		if c := r.nodes[a.Node]; c != nil {
+			c.conn.Send(&protocol.Msg{Type: protocol.TypeCancel, Job: a.Job, Attempt: a.Attempt})
+		}
 	}
 	for _, s := range starts {
 		c := r.nodes[s.Node]

@@ -2,7 +2,8 @@
 // agent protocol, registers its node, runs the attempts it is given (each
 // job in its own directory, nodestart once before the first), stages files
 // to and from the root over the same connection, and reports every
-// attempt's outcome. `orrery agent` runs one as its own process over TCP;
+// attempt's outcome and, in its heartbeats, each running attempt's
+// resident memory. `orrery agent` runs one as its own process over TCP;
 // the embedded cluster runs several in-process over in-memory pipes.
 package node
 
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"orrery/agent"
@@ -55,11 +57,28 @@ type agentNode struct {
 	nodeDir   string
 
 	mu      sync.Mutex
-	running map[int64]context.CancelFunc
+	running map[attemptKey]*runningAttempt
 	free    []string // clean job directories to reuse
 	slots   int      // job directories made so far
 	wg      sync.WaitGroup
 }
+
+// attemptKey names an attempt. Two attempts of a job may run on a node at
+// once: a restart may land where the cancelled attempt is still stopping.
+type attemptKey struct {
+	job     int64
+	attempt int
+}
+
+// runningAttempt is an attempt the agent runs.
+type runningAttempt struct {
+	stop context.CancelCauseFunc // stops the attempt; errCancelled for the dispatcher's cancel
+	pgid atomic.Int64            // the process group of its command now; 0 when it runs none
+}
+
+// errCancelled is why an attempt the dispatcher cancelled stopped, as
+// opposed to one stopped because the agent is shutting down.
+var errCancelled = errors.New("cancelled by the dispatcher")
 
 // Run serves one dispatcher over rw until the dispatcher says shutdown,
 // the connection ends, or ctx is cancelled; running attempts are stopped
@@ -76,7 +95,7 @@ func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
 	}
 	conn := protocol.NewConn(rw)
 	defer conn.Close()
-	n := &agentNode{cfg: cfg, peer: protocol.NewPeer(conn), log: cfg.Log, running: map[int64]context.CancelFunc{}}
+	n := &agentNode{cfg: cfg, peer: protocol.NewPeer(conn), log: cfg.Log, running: map[attemptKey]*runningAttempt{}}
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -102,7 +121,7 @@ func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
 		case protocol.TypeStart:
 			n.start(ctx, m.Start)
 		case protocol.TypeCancel:
-			n.cancel(m.Job)
+			n.cancel(m.Job, m.Attempt)
 		case protocol.TypeShutdown:
 			shutdown = true
 			cancel()
@@ -145,49 +164,64 @@ func (n *agentNode) welcomed(ctx context.Context, w *protocol.Welcome) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				n.mu.Lock()
-				running := len(n.running)
-				n.mu.Unlock()
-				n.peer.Send(&protocol.Msg{Type: protocol.TypeHeartbeat,
-					Heartbeat: &protocol.Heartbeat{Running: running, Load: loadAverage()}})
+				n.peer.Send(&protocol.Msg{Type: protocol.TypeHeartbeat, Heartbeat: n.heartbeat()})
 			}
 		}
 	}()
 	return nil
 }
 
-// start runs an attempt in its own goroutine.
+// start runs an attempt in its own goroutine and reports its end, also
+// when the dispatcher cancelled it: then the processes are gone.
 func (n *agentNode) start(ctx context.Context, s *protocol.Start) {
 	if s == nil || n.plan == nil {
 		return
 	}
-	jctx, cancel := context.WithCancel(ctx)
+	key := attemptKey{s.Job, s.Attempt}
+	jctx, stop := context.WithCancelCause(ctx)
+	a := &runningAttempt{stop: stop}
 	n.mu.Lock()
-	n.running[s.Job] = cancel
+	n.running[key] = a
 	n.mu.Unlock()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		defer cancel()
-		res := n.attempt(jctx, s)
+		defer stop(nil)
+		res := n.attempt(ctx, jctx, s, a.options(n.cfg.Exec))
 		n.mu.Lock()
-		delete(n.running, s.Job)
+		if n.running[key] == a {
+			delete(n.running, key)
+		}
 		n.mu.Unlock()
 		n.peer.Send(&protocol.Msg{Type: protocol.TypeEvent, Event: &protocol.Event{
 			Kind: protocol.EventEnded, Job: s.Job, Attempt: s.Attempt, Result: res}})
 	}()
 }
 
-func (n *agentNode) cancel(job int64) {
+// cancel stops attempt attempt of job, or every attempt of job when
+// attempt is 0 (a dispatcher older than attempt numbers in cancels).
+func (n *agentNode) cancel(job int64, attempt int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if c := n.running[job]; c != nil {
-		c()
+	for k, a := range n.running {
+		if k.job == job && (attempt == 0 || k.attempt == attempt) {
+			a.stop(errCancelled)
+		}
 	}
 }
 
-// attempt runs nodestart (once per node) and then the job's main task.
-func (n *agentNode) attempt(ctx context.Context, s *protocol.Start) *protocol.Result {
+// cancelled reports whether the dispatcher cancelled the attempt whose
+// context is jctx.
+func cancelled(jctx context.Context) bool {
+	return errors.Is(context.Cause(jctx), errCancelled)
+}
+
+// attempt runs nodestart (once per node, under the node's context ctx, so
+// that cancelling the attempt that runs it does not fail it for all) and
+// then the job's main task under the attempt's context jctx. An attempt
+// the dispatcher cancelled fails with errCancelled, and its directory is
+// reused like a successful one's: nothing went wrong with the job.
+func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts agent.Options) *protocol.Result {
 	n.startOnce.Do(func() { n.startErr = n.nodestart(ctx) })
 	if n.startErr != nil {
 		return &protocol.Result{System: true, Error: "nodestart failed on node " + n.cfg.Name + ": " + n.startErr.Error()}
@@ -197,9 +231,13 @@ func (n *agentNode) attempt(ctx context.Context, s *protocol.Start) *protocol.Re
 		return &protocol.Result{System: true, Error: fmt.Sprintf("job directory on node %s: %v", n.cfg.Name, err)}
 	}
 	job := agent.Job{Index: s.Job, Names: n.welcome.Names, Values: s.Values}
-	res, err := agent.RunTask(ctx, n.plan.Task(plan.TaskMain), job, dir, n.peer, n.cfg.Exec)
+	res, err := agent.RunTask(jctx, n.plan.Task(plan.TaskMain), job, dir, n.peer, opts)
 	out := convert(res, err)
-	n.releaseDir(dir, out.OK, fmt.Sprintf("j%d.%d", s.Job, s.Attempt))
+	stopped := cancelled(jctx)
+	if stopped {
+		out.OK, out.System, out.Error = false, false, errCancelled.Error()
+	}
+	n.releaseDir(dir, out.OK || stopped, fmt.Sprintf("j%d.%d", s.Job, s.Attempt))
 	return out
 }
 

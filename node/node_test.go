@@ -17,8 +17,9 @@ import (
 // test: it serves staging from a root directory and hands every other
 // message to the test.
 type fakeDispatcher struct {
-	conn *protocol.Conn
-	msgs chan *protocol.Msg
+	conn    *protocol.Conn
+	msgs    chan *protocol.Msg
+	workDir string // the node's
 }
 
 func startNode(t *testing.T, root, planText string) *fakeDispatcher {
@@ -26,11 +27,12 @@ func startNode(t *testing.T, root, planText string) *fakeDispatcher {
 	a, b := net.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	workDir := t.TempDir()
 	go func() {
-		done <- Run(ctx, b, Config{Name: "n1", CPUs: 2, WorkDir: t.TempDir(),
+		done <- Run(ctx, b, Config{Name: "n1", CPUs: 2, WorkDir: workDir,
 			Exec: agent.Options{KillGrace: 200 * time.Millisecond}})
 	}()
-	f := &fakeDispatcher{conn: protocol.NewConn(a), msgs: make(chan *protocol.Msg, 16)}
+	f := &fakeDispatcher{conn: protocol.NewConn(a), msgs: make(chan *protocol.Msg, 16), workDir: workDir}
 	rs := protocol.NewRootServer(ctx, f.conn, agent.DirRoot{Dir: root})
 	go func() {
 		for {
@@ -90,6 +92,40 @@ func (f *fakeDispatcher) next(t *testing.T, typ string) *protocol.Msg {
 	}
 }
 
+// heartbeat returns the first heartbeat for which ok holds, failing when
+// an attempt ends first.
+func (f *fakeDispatcher) heartbeat(t *testing.T, ok func(*protocol.Heartbeat) bool) *protocol.Heartbeat {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m, open := <-f.msgs:
+			if !open {
+				t.Fatal("connection closed waiting for a heartbeat")
+			}
+			if m.Type != protocol.TypeHeartbeat {
+				t.Fatalf("got %s %+v while waiting for a heartbeat", m.Type, m.Event)
+			}
+			if ok(m.Heartbeat) {
+				return m.Heartbeat
+			}
+		case <-timeout:
+			t.Fatal("no such heartbeat within 10 s")
+		}
+	}
+}
+
+// residentOf returns the resident memory a heartbeat reports for an
+// attempt, and whether it reports any.
+func residentOf(hb *protocol.Heartbeat, job int64, attempt int) (int64, bool) {
+	for _, r := range hb.Resident {
+		if r.Job == job && r.Attempt == attempt {
+			return r.Bytes, true
+		}
+	}
+	return 0, false
+}
+
 // TestStagingBothWays runs a job that copies a root file in, works on it,
 // and copies the result out, all over the protocol.
 func TestStagingBothWays(t *testing.T) {
@@ -123,12 +159,105 @@ func TestCancel(t *testing.T) {
 	start := time.Now()
 	f.send(t, &protocol.Msg{Type: protocol.TypeCancel, Job: 1, Attempt: 1})
 	ev := f.next(t, protocol.TypeEvent).Event
-	if ev.Result.OK || ev.Result.Signal == "" {
+	if ev.Result.OK || ev.Result.Signal == "" || ev.Result.System || ev.Result.Error != "cancelled by the dispatcher" {
 		t.Fatalf("cancelled attempt: %+v", ev.Result)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("cancel took %s", d)
 	}
+	if _, err := os.Stat(filepath.Join(f.workDir, "experiment-1", "j1.1")); err == nil {
+		t.Error("the cancelled attempt's directory was kept as a failed job's")
+	}
+}
+
+// TestCancelOneAttempt: a cancel stops only the attempt it names, not
+// another attempt of the same job running beside it.
+func TestCancelOneAttempt(t *testing.T) {
+	f := startNode(t, t.TempDir(), "parameter x integer range from 1 to 3\ntask main\n\texec sleep $x\nendtask\n")
+	f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 1, Attempt: 1, Values: []string{"60"}}})
+	f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 1, Attempt: 2, Values: []string{"3"}}})
+	f.heartbeat(t, func(hb *protocol.Heartbeat) bool { // both run sleep
+		_, one := residentOf(hb, 1, 1)
+		_, two := residentOf(hb, 1, 2)
+		return one && two
+	})
+	start := time.Now()
+	f.send(t, &protocol.Msg{Type: protocol.TypeCancel, Job: 1, Attempt: 1})
+	ev := f.next(t, protocol.TypeEvent).Event
+	if ev.Job != 1 || ev.Attempt != 1 || ev.Result.OK || ev.Result.Error != "cancelled by the dispatcher" {
+		t.Fatalf("first end: job %d attempt %d, %+v; want attempt 1 cancelled", ev.Job, ev.Attempt, ev.Result)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the cancel took %s", d)
+	}
+	ev = f.next(t, protocol.TypeEvent).Event
+	if ev.Job != 1 || ev.Attempt != 2 || !ev.Result.OK {
+		t.Fatalf("second end: job %d attempt %d, %+v; want attempt 2 OK", ev.Job, ev.Attempt, ev.Result)
+	}
+}
+
+// TestCancelEveryAttempt: a cancel without an attempt number (from an
+// older dispatcher) stops every attempt of the job.
+func TestCancelEveryAttempt(t *testing.T) {
+	f := startNode(t, t.TempDir(), "parameter x integer range from 1 to 3\ntask main\n\texec sleep 60\nendtask\n")
+	for _, a := range []int{1, 2} {
+		f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 3, Attempt: a, Values: []string{"3"}}})
+	}
+	f.heartbeat(t, func(hb *protocol.Heartbeat) bool { return len(hb.Resident) == 2 })
+	f.send(t, &protocol.Msg{Type: protocol.TypeCancel, Job: 3})
+	ended := map[int]bool{}
+	for range 2 {
+		ev := f.next(t, protocol.TypeEvent).Event
+		if ev.Job != 3 || ev.Result.OK || ev.Result.Error != "cancelled by the dispatcher" {
+			t.Fatalf("job %d attempt %d: %+v", ev.Job, ev.Attempt, ev.Result)
+		}
+		ended[ev.Attempt] = true
+	}
+	if !ended[1] || !ended[2] {
+		t.Fatalf("ended attempts %v", ended)
+	}
+}
+
+// TestCancelDuringNodestart: cancelling the attempt that runs nodestart
+// does not fail nodestart for the attempts after it.
+func TestCancelDuringNodestart(t *testing.T) {
+	f := startNode(t, t.TempDir(), `parameter x integer range from 1 to 3
+task nodestart
+	exec sleep 0.5
+endtask
+task main
+	exec true
+endtask
+`)
+	f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 1, Attempt: 1, Values: []string{"1"}}})
+	time.Sleep(100 * time.Millisecond)
+	f.send(t, &protocol.Msg{Type: protocol.TypeCancel, Job: 1, Attempt: 1})
+	if r := f.next(t, protocol.TypeEvent).Event.Result; r.OK || r.Error != "cancelled by the dispatcher" {
+		t.Fatalf("cancelled attempt: %+v", r)
+	}
+	f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 2, Attempt: 1, Values: []string{"2"}}})
+	if r := f.next(t, protocol.TypeEvent).Event.Result; !r.OK {
+		t.Fatalf("the attempt after: %+v", r)
+	}
+}
+
+// TestResidentMemory: a heartbeat reports the resident memory of an
+// attempt's processes: here a shell holding 50 MB in a variable.
+func TestResidentMemory(t *testing.T) {
+	f := startNode(t, t.TempDir(), `parameter x integer range from 1 to 3
+task main
+	shexec "m=$(yes | head -c 50000000); sleep 10; echo ${#m}"
+endtask
+`)
+	f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 4, Attempt: 2, Values: []string{"1"}}})
+	hb := f.heartbeat(t, func(hb *protocol.Heartbeat) bool {
+		b, _ := residentOf(hb, 4, 2)
+		return b >= 40<<20
+	})
+	if hb.Running != 1 || len(hb.Resident) != 1 {
+		t.Fatalf("heartbeat %+v: want one attempt", hb)
+	}
+	t.Logf("resident: %d bytes", hb.Resident[0].Bytes)
 }
 
 // TestMissingRootFileIsTheJobsFailure: a missing input is the job's own

@@ -27,7 +27,7 @@ const (
 	TypeRegister  = "register"  // agent → dispatcher: who I am
 	TypeWelcome   = "welcome"   // dispatcher → agent: accepted; the plan
 	TypeStart     = "start"     // dispatcher → agent: run an attempt of a job
-	TypeCancel    = "cancel"    // dispatcher → agent: stop an attempt
+	TypeCancel    = "cancel"    // dispatcher → agent: stop attempt Attempt of job Job
 	TypeEvent     = "event"     // agent → dispatcher: an attempt started or ended
 	TypeHeartbeat = "heartbeat" // agent → dispatcher: still alive
 	TypeShutdown  = "shutdown"  // dispatcher → agent: no more work; exit
@@ -125,6 +125,18 @@ type Result struct {
 type Heartbeat struct {
 	Running int     `json:"running"`
 	Load    float64 `json:"load"` // 1-minute load average
+	// Resident is the resident memory of each running attempt, as of
+	// the heartbeat: what lets the dispatcher see a node whose jobs no
+	// longer fit in its RAM before they finish.
+	Resident []Resident `json:"resident,omitempty"`
+}
+
+// Resident is the resident memory of one running attempt: the sum over
+// the processes of the command it runs now.
+type Resident struct {
+	Job     int64 `json:"job"`
+	Attempt int   `json:"attempt"`
+	Bytes   int64 `json:"bytes"`
 }
 
 // MaxFrame bounds a frame's header and data, so a broken peer cannot make

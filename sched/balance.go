@@ -301,8 +301,24 @@ func (c *Core) relieve(now time.Time) {
 	}
 }
 
-// room reports whether j's known memory fits on n beside what runs
+// room reports whether j's expected memory fits on n beside what runs
 // there (an idle node always has room).
-func room(n *nodeState, j *jobState) bool {
-	return j.mem <= 0 || n.Memory <= 0 || len(n.runs) == 0 || n.resident+j.mem <= n.Memory
+func (c *Core) room(n *nodeState, j *jobState) bool {
+	need := c.need(j)
+	return need <= 0 || n.Memory <= 0 || len(n.runs) == 0 || n.resident+need <= n.Memory
+}
+
+// need is the resident memory a policy that learns expects j to take:
+// what an attempt of it reported, else what finished jobs took, else
+// the mean peak of the jobs that reported any (0: unknown).
+func (c *Core) need(j *jobState) int64 {
+	switch {
+	case j.mem > 0 || !c.pol.Learn:
+		return j.mem
+	case c.model.Memory() > 0:
+		return c.model.Memory()
+	case c.memJobs > 0:
+		return c.memSum / int64(c.memJobs)
+	}
+	return 0
 }

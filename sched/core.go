@@ -188,6 +188,8 @@ type Core struct {
 	lastStrag time.Time
 	deferred  bool         // the tail placement left free slots to jobs that wait for busy nodes
 	overfull  []*nodeState // nodes whose resident memory passed their RAM since the last decisions
+	memSum    int64        // the peak resident memory reported, summed over jobs
+	memJobs   int          // jobs that reported resident memory
 	running   int
 	decided   int64
 }
@@ -418,7 +420,13 @@ func (c *Core) Resident(index int64, attempt int, bytes int64) {
 	}
 	r.node.resident += bytes - r.resident
 	r.resident = bytes
-	j.mem = max(j.mem, bytes)
+	if bytes > j.mem {
+		if j.mem == 0 {
+			c.memJobs++
+		}
+		c.memSum += bytes - j.mem
+		j.mem = bytes
+	}
 	if n := r.node; c.relieves() && n.Memory > 0 && n.resident > n.Memory {
 		c.overfull = append(c.overfull, n)
 	}

@@ -161,7 +161,7 @@ func (m *Model) expect(params []float64) float64 {
 
 // Memory predicts a job's resident memory in bytes (0: unknown).
 func (m *Model) Memory() int64 {
-	if m.nmem == 0 {
+	if m == nil || m.nmem == 0 {
 		return 0
 	}
 	return int64(m.mem / float64(m.nmem))

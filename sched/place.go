@@ -145,7 +145,7 @@ func (c *Core) placeTail(slots []slot, now time.Time) {
 		}
 		w := c.model.expect(j.Params)
 		s := slots[used]
-		if !room(s.node, j) {
+		if !c.room(s.node, j) {
 			wait = append(wait, j) // no room for its memory there: it waits
 			continue
 		}
@@ -276,10 +276,10 @@ func (c *Core) fill(slots []slot, next func() *jobState, now time.Time) {
 				}
 			}
 		}
-		if c.pol.Learn && !room(slots[pick].node, j) {
+		if c.pol.Learn && !c.room(slots[pick].node, j) {
 			pick = -1
 			for i := first; i < len(slots); i++ {
-				if !used[i] && room(slots[i].node, j) {
+				if !used[i] && c.room(slots[i].node, j) {
 					pick = i
 					break
 				}
@@ -313,8 +313,9 @@ func (c *Core) start(j *jobState, n *nodeState, now time.Time) {
 	j.attempt++
 	// Until the attempt reports its own, it is taken to need what the
 	// job last did.
-	r := &run{job: j, attempt: j.attempt, node: n, home: n, start: now, at: now, resident: j.mem}
-	n.resident += j.mem
+	need := c.need(j)
+	r := &run{job: j, attempt: j.attempt, node: n, home: n, start: now, at: now, resident: need}
+	n.resident += need
 	j.runs = append(j.runs, r)
 	n.runs = append(n.runs, r)
 	n.held++

@@ -28,6 +28,7 @@ const (
 	AttemptFailed      = "failed"      // the job's own failure
 	AttemptLost        = "lost"        // a system failure: node lost, staging failed
 	AttemptInterrupted = "interrupted" // the run stopped (crash, Ctrl-C) while it ran
+	AttemptCancelled   = "cancelled"   // stopped by the dispatcher: a duplicate won, or to free memory
 )
 
 // Job is a job the store knows: one that has been handed out.
@@ -176,12 +177,19 @@ func (b *Batch) Start(exp, job int64, n int, node string, at time.Time) {
 // Finish records how an attempt ended and the job's resulting state
 // (Pending when it will be tried again).
 func (b *Batch) Finish(exp int64, a Attempt, state JobState) {
+	b.EndAttempt(exp, a)
+	b.add(`UPDATE job SET state=?, exit_code=?, updated_at=? WHERE experiment=? AND idx=?`,
+		state, a.Exit, nanos(a.Ended), exp, a.Job)
+}
+
+// EndAttempt records how an attempt ended and leaves its job's state
+// alone: another attempt of the job (a duplicate) runs on, or has
+// already settled it.
+func (b *Batch) EndAttempt(exp int64, a Attempt) {
 	b.add(`UPDATE attempt SET state=?, ended_at=?, exit_code=?, signal=?, wall_ns=?, cpu_ns=?, max_rss=?,
 		error=?, stdout=?, stderr=? WHERE experiment=? AND job=? AND n=?`,
 		a.State, nanos(a.Ended), a.Exit, a.Signal, int64(a.Wall), int64(a.CPU), a.MaxRSS,
 		a.Error, a.Stdout, a.Stderr, exp, a.Job, a.N)
-	b.add(`UPDATE job SET state=?, exit_code=?, updated_at=? WHERE experiment=? AND idx=?`,
-		state, a.Exit, nanos(a.Ended), exp, a.Job)
 }
 
 // FailJob records that a job failed for good without a final attempt of

@@ -100,3 +100,46 @@ func TestApplyIsAtomic(t *testing.T) {
 		t.Fatalf("a failed batch left %d jobs behind", counts[Pending])
 	}
 }
+
+// TestEndAttemptLeavesJobState: a duplicate's attempt ends (cancelled)
+// while the job's other attempt runs on, and the job's state is the
+// other attempt's to settle.
+func TestEndAttemptLeavesJobState(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	e := &Experiment{PlanPath: "p.pln", PlanText: "task main\nendtask\n", Dialect: "modern", Names: []string{"x"}}
+	if err := s.Create(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	b.AddJob(e.ID, Job{Index: 1, Values: []string{"a"}})
+	b.Start(e.ID, 1, 1, "slow", time.Now())
+	b.Start(e.ID, 1, 2, "fast", time.Now())
+	b.EndAttempt(e.ID, Attempt{Job: 1, N: 1, Node: "slow", State: AttemptCancelled, Ended: time.Now(), Error: "lost the race"})
+	if err := s.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.Counts(ctx, e.ID)
+	if err != nil || counts[Running] != 1 {
+		t.Fatalf("counts after a duplicate ended: %v (%v), want the job running", counts, err)
+	}
+	zero := 0
+	b.Finish(e.ID, Attempt{Job: 1, N: 2, Node: "fast", State: AttemptOK, Ended: time.Now(), Exit: &zero}, Done)
+	if err := s.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.Attempts(ctx, e.ID, 1, func(a Attempt) error {
+		got = append(got, a.Node+" "+a.State+" "+a.Error)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"slow cancelled lost the race", "fast ok "}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("attempts %q, want %q", got, want)
+	}
+	if counts, _ := s.Counts(ctx, e.ID); counts[Done] != 1 || counts[Running] != 0 {
+		t.Fatalf("counts at the end: %v, want the job done", counts)
+	}
+}

@@ -13,19 +13,21 @@ import (
 	"syscall"
 	"time"
 
+	"orrery/cluster"
 	"orrery/node"
 )
 
 // runAgent implements `orrery agent --connect ADDR`: one node agent as
 // its own process, over TCP.
 func runAgent(e *env, args []string) int {
-	fs := newFlags(e, "agent", "--connect ADDR [--name NAME] [--cpus N] [--job-limit K] [--speed S] [--work-dir DIR]")
+	fs := newFlags(e, "agent", "--connect ADDR [--name NAME] [--cpus N] [--job-limit K] [--speed S] [--memory SIZE] [--work-dir DIR]")
 	addr := fs.String("connect", "", "dispatcher `address` (host:port) to connect to")
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "node `name`")
 	cpus := fs.Int("cpus", runtime.NumCPU(), "CPUs this node offers")
 	limit := fs.Int("job-limit", 0, "jobs at once (default: its CPUs)")
 	speed := fs.Float64("speed", 1, "relative CPU `speed` (1 = reference)")
+	memory := fs.String("memory", "", "RAM this node offers, such as 4G (default: the machine's); orrery keeps its jobs' resident memory within it")
 	work := fs.String("work-dir", filepath.Join(os.TempDir(), "orrery-agent"), "`directory` for job directories")
 	keep := fs.Bool("keep", false, "keep the job directories of successful jobs")
 	if status, ok := noArgs(fs, args); !ok {
@@ -35,6 +37,14 @@ func runAgent(e *env, args []string) int {
 		fs.Usage()
 		return exitInvalid
 	}
+	var mem int64
+	if *memory != "" {
+		var err error
+		if mem, err = cluster.ParseSize(*memory); err != nil {
+			fmt.Fprintf(e.stderr, "orrery: agent: --memory %q: %v\n", *memory, err)
+			return exitInvalid
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	conn, err := dial(ctx, *addr)
@@ -43,7 +53,7 @@ func runAgent(e *env, args []string) int {
 		return exitFailed
 	}
 	err = node.Run(ctx, conn, node.Config{Name: *name, CPUs: *cpus, JobLimit: *limit, Speed: *speed,
-		WorkDir: *work, KeepJobDirs: *keep})
+		Memory: mem, WorkDir: *work, KeepJobDirs: *keep})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
 		return exitFailed

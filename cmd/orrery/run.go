@@ -28,7 +28,7 @@ func runRun(e *env, args []string) int {
 	nodes := fs.Int("nodes", 1, "number of `N` local nodes in the embedded cluster")
 	clusterFile := fs.String("cluster", "", "cluster `file` describing the local nodes (names, job limits, CPU shares, memory)")
 	jobLimit := fs.Int("job-limit", 0, "jobs each node runs at once (default: its CPUs)")
-	policy := fs.String("policy", "orrery", "scheduling `policy`: orrery (learns, longest expected first on the fastest node), fcfs (EnFuzion's), fcfs+mosix or mec (as fcfs: live nodes cannot migrate processes)")
+	policy := fs.String("policy", "orrery", "scheduling `policy`: orrery (learns, longest expected first on the fastest node, duplicates stragglers, restarts jobs that overcommit memory), fcfs (EnFuzion's), fcfs+mosix or mec (as fcfs: live nodes cannot migrate processes)")
 	seed := fs.Uint64("seed", 0, "seed for random values of a new experiment (default: random)")
 	stateDir := fs.String("state-dir", "", "state directory (default: .orrery beside the plan)")
 	dialect := fs.String("dialect", "", "read the plan as `classic` or modern")
