@@ -13,6 +13,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"orrery/procfs"
 )
 
 // Root is where control groups are mounted.
@@ -124,6 +127,60 @@ func (g *Group) Add(pid int) error {
 		}
 	}
 	return nil
+}
+
+// AddGroup moves every process of process group pgid into the group: a
+// running job migrates to the node the group limits, and keeps its
+// progress. Processes that end meanwhile are skipped.
+func (g *Group) AddGroup(pgid int) error {
+	pids := procfs.Members(pgid)
+	if len(pids) == 0 {
+		return fmt.Errorf("cgroup: process group %d has no process", pgid)
+	}
+	var errs []error
+	moved := 0
+	for _, pid := range pids {
+		if err := g.Add(pid); err == nil {
+			moved++
+		} else if !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, err)
+		}
+	}
+	if moved == 0 && len(errs) == 0 {
+		return fmt.Errorf("cgroup: process group %d ended", pgid)
+	}
+	return errors.Join(errs...)
+}
+
+// Self returns the group this process runs in (its cpu and memory groups
+// on v1). Processes added to it run as this one does; it must not be
+// removed.
+func Self() (*Group, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	g := &Group{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		switch {
+		case V2() && f[0] == "0":
+			g.dirs = []string{filepath.Join(Root, f[2])}
+		case !V2():
+			for _, c := range strings.Split(f[1], ",") {
+				if c == "cpu" || c == "memory" {
+					g.dirs = append(g.dirs, filepath.Join(Root, c, f[2]))
+				}
+			}
+		}
+	}
+	if len(g.dirs) == 0 {
+		return nil, errors.New("cgroup: this process's groups are not in /proc/self/cgroup")
+	}
+	return g, nil
 }
 
 // Remove deletes the group; processes still in it are moved to the parent

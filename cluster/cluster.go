@@ -49,12 +49,27 @@ func Local(n, jobLimit int) Spec {
 	return s
 }
 
+// Migratable reports whether running jobs can move between the
+// cluster's nodes: when one of them runs in a control group of its own
+// (the rest run in this process's group), a job's processes move from
+// node to node by changing group, keeping their progress.
+func (s Spec) Migratable() bool {
+	for _, n := range s.Nodes {
+		if n.Limited() {
+			return true
+		}
+	}
+	return false
+}
+
 // Cluster is a running embedded cluster.
 type Cluster struct {
 	staleOnce sync.Once
 	wg        sync.WaitGroup
 	mu        sync.Mutex
 	errs      []error
+	groups    map[string]*cgroup.Group // limited nodes' groups
+	local     map[string]bool          // nodes in this process
 }
 
 // Options tune the nodes of an embedded cluster.
@@ -73,7 +88,7 @@ type Options struct {
 // dispatcher's end of each connection to attach. The nodes run until
 // the dispatcher shuts them down, their connection closes, or ctx ends.
 func Start(ctx context.Context, spec Spec, workDir string, opts Options, attach func(io.ReadWriteCloser)) (*Cluster, error) {
-	c := &Cluster{}
+	c := &Cluster{groups: map[string]*cgroup.Group{}, local: map[string]bool{}}
 	for _, n := range spec.Nodes {
 		if n.Limited() {
 			c.removeStaleGroups()
@@ -83,6 +98,7 @@ func Start(ctx context.Context, spec Spec, workDir string, opts Options, attach 
 			}
 			continue
 		}
+		c.local[n.Name] = true
 		dispatcherEnd, nodeEnd := net.Pipe()
 		attach(dispatcherEnd)
 		cfg := node.Config{Name: n.Name, CPUs: n.CPUs, Speed: n.Speed, JobLimit: n.JobLimit,
@@ -96,6 +112,26 @@ func Start(ctx context.Context, spec Spec, workDir string, opts Options, attach 
 		}()
 	}
 	return c, nil
+}
+
+// Migrate moves the processes of process group pgid (a job's command,
+// started by any node of the cluster) to node: into its control group, or
+// into this process's group for a node without limits. The processes
+// keep running, at the speed and within the memory of their new node.
+func (c *Cluster) Migrate(pgid int, node string) error {
+	c.mu.Lock()
+	g := c.groups[node]
+	c.mu.Unlock()
+	if g == nil && c.local[node] {
+		var err error
+		if g, err = cgroup.Self(); err != nil {
+			return err
+		}
+	}
+	if g == nil {
+		return fmt.Errorf("node %s is not a node of the embedded cluster", node)
+	}
+	return g.AddGroup(pgid)
 }
 
 // Wait waits for every node to stop and returns their errors.

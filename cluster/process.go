@@ -68,11 +68,17 @@ func (c *Cluster) startLimited(ctx context.Context, n NodeSpec, workDir, group s
 		g.Remove()
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
+	c.mu.Lock()
+	c.groups[n.Name] = g
+	c.mu.Unlock()
 	attach(conn)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		err := cmd.Wait()
+		c.mu.Lock()
+		delete(c.groups, n.Name)
+		c.mu.Unlock()
 		g.Remove()
 		if err != nil && ctx.Err() == nil {
 			c.addErr(fmt.Errorf("node %s: %w", n.Name, err))

@@ -45,6 +45,12 @@ type Config struct {
 	// Progress, when set, is called from Run's goroutine whenever the
 	// counts change (at most every 100 ms) and once at the end.
 	Progress func(Progress)
+	// Migrate, when set, moves the processes of process group pgid
+	// (an attempt's command) to node's control group: process migration
+	// between nodes of one machine, as the embedded cluster's are. The
+	// core then moves running jobs (MOSIX's load balancing and memory
+	// ushering, stragglers to faster nodes); without it, it never does.
+	Migrate func(pgid int, node string) error
 	// NoNodes is how long Run waits with work left and no node before it
 	// gives up; 0 waits for ever (agents may join later).
 	NoNodes time.Duration

@@ -73,6 +73,7 @@ func (r *runState) resident(node string, rs []protocol.Resident) {
 	for _, x := range rs {
 		if j := r.jobs[x.Job]; j != nil && j.runs[x.Attempt] == node {
 			r.core.Resident(x.Job, x.Attempt, x.Bytes)
+			r.located(x)
 		}
 	}
 }
@@ -90,7 +91,7 @@ func (r *runState) ended(node string, ev *protocol.Event) {
 	if s, ok := r.stopping[key]; ok && s.node == node {
 		// A cancelled attempt has stopped: record what it used.
 		delete(r.stopping, key)
-		a.State, a.Error = store.AttemptCancelled, s.reason
+		a.State, a.Error = s.state, s.reason
 		r.batch.EndAttempt(r.exp.ID, a)
 		return
 	}
@@ -159,7 +160,7 @@ func (r *runState) cancel(c sched.Cancel, now time.Time) bool {
 	return r.nodes[c.Node] != nil
 }
 
-// stopAttempt records an attempt as cancelled (its job pending again
+// stopAttempt records an attempt as stopped (its job pending again
 // when requeue is set) and waits for its node to report it stopped.
 func (r *runState) stopAttempt(a store.Attempt, requeue bool) {
 	if requeue {
@@ -167,9 +168,9 @@ func (r *runState) stopAttempt(a store.Attempt, requeue bool) {
 	} else {
 		r.batch.EndAttempt(r.exp.ID, a)
 	}
-	r.batch.Event(r.exp.ID, "attempt.cancelled", a.Job, a.Node, a.Error)
+	r.batch.Event(r.exp.ID, "attempt."+a.State, a.Job, a.Node, a.Error)
 	if r.nodes[a.Node] != nil {
-		r.stopping[attemptKey{a.Job, a.N}] = stopping{node: a.Node, reason: a.Error}
+		r.stopping[attemptKey{a.Job, a.N}] = stopping{node: a.Node, state: a.State, reason: a.Error}
 	}
 }
 
@@ -194,6 +195,15 @@ func (r *runState) lost(node, reason string) {
 	now := time.Now()
 	for idx, j := range r.jobs {
 		for n, at := range j.runs {
+			if mg := j.moved[n]; at != node && mg != nil && mg.to == node && r.nodes[at] != nil {
+				// Moved there: the core takes it for lost with the node;
+				// its processes, kept by the node that started them, stop.
+				delete(j.runs, n)
+				r.stopAttempt(store.Attempt{Job: idx, N: n, Node: at, State: store.AttemptLost, Ended: now,
+					Error: reason + " (the attempt had moved there)"}, len(j.runs) == 0)
+				r.nodes[at].conn.Send(&protocol.Msg{Type: protocol.TypeCancel, Job: idx, Attempt: n})
+				continue
+			}
 			if at != node {
 				continue
 			}

@@ -20,7 +20,17 @@ import (
 // liveJob is a job queued or running in this run.
 type liveJob struct {
 	values []string
-	runs   map[int]string // running attempts (two when duplicated) and their nodes
+	runs   map[int]string   // running attempts (two when duplicated) and the nodes that run them
+	moved  map[int]*migrant // attempts the core moved off the node that runs them
+}
+
+// migrant is where a moved attempt's processes must be: the node whose
+// control group they run in (the node that started them keeps them, as
+// MOSIX's home node keeps a migrated process's deputy).
+type migrant struct {
+	to     string
+	group  int // the process group last reported for the attempt
+	placed int // the process group last moved to `to` (0: none yet)
 }
 
 // attemptKey names one attempt of a job.
@@ -33,6 +43,7 @@ type attemptKey struct {
 // has not reported yet.
 type stopping struct {
 	node   string
+	state  string // how it is recorded: cancelled, or lost
 	reason string
 }
 
@@ -67,7 +78,8 @@ func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 	r := &runState{d: d, ctx: ctx, exp: exp, jobs: map[int64]*liveJob{}, nodes: map[string]*agentConn{},
 		stopping: map[attemptKey]stopping{},
 		core: sched.New(sched.Config{Policy: d.cfg.Policy, Retries: d.cfg.Retries,
-			HeartbeatTimeout: 10 * d.cfg.Heartbeat, Duplicates: true, Restarts: true})}
+			HeartbeatTimeout: 10 * d.cfg.Heartbeat, Duplicates: true, Restarts: true,
+			Moves: d.cfg.Migrate != nil})}
 	r.prog.Started = time.Now()
 	if err := r.prepare(); err != nil {
 		return Summary{}, err
@@ -291,6 +303,8 @@ func (r *runState) act() error {
 			if r.cancel(a, now) {
 				cancels = append(cancels, a)
 			}
+		case sched.Move:
+			r.move(a)
 		case sched.Fail:
 			r.batch.FailJob(r.exp.ID, a.Job, a.Reason)
 			delete(r.jobs, a.Job)

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"orrery/agent"
+	"orrery/procfs"
 	"orrery/protocol"
 )
 
@@ -57,9 +58,9 @@ func resident(groups map[int]attemptKey) []protocol.Resident {
 		want[g] = true
 	}
 	var out []protocol.Resident
-	for g, bytes := range groupRSS(want) {
+	for g, bytes := range procfs.GroupRSS(want) {
 		k := groups[g]
-		out = append(out, protocol.Resident{Job: k.job, Attempt: k.attempt, Bytes: bytes})
+		out = append(out, protocol.Resident{Job: k.job, Attempt: k.attempt, Bytes: bytes, Group: g})
 	}
 	slices.SortFunc(out, func(a, b protocol.Resident) int {
 		return cmp.Or(cmp.Compare(a.Job, b.Job), cmp.Compare(a.Attempt, b.Attempt))

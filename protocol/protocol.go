@@ -137,6 +137,10 @@ type Resident struct {
 	Job     int64 `json:"job"`
 	Attempt int   `json:"attempt"`
 	Bytes   int64 `json:"bytes"`
+	// Group is the process group of the command the attempt runs now:
+	// what a dispatcher on the same machine moves when it migrates the
+	// attempt to another node's control group.
+	Group int `json:"group,omitempty"`
 }
 
 // MaxFrame bounds a frame's header and data, so a broken peer cannot make

@@ -28,7 +28,7 @@ func runRun(e *env, args []string) int {
 	nodes := fs.Int("nodes", 1, "number of `N` local nodes in the embedded cluster")
 	clusterFile := fs.String("cluster", "", "cluster `file` describing the local nodes (names, job limits, CPU shares, memory)")
 	jobLimit := fs.Int("job-limit", 0, "jobs each node runs at once (default: its CPUs)")
-	policy := fs.String("policy", "orrery", "scheduling `policy`: orrery (learns, longest expected first on the fastest node, duplicates stragglers, restarts jobs that overcommit memory), fcfs (EnFuzion's), fcfs+mosix or mec (as fcfs: live nodes cannot migrate processes)")
+	policy := fs.String("policy", "orrery", "scheduling `policy`: orrery (learns, longest expected first on the fastest node, duplicates stragglers, restarts jobs that overcommit memory), fcfs (EnFuzion's), fcfs+mosix or mec (MOSIX's migration between the nodes of a --cluster file with control groups; elsewhere as fcfs), mosix (only there)")
 	seed := fs.Uint64("seed", 0, "seed for random values of a new experiment (default: random)")
 	stateDir := fs.String("state-dir", "", "state directory (default: .orrery beside the plan)")
 	dialect := fs.String("dialect", "", "read the plan as `classic` or modern")
@@ -43,9 +43,6 @@ func runRun(e *env, args []string) int {
 		return exitInvalid
 	}
 	pol, err := sched.PolicyByName(*policy)
-	if err == nil && pol.NoQueue {
-		err = fmt.Errorf("policy %s starts every job at once and relies on process migration, which live nodes do not have; use fcfs+mosix or orrery", pol.Name)
-	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: --policy: %v\n", err)
 		return exitInvalid
@@ -56,6 +53,13 @@ func runRun(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
 			return exitInvalid
 		}
+	}
+	// Jobs migrate between the nodes of a cluster file with control
+	// groups, all on this machine; not to agents that join by --listen.
+	migratable := spec.Migratable() && *listen == ""
+	if pol.NoQueue && !migratable {
+		fmt.Fprintf(e.stderr, "orrery: --policy: policy %s starts every job at once and relies on process migration, which only the nodes of a --cluster file with control groups have (and not with --listen); use fcfs+mosix or orrery\n", pol.Name)
+		return exitInvalid
 	}
 	p, ok := parsePlan(e, path, *dialect)
 	if !ok {
@@ -87,8 +91,13 @@ func runRun(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "orrery: resuming experiment %d from %s\n", exp.ID, *stateDir)
 	}
 	prog := newProgress(e)
+	var c *cluster.Cluster
+	var migrate func(pgid int, node string) error
+	if migratable {
+		migrate = func(pgid int, node string) error { return c.Migrate(pgid, node) }
+	}
 	d := dispatch.New(dispatch.Config{Plan: p, Sweep: sw, Store: st, Experiment: exp, Root: root,
-		Policy: pol, NoNodes: 30 * time.Second, Progress: prog.update})
+		Policy: pol, NoNodes: 30 * time.Second, Progress: prog.update, Migrate: migrate})
 	stopListening := func() {}
 	if *listen != "" {
 		ln, err := listenLoopback(*listen)
@@ -108,7 +117,7 @@ func runRun(e *env, args []string) int {
 		}
 	}
 	nodeCtx, stopNodes := context.WithCancel(ctx)
-	c, err := cluster.Start(nodeCtx, spec, filepath.Join(*stateDir, "nodes"),
+	c, err = cluster.Start(nodeCtx, spec, filepath.Join(*stateDir, "nodes"),
 		cluster.Options{KeepJobDirs: *keep, GroupPrefix: fmt.Sprintf("exp%d", exp.ID)}, d.Attach)
 	var sum dispatch.Summary
 	runErr := err

@@ -25,7 +25,7 @@ node slow cpus 1 cpu-share 0.1 job-limit 1
 `
 
 // TestE2EStragglerDuplicated runs 8 one-second CPU-bound jobs with
-// `--policy orrery` on straggleCluster. The first job to land on the slow
+// `--policy orrery` on straggleCluster, where jobs cannot migrate. The first job to land on the slow
 // node would take about 10 s there; once nothing waits, the fast node is
 // idle and the core has learned the jobs' work, so it starts a duplicate
 // on the fast node, which wins, and the slow attempt is cancelled: its
@@ -60,7 +60,10 @@ endtask
 	ctx, cancel := context.WithTimeout(context.Background(), e2eRunTimeout)
 	defer cancel()
 	began := time.Now()
-	p := e2eStart(t, ctx, dir, "run", "--cluster", "cluster.txt", "--policy", "orrery", "dup.pln")
+	// With --listen, nodes may join from elsewhere, so jobs do not migrate
+	// between the cluster file's nodes (TestE2EMigration has them move):
+	// the straggler is duplicated instead.
+	p := e2eStart(t, ctx, dir, "run", "--cluster", "cluster.txt", "--listen", "127.0.0.1:0", "--policy", "orrery", "dup.pln")
 	code := p.wait(e2eRunTimeout)
 	wall := time.Since(began)
 	e2eNoPanic(t, "run", p.stderr.String())

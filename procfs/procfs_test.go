@@ -1,4 +1,4 @@
-package node
+package procfs
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ func TestGroupRSSOfThisProcess(t *testing.T) {
 	own := statmRSS(t)
 	me := syscall.Getpgrp()
 	const none = 1 << 30 // above any pid_max: never a group
-	got := groupRSS(map[int]bool{me: true, none: true})
+	got := GroupRSS(map[int]bool{me: true, none: true})
 	runtime.KeepAlive(buf)
 	if _, ok := got[none]; ok || len(got) != 1 {
 		t.Errorf("groups %v: want only %d", got, me)
@@ -74,5 +74,20 @@ func TestParseStat(t *testing.T) {
 	}
 	if pgrp, rss, ok := parseStat(b); !ok || pgrp != syscall.Getpgrp() || rss <= 0 {
 		t.Errorf("own stat %q: pgrp %d, rss %d, ok %v", b, pgrp, rss, ok)
+	}
+}
+
+// TestMembers finds this process in its own process group.
+func TestMembers(t *testing.T) {
+	pids := Members(syscall.Getpgrp())
+	found := false
+	for _, p := range pids {
+		found = found || p == os.Getpid()
+	}
+	if !found {
+		t.Errorf("members of group %d: %v, want this process (%d) among them", syscall.Getpgrp(), pids, os.Getpid())
+	}
+	if got := Members(1 << 30); len(got) != 0 {
+		t.Errorf("members of a group that cannot exist: %v", got)
 	}
 }
