@@ -46,6 +46,9 @@ func (c *Cluster) startLimited(ctx context.Context, n NodeSpec, workDir, group s
 	args := []string{"agent", "--connect", "fd:3", "--name", n.Name, "--cpus", strconv.Itoa(max(n.CPUs, 1)),
 		"--job-limit", strconv.Itoa(n.JobLimit), "--speed", strconv.FormatFloat(max(n.Speed, 0), 'g', -1, 64),
 		"--work-dir", workDir}
+	if n.Memory > 0 {
+		args = append(args, "--memory", strconv.FormatInt(n.Memory, 10))
+	}
 	if opts.KeepJobDirs {
 		args = append(args, "--keep")
 	}

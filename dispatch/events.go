@@ -100,6 +100,15 @@ func (r *runState) ended(node string, ev *protocol.Event) {
 		return // a stale report: the attempt was already given up
 	}
 	delete(j.runs, ev.Attempt)
+	if !res.OK && !res.System && len(j.runs) > 0 {
+		// One of two attempts failed: the other may still succeed (the
+		// duplicate's node may lack what the job needs). Only this
+		// attempt ends.
+		a.State = store.AttemptFailed
+		r.batch.EndAttempt(r.exp.ID, a)
+		r.core.SystemFailure(ev.Job, ev.Attempt, res.Error, a.Ended)
+		return
+	}
 	if !res.System {
 		r.settled(ev.Job, j, a.Ended)
 	}

@@ -20,7 +20,9 @@ import (
 )
 
 // Version is the protocol version an agent sends when it registers.
-const Version = 1
+// Version 2: a cancel names one attempt, and heartbeats carry each
+// attempt's resident memory and process group.
+const Version = 2
 
 // Message types.
 const (
