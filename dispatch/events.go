@@ -121,11 +121,7 @@ func (r *runState) ended(node string, ev *protocol.Event) {
 		r.prog.Done++
 	case res.System:
 		a.State = store.AttemptLost
-		if len(j.runs) > 0 {
-			r.batch.EndAttempt(r.exp.ID, a) // its duplicate runs on
-		} else {
-			r.batch.Finish(r.exp.ID, a, store.Pending)
-		}
+		r.endAttempt(a, len(j.runs) == 0) // else its duplicate runs on
 		r.core.SystemFailure(ev.Job, ev.Attempt, res.Error, a.Ended)
 	default:
 		a.State = store.AttemptFailed
@@ -172,14 +168,20 @@ func (r *runState) cancel(c sched.Cancel, now time.Time) bool {
 // stopAttempt records an attempt as stopped (its job pending again
 // when requeue is set) and waits for its node to report it stopped.
 func (r *runState) stopAttempt(a store.Attempt, requeue bool) {
+	r.endAttempt(a, requeue)
+	r.batch.Event(r.exp.ID, "attempt."+a.State, a.Job, a.Node, a.Error)
+	if r.nodes[a.Node] != nil {
+		r.stopping[attemptKey{a.Job, a.N}] = stopping{node: a.Node, state: a.State, reason: a.Error}
+	}
+}
+
+// endAttempt records how an attempt ended; when requeue is set it was
+// the job's last running attempt, and the job waits to run again.
+func (r *runState) endAttempt(a store.Attempt, requeue bool) {
 	if requeue {
 		r.batch.Finish(r.exp.ID, a, store.Pending)
 	} else {
 		r.batch.EndAttempt(r.exp.ID, a)
-	}
-	r.batch.Event(r.exp.ID, "attempt."+a.State, a.Job, a.Node, a.Error)
-	if r.nodes[a.Node] != nil {
-		r.stopping[attemptKey{a.Job, a.N}] = stopping{node: a.Node, state: a.State, reason: a.Error}
 	}
 }
 
@@ -218,11 +220,7 @@ func (r *runState) lost(node, reason string) {
 			}
 			delete(j.runs, n)
 			a := store.Attempt{Job: idx, N: n, Node: node, State: store.AttemptLost, Ended: now, Error: reason}
-			if len(j.runs) > 0 {
-				r.batch.EndAttempt(r.exp.ID, a)
-			} else {
-				r.batch.Finish(r.exp.ID, a, store.Pending)
-			}
+			r.endAttempt(a, len(j.runs) == 0)
 		}
 	}
 	for k, s := range r.stopping {

@@ -40,23 +40,11 @@ func TestE2EMigration(t *testing.T) {
 	}{{"fcfs+mosix", 0.2, 3}, {"mosix", 0.5, 4}} {
 		policy := c.policy
 		t.Run(policy, func(t *testing.T) {
-			dir := e2eDir(t)
-			t.Cleanup(func() { e2eKillUnder(dir) })
-			src, err := os.ReadFile(filepath.Join("..", "..", "examples", "cputest", "burn.c"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			e2eWrite(t, filepath.Join(dir, "burn.c"), string(src))
-			units := burnUnitsFor(t, dir, time.Second)
+			dir, units := burnerDir(t, time.Second)
 			e2eWrite(t, filepath.Join(dir, "cluster.txt"), fmt.Sprintf(migrateCluster, c.slow))
 			e2eWrite(t, filepath.Join(dir, "mig.pln"), fmt.Sprintf(`parameter i integer range from 1 to %d
 parameter units integer %d
-task rootstart
-	root:execute cc -O2 -o burn burn.c
-endtask
-task nodestart
-	copy root:burn node:burn
-endtask
+`+burnerTasks+`
 task main
 	shexec "./burn $units > burn.out; cat /proc/self/cgroup > cg.txt"
 	copy node:cg.txt root:cg/$i.txt

@@ -34,23 +34,11 @@ func TestE2EStragglerDuplicated(t *testing.T) {
 	if reason := livesimUnsupported(); reason != "" {
 		t.Skip(reason)
 	}
-	dir := e2eDir(t)
-	t.Cleanup(func() { e2eKillUnder(dir) })
-	src, err := os.ReadFile(filepath.Join("..", "..", "examples", "cputest", "burn.c"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e2eWrite(t, filepath.Join(dir, "burn.c"), string(src))
-	units := burnUnitsFor(t, dir, time.Second)
+	dir, units := burnerDir(t, time.Second)
 	e2eWrite(t, filepath.Join(dir, "cluster.txt"), straggleCluster)
 	e2eWrite(t, filepath.Join(dir, "dup.pln"), fmt.Sprintf(`parameter i integer range from 1 to 8
 parameter units integer %d
-task rootstart
-	root:execute cc -O2 -o burn burn.c
-endtask
-task nodestart
-	copy root:burn node:burn
-endtask
+`+burnerTasks+`
 task main
 	redirect stdout to burn.out
 	exec ./burn $units
@@ -106,10 +94,26 @@ endtask
 	}
 }
 
-// burnUnitsFor builds the burner in dir and returns the units that take
-// about d of CPU at full speed here.
-func burnUnitsFor(t *testing.T, dir string, d time.Duration) int {
+// burnerTasks build the paper's CPU burner (examples/cputest/burn.c)
+// on the root and stage it to each node once.
+const burnerTasks = `task rootstart
+	root:execute cc -O2 -o burn burn.c
+endtask
+task nodestart
+	copy root:burn node:burn
+endtask`
+
+// burnerDir returns a test directory holding the burner's source, and
+// the units that take about d of CPU at full speed on this machine.
+func burnerDir(t *testing.T, d time.Duration) (dir string, units int) {
 	t.Helper()
+	dir = e2eDir(t)
+	t.Cleanup(func() { e2eKillUnder(dir) })
+	src, err := os.ReadFile(filepath.Join("..", "..", "examples", "cputest", "burn.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2eWrite(t, filepath.Join(dir, "burn.c"), string(src))
 	bin := filepath.Join(dir, "burn-calibrate")
 	if out, err := exec.Command("cc", "-O2", "-o", bin, filepath.Join(dir, "burn.c")).CombinedOutput(); err != nil {
 		t.Fatalf("cc: %v\n%s", err, out)
@@ -125,7 +129,7 @@ func burnUnitsFor(t *testing.T, dir string, d time.Duration) int {
 	if _, err := fmt.Sscanf(string(out), "%d units in %g s of CPU", &got, &cpu); err != nil || got != n {
 		t.Fatalf("burn %d printed %q (%v)", n, out, err)
 	}
-	return max(int(math.Round(d.Seconds()*n/math.Max(cpu, 1e-3))), 1)
+	return dir, max(int(math.Round(d.Seconds()*n/math.Max(cpu, 1e-3))), 1)
 }
 
 // TestE2EMemoryRelief runs jobs that each hold 200 MB for a few seconds
