@@ -83,6 +83,8 @@ func (c *Core) move(r *run, to *nodeState, withSlot bool, now time.Time) {
 	from.resident -= r.resident
 	to.runs = append(to.runs, r)
 	to.resident += r.resident
+	// It makes no progress until it is there.
+	r.at = now.Add(time.Duration(moveCostTo(r, to) * float64(time.Second)))
 	r.node, r.moved = to, now
 	if withSlot {
 		r.home.held--

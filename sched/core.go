@@ -510,11 +510,16 @@ func (c *Core) Ready(now time.Time) []Action {
 		c.relieve(now)
 	}
 	c.place(now)
+	finishing := c.finishing()
 	if c.pol.Balance && c.cfg.Moves && now.Sub(c.lastBal) >= c.cfg.BalanceEvery {
 		c.lastBal = now
-		c.balance(now)
+		if finishing {
+			c.rebalanceTail(now)
+		} else {
+			c.balance(now)
+		}
 	}
-	if c.pol.Stragglers && c.closed && (c.Queued() == 0 || c.deferred) && now.Sub(c.lastStrag) >= c.cfg.BalanceEvery {
+	if !finishing && c.pol.Stragglers && c.closed && (c.Queued() == 0 || c.deferred) && now.Sub(c.lastStrag) >= c.cfg.BalanceEvery {
 		c.lastStrag = now
 		c.stragglers(now)
 	}

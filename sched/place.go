@@ -83,6 +83,9 @@ func (c *Core) place(now time.Time) {
 		return
 	}
 	c.deferred = false
+	if c.queue.len() > 0 && c.finishing() {
+		c.startTail(now)
+	}
 	if c.queue.len() == 0 || len(c.free) == 0 {
 		return
 	}

@@ -165,13 +165,17 @@ func newSim(sc *Scenario, c Case, policy string, seed uint64, trace io.Writer) (
 		core:  sched.New(sched.Config{Policy: pol, Moves: moves, Duplicates: true, Restarts: true})}
 	s.left = len(s.jobs)
 	var all []Node
+	perCPU := c.PerCPU
+	if p, ok := c.PerCPUFor[policy]; ok {
+		perCPU = p
+	}
 	for i, cl := range cls {
 		per := 0.0
 		switch {
-		case len(c.PerCPU) == 1:
-			per = c.PerCPU[0]
-		case len(c.PerCPU) > 1:
-			per = c.PerCPU[i]
+		case len(perCPU) == 1:
+			per = perCPU[0]
+		case len(perCPU) > 1:
+			per = perCPU[i]
 		}
 		s.core.AddCluster(sched.Cluster{Name: cl.Name, PerCPU: per, Bandwidth: cl.Link.Bandwidth, Latency: cl.Link.Latency,
 			WANBandwidth: cl.WAN.Bandwidth, WANLatency: cl.WAN.Latency})

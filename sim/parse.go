@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -531,8 +532,8 @@ func (p *parser) speedRange(v token, rangeOK bool) (lo, hi float64) {
 	return lo, hi
 }
 
-// caseLine reads `case NAME [workload W] [clusters A,B] [per-cpu F[,F]]
-// [policies P,Q] [checkpoint] [paper P=TIME ...]`.
+// caseLine reads `case NAME [workload W] [clusters A,B] [per-cpu
+// [P=]F[,F]]... [policies P,Q] [checkpoint] [paper P=TIME ...]`.
 func (p *parser) caseLine(t []token) {
 	if !p.count(t, -2) {
 		return
@@ -561,7 +562,19 @@ func (p *parser) caseLine(t []token) {
 		case "clusters":
 			cs.Clusters = strings.Split(v.text, ",")
 		case "per-cpu":
-			cs.PerCPU = p.perCPU(v)
+			pol, val, ok := strings.Cut(v.text, "=")
+			if !ok {
+				cs.PerCPU = p.perCPU(v)
+				break
+			}
+			if err := CheckPolicy(pol); err != nil {
+				p.errorf(v, "per-cpu: %v", err)
+				break
+			}
+			if cs.PerCPUFor == nil {
+				cs.PerCPUFor = map[string][]float64{}
+			}
+			cs.PerCPUFor[pol] = p.perCPU(token{val, v.line, v.col + utf8.RuneCountInString(pol) + 1})
 		case "policies":
 			cs.Policies = p.policies([]token{v})
 		}
@@ -629,9 +642,22 @@ func (p *parser) checkCase(cs Case, refs map[string]token) {
 	if n == 0 {
 		n = len(all)
 	}
-	if v, ok := refs["per-cpu"]; ok && len(cs.PerCPU) > 1 && len(cs.PerCPU) != n {
-		p.errorf(v, "case %s: per-cpu has %d values for %d clusters (give one value, or one per cluster)", cs.Name, len(cs.PerCPU), n)
+	if v, ok := refs["per-cpu"]; ok {
+		for _, per := range append([][]float64{cs.PerCPU}, mapValues(cs.PerCPUFor)...) {
+			if len(per) > 1 && len(per) != n {
+				p.errorf(v, "case %s: per-cpu has %d values for %d clusters (give one value, or one per cluster)", cs.Name, len(per), n)
+			}
+		}
 	}
+}
+
+// mapValues returns m's values, in the order of their keys.
+func mapValues[V any](m map[string]V) []V {
+	var out []V
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[k])
+	}
+	return out
 }
 
 func mapNames[T any](xs []T, name func(T) string) []string {

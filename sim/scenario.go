@@ -97,6 +97,10 @@ type Case struct {
 	// cluster; several give one per cluster, in Clusters order (the
 	// paper's CPU-power-weighted split).
 	PerCPU []float64
+	// PerCPUFor is the same, for one policy only: it wins over PerCPU
+	// under that policy (the paper ran the Multi EnFuzion Client at the
+	// processes per CPU its Fig. 3 found best, where Orrery chooses).
+	PerCPUFor map[string][]float64
 	// Policies, when set, replaces the scenario's policies for this case.
 	Policies []string
 	// Checkpoint says the jobs can checkpoint: Orrery may then move a

@@ -1,0 +1,251 @@
+package sched
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+)
+
+// The end of an experiment, when the driver can move running jobs
+// (they checkpoint, or MOSIX migrates them).
+//
+// Placing indivisible jobs one by one leaves the last ones ending at
+// different times, and the CPUs that finish first stand idle. With moves
+// the core can do better: once few jobs wait, it starts them all at once
+// (the nodes share their CPUs between more jobs), then plans when each
+// node will be done with the work it holds and keeps moving jobs off the
+// node expected to finish last, or swapping a job there with a shorter
+// one on a faster node, while that brings the end sooner. This is the
+// preemptive schedule of uniform machines, whose best makespan is the
+// work over the capacity: the pieces left of partly run jobs are what
+// lets the last CPUs finish together.
+
+// minGain is the least a move must bring the planned end forward, as a
+// share of the time left, to be made.
+const minGain = 0.05
+
+// finishing reports whether the core plans the end of the experiment: a
+// policy that learns and handles stragglers, a driver that can move jobs,
+// every job enqueued, a model that predicts their work, and no more
+// waiting jobs than CPUs.
+func (c *Core) finishing() bool {
+	if !c.pol.Learn || !c.pol.Stragglers || !c.cfg.Moves || !c.closed || !c.model.Ready() {
+		return false
+	}
+	cpus := 0
+	for _, cs := range c.clusters {
+		cpus += cs.cpus
+	}
+	return c.queue.len() <= cpus
+}
+
+// load is what a node holds, as the plan for the end sees it.
+type load struct {
+	node    *nodeState
+	work    float64 // expected work left of its runs
+	longest float64 // the most work left of one of them
+	end     float64 // seconds from now until it is expected to be done
+}
+
+// done is when a node with the given work and longest run is expected
+// to be done: its CPUs share the work, and no run goes faster than one
+// CPU.
+func done(n *nodeState, work, longest float64) float64 {
+	return max(work/(n.Speed*float64(n.CPUs)), longest/n.Speed)
+}
+
+func (l *load) update() { l.end = done(l.node, l.work, l.longest) }
+
+// loads lists every node's load, brought up to now.
+func (c *Core) loads(now time.Time) []*load {
+	out := make([]*load, 0, len(c.byOrder))
+	for _, n := range c.byOrder {
+		c.progress(n, now)
+		l := &load{node: n}
+		for _, r := range n.runs {
+			left := c.expectLeft(r)
+			l.work += left
+			l.longest = max(l.longest, left)
+		}
+		l.update()
+		out = append(out, l)
+	}
+	return out
+}
+
+// startTail starts every waiting job at once, longest expected first,
+// on the node where it is expected to finish soonest given what that
+// node holds. A job whose memory fits on no node goes back to wait.
+func (c *Core) startTail(now time.Time) {
+	loads := c.loads(now)
+	var wait []*jobState
+	for j := c.queue.pop(c.model); j != nil; j = c.queue.pop(c.model) {
+		w := c.model.expect(j.Params)
+		var best *load
+		bestEnd := math.Inf(1)
+		for _, l := range loads {
+			if !tailRoom(l.node) || !c.room(l.node, j) {
+				continue
+			}
+			if e := stageCost(l.node.cluster, j) + done(l.node, l.work+w, max(l.longest, w)); e < bestEnd {
+				best, bestEnd = l, e
+			}
+		}
+		if best == nil {
+			wait = append(wait, j)
+			continue
+		}
+		c.start(j, best.node, now)
+		best.work += w
+		best.longest = max(best.longest, w)
+		best.update()
+	}
+	for _, j := range wait {
+		c.queue.push(j, c.model)
+	}
+}
+
+// tailRoom reports whether n may take one more job at the end: below
+// its job limit, or below twice the limit the policy chose for it (a
+// limit the user set holds).
+func tailRoom(n *nodeState) bool {
+	if n.Limit <= 0 && n.cluster.PerCPU <= 0 {
+		return n.held < 2*n.limit
+	}
+	return n.held < n.limit
+}
+
+// tailDests bounds how many of the nodes expected to be done soonest the
+// plan considers as destinations for each move.
+const tailDests = 64
+
+// rebalanceTail moves jobs off the nodes expected to finish last, one
+// move or swap at a time, while that brings one's end forward by more
+// than minGain of the time left. A node it cannot help (its one job is
+// already where it runs fastest, or still settling) is passed over for
+// the next latest, up to tailStuck of them.
+func (c *Core) rebalanceTail(now time.Time) {
+	loads := c.loads(now)
+	if len(loads) < 2 {
+		return
+	}
+	byEnd := func() []*load {
+		dests := slices.Clone(loads)
+		slices.SortFunc(dests, func(a, b *load) int {
+			if r := cmp.Compare(a.end, b.end); r != 0 {
+				return r
+			}
+			return cmp.Compare(a.node.order, b.node.order)
+		})
+		return dests
+	}
+	sorted := byEnd()
+	stuck, moves := 0, 0
+	for i := len(sorted) - 1; i >= 0 && stuck < tailStuck && moves < len(loads); i-- {
+		last := sorted[i]
+		if last.end <= 0 {
+			return
+		}
+		if !c.relieveLast(last, sorted[:min(len(sorted), tailDests)], now) {
+			stuck++
+			continue
+		}
+		moves++
+		sorted = byEnd()
+		i = len(sorted) - stuck
+	}
+}
+
+// tailStuck bounds how many of the latest nodes rebalanceTail passes
+// over when it cannot bring their ends forward.
+const tailStuck = 8
+
+// relieveLast makes the best move or swap of a job on last with one of
+// dests that brings last's end forward, if one is worth it, and reports
+// whether it made one.
+func (c *Core) relieveLast(last *load, dests []*load, now time.Time) bool {
+	type choice struct {
+		a, b *run // a leaves last for dst; b (if any) comes back
+		dst  *load
+		end  float64 // the later of the two nodes' new ends
+	}
+	best := choice{end: last.end * (1 - minGain)}
+	for _, a := range last.node.runs {
+		if len(a.job.runs) > 1 || !c.movable(a, now) {
+			continue
+		}
+		la := c.expectLeft(a)
+		for _, d := range dests {
+			if d == last {
+				continue
+			}
+			if fits(d.node, a) && tailRoom(d.node) {
+				t := moveCostTo(a, d.node)
+				end := max(c.without(last, a, nil), t+done(d.node, d.work+la, max(d.longest, la)))
+				if end < best.end {
+					best = choice{a: a, dst: d, end: end}
+				}
+			}
+			for _, b := range d.node.runs {
+				if len(b.job.runs) > 1 || !c.movable(b, now) || !swapFits(last.node, a, b) || !swapFits(d.node, b, a) ||
+					a.home != last.node && !tailRoom(last.node) || b.home != d.node && !tailRoom(d.node) {
+					continue
+				}
+				lb := c.expectLeft(b)
+				if lb >= la {
+					continue
+				}
+				t := max(moveCostTo(a, d.node), moveCostTo(b, last.node))
+				end := max(t+c.without(last, a, b), t+c.without(d, b, a))
+				if end < best.end {
+					best = choice{a: a, b: b, dst: d, end: end}
+				}
+			}
+		}
+	}
+	if best.a == nil {
+		return false
+	}
+	dst := best.dst
+	c.move(best.a, dst.node, true, now)
+	if best.b != nil {
+		c.move(best.b, last.node, true, now)
+	}
+	for _, l := range []*load{last, dst} {
+		l.work, l.longest = 0, 0
+		for _, r := range l.node.runs {
+			left := c.expectLeft(r)
+			l.work += left
+			l.longest = max(l.longest, left)
+		}
+		l.update()
+	}
+	return true
+}
+
+// without is when l's node is expected to be done without run out and,
+// if in is not nil, with run in instead.
+func (c *Core) without(l *load, out, in *run) float64 {
+	work, longest := 0.0, 0.0
+	for _, r := range l.node.runs {
+		if r == out {
+			continue
+		}
+		left := c.expectLeft(r)
+		work += left
+		longest = max(longest, left)
+	}
+	if in != nil {
+		left := c.expectLeft(in)
+		work += left
+		longest = max(longest, left)
+	}
+	return done(l.node, work, longest)
+}
+
+// swapFits reports whether n's memory holds what runs there with run
+// out replaced by run in.
+func swapFits(n *nodeState, out, in *run) bool {
+	return n.Memory <= 0 || n.resident-out.resident+in.resident <= n.Memory
+}
