@@ -210,12 +210,9 @@ func TestModelLearnsLogLinearWork(t *testing.T) {
 	}
 }
 
-func TestOrreryRunsLongestExpectedFirstAndDuplicatesStragglers(t *testing.T) {
-	c := New(Config{Policy: Orrery, Duplicates: true})
-	c.AddNode(Node{ID: "fast", CPUs: 1, Speed: 2}, t0)
-	c.AddNode(Node{ID: "slow", CPUs: 1, Speed: 0.5}, t0)
-	now := t0
-	// Teach the model: work = 10·e^(p).
+// teach runs jobs 1 to 6 to the end, so that the core's model learns
+// work = 10·e^p, and returns the time after.
+func teach(c *Core, now time.Time) time.Time {
 	for i := int64(1); i <= 6; i++ {
 		c.Enqueue(Job{Index: i, Params: []float64{float64(i) / 4}})
 	}
@@ -225,6 +222,14 @@ func TestOrreryRunsLongestExpectedFirstAndDuplicatesStragglers(t *testing.T) {
 			c.Finished(s.Job, s.Attempt, Usage{Work: 10 * math.Exp(float64(s.Job)/4)}, now)
 		}
 	}
+	return now
+}
+
+func TestOrreryRunsLongestExpectedFirstAndDuplicatesStragglers(t *testing.T) {
+	c := New(Config{Policy: Orrery, Duplicates: true})
+	c.AddNode(Node{ID: "fast", CPUs: 1, Speed: 2}, t0)
+	c.AddNode(Node{ID: "slow", CPUs: 1, Speed: 0.5}, t0)
+	now := teach(c, t0)
 	if !c.Model().Ready() {
 		t.Fatal("the model learned nothing from 6 jobs")
 	}
@@ -393,17 +398,7 @@ func TestOrreryFinishesTogether(t *testing.T) {
 	c.AddNode(Node{ID: "fast", CPUs: 1, Speed: 4}, t0)
 	c.AddNode(Node{ID: "slow1", CPUs: 1, Speed: 1}, t0)
 	c.AddNode(Node{ID: "slow2", CPUs: 1, Speed: 1}, t0)
-	now := t0
-	// Teach the model: work = 10·e^p.
-	for i := int64(1); i <= 6; i++ {
-		c.Enqueue(Job{Index: i, Params: []float64{float64(i) / 4}})
-	}
-	for len(c.jobs) > 0 {
-		for _, s := range starts(c.Ready(now)) {
-			now = now.Add(time.Second)
-			c.Finished(s.Job, s.Attempt, Usage{Work: 10 * math.Exp(float64(s.Job)/4)}, now)
-		}
-	}
+	now := teach(c, t0)
 	// A (201 of work), B (74) and C (27).
 	c.Enqueue(Job{Index: 10, Params: []float64{3}})
 	c.Enqueue(Job{Index: 11, Params: []float64{2}})

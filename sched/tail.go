@@ -63,11 +63,7 @@ func (c *Core) loads(now time.Time) []*load {
 	for _, n := range c.byOrder {
 		c.progress(n, now)
 		l := &load{node: n}
-		for _, r := range n.runs {
-			left := c.expectLeft(r)
-			l.work += left
-			l.longest = max(l.longest, left)
-		}
+		l.work, l.longest = c.holds(n, nil, nil)
 		l.update()
 		out = append(out, l)
 	}
@@ -213,12 +209,7 @@ func (c *Core) relieveLast(last *load, dests []*load, now time.Time) bool {
 		c.move(best.b, last.node, true, now)
 	}
 	for _, l := range []*load{last, dst} {
-		l.work, l.longest = 0, 0
-		for _, r := range l.node.runs {
-			left := c.expectLeft(r)
-			l.work += left
-			l.longest = max(l.longest, left)
-		}
+		l.work, l.longest = c.holds(l.node, nil, nil)
 		l.update()
 	}
 	return true
@@ -227,21 +218,26 @@ func (c *Core) relieveLast(last *load, dests []*load, now time.Time) bool {
 // without is when l's node is expected to be done without run out and,
 // if in is not nil, with run in instead.
 func (c *Core) without(l *load, out, in *run) float64 {
-	work, longest := 0.0, 0.0
-	for _, r := range l.node.runs {
-		if r == out {
-			continue
+	work, longest := c.holds(l.node, out, in)
+	return done(l.node, work, longest)
+}
+
+// holds is the expected work left on n, and the most left of one run,
+// without run out and with run in (either may be nil).
+func (c *Core) holds(n *nodeState, out, in *run) (work, longest float64) {
+	for _, r := range n.runs {
+		if r != out {
+			left := c.expectLeft(r)
+			work += left
+			longest = max(longest, left)
 		}
-		left := c.expectLeft(r)
-		work += left
-		longest = max(longest, left)
 	}
 	if in != nil {
 		left := c.expectLeft(in)
 		work += left
 		longest = max(longest, left)
 	}
-	return done(l.node, work, longest)
+	return work, longest
 }
 
 // swapFits reports whether n's memory holds what runs there with run
