@@ -62,6 +62,14 @@ func stageCost(cs *clusterState, j *jobState) float64 {
 	return t
 }
 
+// reaches reports whether the driver can move a running attempt from
+// node from to node to: inside a cluster that is not pinned with
+// Config.Moves, between two such clusters only with Config.MovesAcross
+// too.
+func (c *Core) reaches(from, to *nodeState) bool {
+	return c.moves(from.cluster) && c.moves(to.cluster) && (from.cluster == to.cluster || c.cfg.MovesAcross)
+}
+
 // movable reports whether r may move now: not while it is still settling
 // after its last move.
 func (c *Core) movable(r *run, now time.Time) bool {
@@ -97,14 +105,21 @@ func (c *Core) move(r *run, to *nodeState, withSlot bool, now time.Time) {
 }
 
 // balance is MOSIX inside each cluster: memory ushering first, then load
-// balancing, one move at a time until nothing is worth moving.
-func (c *Core) balance(now time.Time) {
+// balancing, one move at a time until nothing is worth moving. A policy
+// that learns levels load only once no job waits: until then it places
+// each job on the fastest slot itself, and a MOSIX move would only take
+// a job off its home node, whose slot stays held, and leave a CPU idle
+// while jobs wait (on a grid of 10^4 nodes that cost orrery a tenth of
+// its efficiency). With toIdle, it levels load only onto idle nodes (the
+// end-of-run plan does the rest).
+func (c *Core) balance(now time.Time, toIdle bool) {
+	level := !c.pol.Learn || c.queue.len() == 0
 	for _, cs := range c.clusters {
-		if len(cs.nodes) < 2 {
+		if len(cs.nodes) < 2 || !c.moves(cs) {
 			continue
 		}
 		for moves := 0; moves < 4*len(cs.nodes); moves++ {
-			if !c.usher(cs, now) && !c.level(cs, now) {
+			if !c.usher(cs, now) && (!level || !c.level(cs, toIdle, now)) {
 				break
 			}
 		}
@@ -145,8 +160,9 @@ func (c *Core) usher(cs *clusterState, now time.Time) bool {
 }
 
 // level moves one job from the node where jobs get the least CPU to the
-// node where one more would get the most, when that is worth it.
-func (c *Core) level(cs *clusterState, now time.Time) bool {
+// node where one more would get the most (with toIdle, only to a node
+// that runs nothing), when that is worth it.
+func (c *Core) level(cs *clusterState, toIdle bool, now time.Time) bool {
 	var src, dst *nodeState
 	for _, n := range cs.nodes {
 		if len(n.runs) > 0 && (src == nil || each(n) < each(src)) {
@@ -161,7 +177,7 @@ func (c *Core) level(cs *clusterState, now time.Time) bool {
 			dst = n
 		}
 	}
-	if dst == nil || after(dst) < gain*each(src) {
+	if dst == nil || after(dst) < gain*each(src) || toIdle && len(dst.runs) > 0 {
 		return false
 	}
 	var pick *run
@@ -243,7 +259,7 @@ func (c *Core) stragglers(now time.Time) {
 			}
 			seen++
 			switch {
-			case c.cfg.Moves && fits(dst, r) && c.movable(r, now) &&
+			case c.reaches(r.node, dst) && fits(dst, r) && c.movable(r, now) &&
 				moveCostTo(r, dst)+cd.left/rate < cd.t/gain:
 				c.move(r, dst, true, now)
 			case c.cfg.Duplicates && c.room(dst, r.job) && stageCost(dst.cluster, r.job)+c.model.expect(r.job.Params)/rate < cd.t:

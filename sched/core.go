@@ -41,6 +41,10 @@ type Cluster struct {
 	// WANBandwidth and WANLatency join the grid's root to the cluster:
 	// what staging a job there costs. 0: free.
 	WANBandwidth, WANLatency float64
+	// Pinned says running jobs cannot move between its nodes, nor in or
+	// out of it, even when the driver can move jobs elsewhere: nothing
+	// migrates processes there, and its jobs do not checkpoint.
+	Pinned bool
 }
 
 // Job is a job handed to the core.
@@ -112,9 +116,13 @@ type Config struct {
 	// lost. Default 15 s.
 	HeartbeatTimeout time.Duration
 	// Moves says the driver can move a running job between nodes of a
-	// cluster (MOSIX process migration, or jobs that checkpoint). Without
-	// it, policies that balance load only place new jobs.
+	// cluster (MOSIX process migration, control groups on one machine,
+	// or jobs that checkpoint). Without it, policies that balance load
+	// only place new jobs.
 	Moves bool
+	// MovesAcross says the driver can also move a running job to another
+	// cluster (the job checkpoints, so what it has done travels with it).
+	MovesAcross bool
 	// Duplicates says the driver can run a second attempt of a running
 	// job and cancel the loser.
 	Duplicates bool
@@ -427,7 +435,7 @@ func (c *Core) Resident(index int64, attempt int, bytes int64) {
 		c.memSum += bytes - j.mem
 		j.mem = bytes
 	}
-	if n := r.node; c.relieves() && n.Memory > 0 && n.resident > n.Memory {
+	if n := r.node; c.relieves(n) && n.Memory > 0 && n.resident > n.Memory {
 		c.overfull = append(c.overfull, n)
 	}
 }
@@ -495,10 +503,16 @@ func (c *Core) Queued() int { return c.queue.len() + c.held() }
 // Decisions returns how many actions the core has decided so far.
 func (c *Core) Decisions() int64 { return c.decided }
 
-// relieves reports whether the core restarts jobs to relieve nodes
-// whose memory is overcommitted: a policy that learns, when the driver
-// can restart jobs but not move them.
-func (c *Core) relieves() bool { return c.pol.Learn && c.cfg.Restarts && !c.cfg.Moves }
+// relieves reports whether the core restarts jobs to relieve n when its
+// memory is overcommitted: under a policy that learns, when the driver
+// can restart jobs but ushering cannot move them off n (they cannot
+// move, or n's cluster has no other node).
+func (c *Core) relieves(n *nodeState) bool {
+	return c.pol.Learn && c.cfg.Restarts && (!c.moves(n.cluster) || len(n.cluster.nodes) < 2)
+}
+
+// moves reports whether running jobs can move between cs's nodes.
+func (c *Core) moves(cs *clusterState) bool { return c.cfg.Moves && !cs.Pinned }
 
 // Ready makes the core's decisions for the time now and returns every
 // action since the last call.
@@ -506,17 +520,18 @@ func (c *Core) Ready(now time.Time) []Action {
 	if c.pol.Grid == GridRate && len(c.clusters) > 1 {
 		c.allocate(now)
 	}
-	if c.relieves() {
+	if len(c.overfull) > 0 {
 		c.relieve(now)
 	}
 	c.place(now)
 	finishing := c.finishing()
 	if c.pol.Balance && c.cfg.Moves && now.Sub(c.lastBal) >= c.cfg.BalanceEvery {
 		c.lastBal = now
-		if finishing {
+		if finishing && c.queue.len() == 0 {
+			// The plan would not see jobs that wait for a slot.
 			c.rebalanceTail(now)
 		} else {
-			c.balance(now)
+			c.balance(now, false)
 		}
 	}
 	if !finishing && c.pol.Stragglers && c.closed && (c.Queued() == 0 || c.deferred) && now.Sub(c.lastStrag) >= c.cfg.BalanceEvery {

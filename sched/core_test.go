@@ -98,6 +98,21 @@ func TestLostNodeRetriesElsewhereThenFails(t *testing.T) {
 	}
 }
 
+// TestPinnedClusterKeepsItsJobs: where nothing migrates processes, MOSIX
+// balancing moves nothing, even with a driver that can move jobs.
+func TestPinnedClusterKeepsItsJobs(t *testing.T) {
+	c := New(Config{Policy: MOSIX, Moves: true})
+	c.AddCluster(Cluster{Name: "slurm", Pinned: true})
+	for i := range 4 {
+		c.AddNode(Node{ID: fmt.Sprint("n", i), Cluster: "slurm", CPUs: 2}, t0)
+	}
+	enqueue(c, 1, 16)
+	acts := append(c.Ready(t0), c.Ready(t0.Add(time.Minute))...)
+	if s, m := starts(acts), moves(acts); len(s) != 16 || len(m) != 0 {
+		t.Fatalf("%d starts and moves %v, want 16 starts and no move", len(s), m)
+	}
+}
+
 func TestMOSIXStartsAtHomeThenSpreads(t *testing.T) {
 	c := New(Config{Policy: MOSIX, Moves: true})
 	for i := range 4 {
@@ -265,9 +280,12 @@ func TestOrreryRunsLongestExpectedFirstAndDuplicatesStragglers(t *testing.T) {
 func TestInvariants(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		policy := rapid.SampledFrom(Policies).Draw(t, "policy")
-		c := New(Config{Policy: policy, Retries: 2, Moves: rapid.Bool().Draw(t, "moves"),
+		c := New(Config{Policy: policy, Retries: 2, Moves: rapid.Bool().Draw(t, "moves"), MovesAcross: rapid.Bool().Draw(t, "across"),
 			Duplicates: rapid.Bool().Draw(t, "duplicates"), Restarts: rapid.Bool().Draw(t, "restarts"), Window: rapid.IntRange(-1, 5).Draw(t, "window")})
 		now := t0
+		for i := range 2 {
+			c.AddCluster(Cluster{Name: fmt.Sprint("c", i), Pinned: rapid.Bool().Draw(t, "pinned")})
+		}
 		nodes := map[string]Node{}
 		for i := range rapid.IntRange(1, 4).Draw(t, "nodes") {
 			n := Node{ID: fmt.Sprint("n", i), Cluster: fmt.Sprint("c", rapid.IntRange(0, 1).Draw(t, "cluster")),
@@ -315,7 +333,7 @@ func TestInvariants(t *testing.T) {
 			for _, v := range c.nodes {
 				limit := v.limit
 				if policy.Learn && v.Limit == 0 {
-					limit *= 2 // the end of a run may double a limit the policy chose
+					limit *= tailOver // the end of a run may raise a limit the policy chose
 				}
 				if !policy.NoQueue && v.held > limit {
 					t.Fatalf("node %s holds %d jobs, limit %d", v.ID, v.held, limit)
@@ -418,5 +436,82 @@ func TestOrreryFinishesTogether(t *testing.T) {
 	m := moves(c.Ready(now))
 	if len(m) != 1 || m[0] != (Move{Job: 11, Attempt: 1, From: "fast", To: "slow1"}) {
 		t.Fatalf("moves %v, want job 11 from fast to slow1", m)
+	}
+}
+
+// TestOrreryMovesBetweenClustersOnlyWhenAllowed ends a run on a fast
+// node in one cluster and a slow one in another. When the fast node
+// falls idle, the slow node's longer job would finish sooner there; the
+// core moves it only when jobs may leave their cluster (they
+// checkpoint).
+func TestOrreryMovesBetweenClustersOnlyWhenAllowed(t *testing.T) {
+	for _, across := range []bool{false, true} {
+		c := New(Config{Policy: Orrery, Moves: true, MovesAcross: across})
+		c.AddNode(Node{ID: "fast", Cluster: "b", CPUs: 1, Speed: 4, Limit: 1}, t0)
+		c.AddNode(Node{ID: "slow", Cluster: "a", CPUs: 1, Speed: 1}, t0)
+		now := teach(c, t0)
+		// 201 and 74 of work.
+		for i, p := range []float64{3, 2} {
+			c.Enqueue(Job{Index: int64(10 + i), Params: []float64{p}})
+		}
+		c.Close()
+		now = now.Add(time.Second)
+		got := starts(c.Ready(now))
+		want := []Start{{10, "fast", 1}, {11, "slow", 1}}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("across %v: starts %v, want %v", across, got, want)
+		}
+		// Job 10 is done after about 50 s; job 11 has 24 left, 24 s on
+		// the slow node and 6 s on the fast one.
+		now = now.Add(50 * time.Second)
+		c.Finished(10, 1, Usage{Work: 201}, now)
+		m := moves(c.Ready(now))
+		switch {
+		case across && (len(m) != 1 || m[0] != (Move{Job: 11, Attempt: 1, From: "slow", To: "fast"})):
+			t.Errorf("across: moves %v, want job 11 from slow to fast", m)
+		case !across && len(m) != 0:
+			t.Errorf("inside clusters only: moves %v, want none", m)
+		}
+	}
+}
+
+// TestOrreryTailWaitsForAFasterSlot: at the end, a job whose node limit
+// the user set is full waits for a slot there when it would be done
+// sooner than on the slow node that is free now.
+func TestOrreryTailWaitsForAFasterSlot(t *testing.T) {
+	c := New(Config{Policy: Orrery, Moves: true})
+	c.AddNode(Node{ID: "fast", Cluster: "b", CPUs: 1, Speed: 4, Limit: 1}, t0)
+	c.AddNode(Node{ID: "slow", Cluster: "a", CPUs: 1, Speed: 1}, t0)
+	now := teach(c, t0)
+	// 201, 74 and 27 of work.
+	for i, p := range []float64{3, 2, 1} {
+		c.Enqueue(Job{Index: int64(10 + i), Params: []float64{p}})
+	}
+	c.Close()
+	now = now.Add(time.Second)
+	got := append(starts(c.Ready(now)), starts(c.Ready(now))...)
+	if want := []Start{{10, "fast", 1}, {11, "slow", 1}}; fmt.Sprint(got) != fmt.Sprint(want) || c.Queued() != 1 {
+		t.Fatalf("starts %v with %d waiting, want %v and job 12 waiting: it is done in 57 s after job 10 on fast, in 101 s beside job 11 on slow",
+			got, c.Queued(), want)
+	}
+	now = now.Add(50 * time.Second)
+	c.Finished(10, 1, Usage{Work: 201}, now)
+	if got, want := starts(c.Ready(now)), []Start{{12, "fast", 1}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("starts %v once fast is free, want %v", got, want)
+	}
+}
+
+// TestOrreryLevelsOnlyOnceNothingWaits: while jobs wait, a MOSIX move
+// off the slow node would leave its CPU idle (the slot stays at home),
+// so orrery levels load only once the queue is empty.
+func TestOrreryLevelsOnlyOnceNothingWaits(t *testing.T) {
+	c := New(Config{Policy: Orrery, Moves: true})
+	c.AddNode(Node{ID: "fast", CPUs: 1, Speed: 3, Limit: 1}, t0)
+	c.AddNode(Node{ID: "slow", CPUs: 1, Speed: 1, Limit: 1}, t0)
+	now := teach(c, t0)
+	enqueue(c, 10, 13)
+	acts := append(c.Ready(now), c.Ready(now.Add(2*time.Second))...)
+	if s, m := starts(acts), moves(acts); len(s) != 2 || len(m) != 0 {
+		t.Fatalf("starts %v and moves %v while two jobs wait, want one start on each node and no move", s, m)
 	}
 }

@@ -84,7 +84,8 @@ func (c *Core) place(now time.Time) {
 	}
 	c.deferred = false
 	if c.queue.len() > 0 && c.finishing() {
-		c.startTail(now)
+		c.startTail(now) // what it leaves waits, by its choice
+		return
 	}
 	if c.queue.len() == 0 || len(c.free) == 0 {
 		return

@@ -47,15 +47,17 @@ type Policy struct {
 	// unit of speed) to nodes where they would get more, and off nodes
 	// whose resident memory exceeds their RAM (MOSIX's load balancing and
 	// memory ushering). It acts only when the driver can move jobs
-	// (Config.Moves), inside a cluster.
+	// (Config.Moves), inside a cluster that is not Pinned; under a policy
+	// that learns, it levels load only once no job waits.
 	Balance bool
 	// Learn predicts each job's work and memory from finished jobs (as a
 	// function of its parameter values), starts the longest expected job
 	// first, and chooses processes per CPU by itself.
 	Learn bool
-	// Stragglers, once no job waits, moves (Config.Moves) or duplicates
-	// (Config.Duplicates) running jobs onto faster idle slots, in the same
-	// cluster or another, when that finishes them sooner.
+	// Stragglers, once no job waits, moves (Config.Moves: inside their
+	// cluster, or to another with Config.MovesAcross) or duplicates
+	// (Config.Duplicates, anywhere) running jobs onto faster idle slots,
+	// when that finishes them sooner.
 	Stragglers bool
 	// Grid is how the jobs are shared between clusters.
 	Grid GridMode

@@ -26,18 +26,23 @@ import (
 const minGain = 0.05
 
 // finishing reports whether the core plans the end of the experiment: a
-// policy that learns and handles stragglers, a driver that can move jobs,
-// every job enqueued, a model that predicts their work, and no more
-// waiting jobs than CPUs.
+// policy that learns and handles stragglers, a driver that can move jobs
+// in some cluster, every job enqueued, a model that predicts their work,
+// and no more waiting jobs than CPUs, or than the nodes can start at
+// once.
 func (c *Core) finishing() bool {
 	if !c.pol.Learn || !c.pol.Stragglers || !c.cfg.Moves || !c.closed || !c.model.Ready() {
 		return false
 	}
-	cpus := 0
+	cpus, room, moving := 0, 0, false
 	for _, cs := range c.clusters {
+		moving = moving || c.moves(cs)
 		cpus += cs.cpus
+		for _, n := range cs.nodes {
+			room += max(tailCap(n)-n.held, 0)
+		}
 	}
-	return c.queue.len() <= cpus
+	return moving && c.queue.len() <= min(cpus, room)
 }
 
 // load is what a node holds, as the plan for the end sees it.
@@ -70,25 +75,74 @@ func (c *Core) loads(now time.Time) []*load {
 	return out
 }
 
-// startTail starts every waiting job at once, longest expected first,
-// on the node where it is expected to finish soonest given what that
-// node holds. A job whose memory fits on no node goes back to wait.
+// startTail starts the waiting jobs, longest expected first, where
+// each is expected to finish soonest given the work already there. When
+// jobs can move between clusters that is the node where it would be
+// done soonest; when they can move only inside a cluster, the cluster
+// that would be done soonest with its CPUs sharing its work (the plan
+// then levels its nodes), and there the node that would be done
+// soonest. A job waits instead when it would be done sooner after a
+// slot frees on a full node (a limit the user set), or when its memory
+// fits on no node.
 func (c *Core) startTail(now time.Time) {
 	loads := c.loads(now)
+	// Expected work left in each cluster, the most of one job, and the
+	// fastest CPU there: with its nodes levelled, a cluster is done
+	// when its CPUs have shared its work, and no job goes faster than
+	// the fastest CPU.
+	work, longest, fastest := map[*clusterState]float64{}, map[*clusterState]float64{}, map[*clusterState]float64{}
+	freeAt := map[*load]float64{} // when a full node is expected to free a slot
+	for _, l := range loads {
+		cs := l.node.cluster
+		work[cs] += l.work
+		longest[cs] = max(longest[cs], l.longest)
+		fastest[cs] = max(fastest[cs], l.node.Speed)
+		if n := l.node; !tailRoom(n) && len(n.runs) > 0 && (n.Limit > 0 || cs.PerCPU > 0) {
+			soonest := math.Inf(1)
+			for _, r := range n.runs {
+				soonest = min(soonest, c.expectLeft(r)/each(n))
+			}
+			freeAt[l] = soonest
+		}
+	}
 	var wait []*jobState
 	for j := c.queue.pop(c.model); j != nil; j = c.queue.pop(c.model) {
 		w := c.model.expect(j.Params)
 		var best *load
-		bestEnd := math.Inf(1)
+		bestScore, bestEnd := math.Inf(1), math.Inf(1)
 		for _, l := range loads {
-			if !tailRoom(l.node) || !c.room(l.node, j) {
+			if !c.room(l.node, j) {
 				continue
 			}
-			if e := stageCost(l.node.cluster, j) + done(l.node, l.work+w, max(l.longest, w)); e < bestEnd {
-				best, bestEnd = l, e
+			cs := l.node.cluster
+			var score, end float64
+			switch t, full := freeAt[l]; {
+			case full:
+				n := l.node
+				score = t + stageCost(cs, j) + w/(n.Speed*min(float64(n.CPUs)/float64(max(n.limit, 1)), 1))
+				end = score
+			case !tailRoom(l.node):
+				continue
+			default:
+				end = stageCost(cs, j) + done(l.node, l.work+w, max(l.longest, w))
+				score = end
+				if !c.cfg.MovesAcross && c.moves(cs) {
+					score = stageCost(cs, j) + max((work[cs]+w)/cs.power, max(longest[cs], w)/fastest[cs])
+				}
+			}
+			if score < bestScore || score == bestScore && end < bestEnd {
+				best, bestScore, bestEnd = l, score, end
 			}
 		}
 		if best == nil {
+			wait = append(wait, j)
+			continue
+		}
+		cs := best.node.cluster
+		work[cs] += w
+		longest[cs] = max(longest[cs], w)
+		if _, full := freeAt[best]; full {
+			freeAt[best] = bestEnd // it waits for that slot
 			wait = append(wait, j)
 			continue
 		}
@@ -102,27 +156,62 @@ func (c *Core) startTail(now time.Time) {
 	}
 }
 
+// tailOver is how many times the job limit it chose a policy that plans
+// the end may put on a node then: enough that the faster clusters can
+// take their share of the last jobs when jobs cannot leave a cluster.
+const tailOver = 3
+
 // tailRoom reports whether n may take one more job at the end: below
-// its job limit, or below twice the limit the policy chose for it (a
-// limit the user set holds).
-func tailRoom(n *nodeState) bool {
+// tailOver times the limit the policy chose for it, or below a limit
+// the user set.
+func tailRoom(n *nodeState) bool { return n.held < tailCap(n) }
+
+// tailCap is how many jobs n may hold at the end.
+func tailCap(n *nodeState) int {
 	if n.Limit <= 0 && n.cluster.PerCPU <= 0 {
-		return n.held < 2*n.limit
+		return tailOver * n.limit
 	}
-	return n.held < n.limit
+	return n.limit
 }
 
 // tailDests bounds how many of the nodes expected to be done soonest the
 // plan considers as destinations for each move.
 const tailDests = 64
 
-// rebalanceTail moves jobs off the nodes expected to finish last, one
-// move or swap at a time, while that brings one's end forward by more
-// than minGain of the time left. A node it cannot help (its one job is
-// already where it runs fastest, or still settling) is passed over for
-// the next latest, up to tailStuck of them.
+// rebalanceTail balances each cluster as MOSIX does (ushering memory,
+// levelling load), then moves jobs off the nodes expected to finish
+// last, one move or swap at a time, while that brings one's end forward by more
+// than minGain of the time left. Jobs that cannot leave their cluster
+// are rebalanced inside each cluster on its own.
 func (c *Core) rebalanceTail(now time.Time) {
+	// Memory first, and no CPU idle beside one that jobs share.
+	c.balance(now, true)
 	loads := c.loads(now)
+	if c.cfg.MovesAcross {
+		c.rebalanceAmong(slices.DeleteFunc(loads, func(l *load) bool { return !c.moves(l.node.cluster) }), now)
+		return
+	}
+	groups := map[*clusterState][]*load{}
+	var order []*clusterState
+	for _, l := range loads {
+		cs := l.node.cluster
+		if groups[cs] == nil {
+			order = append(order, cs)
+		}
+		groups[cs] = append(groups[cs], l)
+	}
+	for _, cs := range order {
+		if c.moves(cs) {
+			c.rebalanceAmong(groups[cs], now)
+		}
+	}
+}
+
+// rebalanceAmong rebalances the end among loads, nodes between which
+// jobs can move. A node it cannot help (its one job is already where it
+// runs fastest, or still settling) is passed over for the next latest,
+// up to tailStuck of them.
+func (c *Core) rebalanceAmong(loads []*load, now time.Time) {
 	if len(loads) < 2 {
 		return
 	}
@@ -143,7 +232,7 @@ func (c *Core) rebalanceTail(now time.Time) {
 		if last.end <= 0 {
 			return
 		}
-		if !c.relieveLast(last, sorted[:min(len(sorted), tailDests)], now) {
+		if !c.relieveLast(last, dests(last, sorted), now) {
 			stuck++
 			continue
 		}
@@ -153,7 +242,22 @@ func (c *Core) rebalanceTail(now time.Time) {
 	}
 }
 
-// tailStuck bounds how many of the latest nodes rebalanceTail passes
+// dests is up to tailDests of the nodes in sorted (soonest done first)
+// other than last.
+func dests(last *load, sorted []*load) []*load {
+	out := make([]*load, 0, tailDests)
+	for _, d := range sorted {
+		if len(out) == tailDests {
+			break
+		}
+		if d != last {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// tailStuck bounds how many of the latest nodes rebalanceAmong passes
 // over when it cannot bring their ends forward.
 const tailStuck = 8
 
@@ -173,9 +277,6 @@ func (c *Core) relieveLast(last *load, dests []*load, now time.Time) bool {
 		}
 		la := c.expectLeft(a)
 		for _, d := range dests {
-			if d == last {
-				continue
-			}
 			if fits(d.node, a) && tailRoom(d.node) {
 				t := moveCostTo(a, d.node)
 				end := max(c.without(last, a, nil), t+done(d.node, d.work+la, max(d.longest, la)))

@@ -159,10 +159,13 @@ func newSim(sc *Scenario, c Case, policy string, seed uint64, trace io.Writer) (
 	if err != nil {
 		return nil, err
 	}
-	moves := pol.Balance && !pol.Learn || c.Checkpoint // MOSIX migrates any process
+	// MOSIX migrates any process inside a cluster (unless the cluster or
+	// the case says no-migration), under every policy that balances
+	// load; a job that checkpoints can move anywhere.
+	moves := pol.Balance || c.Checkpoint
 	s := &sim{pol: pol, jobs: draw(w, seed), runs: map[[2]int64]*run{}, nodes: map[string]*machine{}, trace: trace,
 		ticks: pol.Balance && moves || pol.Stragglers,
-		core:  sched.New(sched.Config{Policy: pol, Moves: moves, Duplicates: true, Restarts: true})}
+		core:  sched.New(sched.Config{Policy: pol, Moves: moves, MovesAcross: c.Checkpoint, Duplicates: true, Restarts: true})}
 	s.left = len(s.jobs)
 	var all []Node
 	perCPU := c.PerCPU
@@ -178,7 +181,7 @@ func newSim(sc *Scenario, c Case, policy string, seed uint64, trace io.Writer) (
 			per = perCPU[i]
 		}
 		s.core.AddCluster(sched.Cluster{Name: cl.Name, PerCPU: per, Bandwidth: cl.Link.Bandwidth, Latency: cl.Link.Latency,
-			WANBandwidth: cl.WAN.Bandwidth, WANLatency: cl.WAN.Latency})
+			WANBandwidth: cl.WAN.Bandwidth, WANLatency: cl.WAN.Latency, Pinned: (cl.NoMigration || c.NoMigration) && !c.Checkpoint})
 		sc := &site{Cluster: cl}
 		for _, n := range cl.Nodes {
 			if s.nodes[n.Name] != nil {

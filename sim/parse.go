@@ -361,7 +361,8 @@ func (p *parser) attrs(c *cursor, what string, names []string, set func(kw token
 	}
 }
 
-// cluster reads `cluster NAME [link BW LAT] [wan BW LAT] [from FILE]`.
+// cluster reads `cluster NAME [link BW LAT] [wan BW LAT] [no-migration]
+// [from FILE]`.
 func (p *parser) cluster(t []token) {
 	if !p.count(t, -2) {
 		return
@@ -370,8 +371,10 @@ func (p *parser) cluster(t []token) {
 	ok := p.define("cluster", t[1])
 	var from *token
 	c := &cursor{p: p, toks: t, i: 2}
-	p.attrs(c, "cluster", []string{"link", "wan", "from"}, func(kw token) {
+	p.attrs(c, "cluster", []string{"link", "wan", "no-migration", "from"}, func(kw token) {
 		switch kw.text {
+		case "no-migration":
+			cl.NoMigration = true
 		case "link":
 			cl.Link = p.link(c, kw)
 		case "wan":
@@ -533,7 +536,8 @@ func (p *parser) speedRange(v token, rangeOK bool) (lo, hi float64) {
 }
 
 // caseLine reads `case NAME [workload W] [clusters A,B] [per-cpu
-// [P=]F[,F]]... [policies P,Q] [checkpoint] [paper P=TIME ...]`.
+// [P=]F[,F]]... [policies P,Q] [checkpoint] [no-migration] [paper
+// P=TIME ...]`.
 func (p *parser) caseLine(t []token) {
 	if !p.count(t, -2) {
 		return
@@ -542,9 +546,13 @@ func (p *parser) caseLine(t []token) {
 	p.define("case", t[1])
 	refs := map[string]token{}
 	c := &cursor{p: p, toks: t, i: 2}
-	p.attrs(c, "case", []string{"workload", "clusters", "per-cpu", "policies", "checkpoint", "paper"}, func(kw token) {
-		if kw.text == "checkpoint" {
+	p.attrs(c, "case", []string{"workload", "clusters", "per-cpu", "policies", "checkpoint", "no-migration", "paper"}, func(kw token) {
+		switch kw.text {
+		case "checkpoint":
 			cs.Checkpoint = true
+			return
+		case "no-migration":
+			cs.NoMigration = true
 			return
 		}
 		if kw.text == "paper" {

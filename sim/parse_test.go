@@ -60,7 +60,7 @@ cluster c1 link 100Mb/s 0.1ms wan 12.5MB/s 150ms
     node big cpus 8 speed 1.2GHz memory 1.5G thrash 50 job-limit 4
 	nodes 3 speed 0.4GHz..0.8 # c1-3..c1-5
 end
-cluster c2 link 1Gb/s 2s
+cluster c2 link 1Gb/s 2s no-migration
     nodes 1 speed 0.4..0.8
 end
 workload cpu order given
@@ -70,7 +70,7 @@ workload cpu order given
     jobs 1 work fixed 5u memory fixed 1G
 end
 unit 0.4
-case one workload cpu clusters c2 per-cpu 1 paper fcfs=1300 mosix=921
+case one workload cpu clusters c2 per-cpu 1 no-migration paper fcfs=1300 mosix=921
 case weighted clusters c1,c2 per-cpu 2.5,4 checkpoint policies mec,orrery paper mec=14.2h,orrery=2min
 `, &Scenario{Name: "mine", Doc: "Two clusters.\n\nSecond paragraph.", Runs: 3,
 		Policies: []string{"fcfs", "mosix", "orrery"},
@@ -79,7 +79,7 @@ case weighted clusters c1,c2 per-cpu 2.5,4 checkpoint policies mec,orrery paper 
 				node("c1-1", 2, 0.5, 256*mib, 256*mib), node("c1-2", 2, 0.5, 256*mib, 256*mib),
 				{Name: "big", CPUs: 8, Speed: 1.2, Memory: 1.5 * gib, Thrash: 50, Limit: 4},
 				node("c1-3", 1, 0.4, 0, 0), node("c1-4", 1, 0.6000000000000001, 0, 0), node("c1-5", 1, 0.8, 0, 0)}},
-			{Name: "c2", Link: Link{1.25e8, 2}, Nodes: []Node{node("c2-1", 1, 0.6000000000000001, 0, 0)}},
+			{Name: "c2", Link: Link{1.25e8, 2}, NoMigration: true, Nodes: []Node{node("c2-1", 1, 0.6000000000000001, 0, 0)}},
 		},
 		Workloads: []Workload{{Name: "cpu", Order: "given", Groups: []JobGroup{
 			{Count: 8, Work: Dist{"fixed", 400, 0}, Memory: Dist{"fixed", 2 * mib, 0}},
@@ -89,7 +89,7 @@ case weighted clusters c1,c2 per-cpu 2.5,4 checkpoint policies mec,orrery paper 
 			{Count: 1, Work: Dist{"fixed", 2, 0}, Memory: Dist{"fixed", gib, 0}},
 		}}},
 		Cases: []Case{
-			{Name: "one", Workload: "cpu", Clusters: []string{"c2"}, PerCPU: []float64{1},
+			{Name: "one", Workload: "cpu", Clusters: []string{"c2"}, PerCPU: []float64{1}, NoMigration: true,
 				Paper: map[string]float64{"fcfs": 1300, "mosix": 921}},
 			{Name: "weighted", Clusters: []string{"c1", "c2"}, PerCPU: []float64{2.5, 4}, Checkpoint: true,
 				Policies: []string{"mec", "orrery"}, Paper: map[string]float64{"mec": 14.2 * 3600, "orrery": 120}},
@@ -259,7 +259,7 @@ func TestDocExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, src.String())
 	}
-	if sc.Name != "my-two-clusters" || len(sc.Clusters) != 2 || len(sc.Cases) != 5 || len(sc.Clusters[1].Nodes) != 5 {
+	if sc.Name != "my-two-clusters" || len(sc.Clusters) != 2 || len(sc.Cases) != 6 || len(sc.Clusters[1].Nodes) != 5 {
 		t.Errorf("parsed %+v", sc)
 	}
 }

@@ -30,6 +30,9 @@ type Cluster struct {
 	// WAN joins the grid's root to the cluster: a job given to this
 	// cluster stages its input and output over it as well.
 	WAN Link
+	// NoMigration says nothing migrates processes between its nodes (it
+	// runs no MOSIX): a running job there moves only if it checkpoints.
+	NoMigration bool
 }
 
 // Node is a simulated machine.
@@ -103,10 +106,14 @@ type Case struct {
 	PerCPUFor map[string][]float64
 	// Policies, when set, replaces the scenario's policies for this case.
 	Policies []string
-	// Checkpoint says the jobs can checkpoint: Orrery may then move a
-	// running job to another node instead of restarting it. MOSIX moves
-	// processes whatever this says.
+	// Checkpoint says the jobs can checkpoint: a running job may then
+	// move to any node, in its cluster or another, whatever migrates
+	// processes there.
 	Checkpoint bool
+	// NoMigration says no cluster of the case migrates processes (as if
+	// each said no-migration): without checkpoints, running jobs stay
+	// where they start.
+	NoMigration bool
 	// Paper is the paper's makespan in seconds for this case, by policy.
 	Paper map[string]float64
 }

@@ -3,9 +3,11 @@ package sim
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -98,10 +100,12 @@ func TestPaperFig4(t *testing.T) {
 // scenario's comments for its assumptions):
 //   - mec lands near the paper: within 2 points of its 98% on all four
 //     sites, and no worse than its 95% on the Melbourne ones;
-//   - orrery reaches 99% wherever it can move running jobs (they
-//     checkpoint), over 20 runs;
-//   - where it cannot move them, no schedule gets far past 97% on jobs
-//     this even; orrery stays within 4% of the bound there;
+//   - orrery reaches 99% on the paper's sites, where MOSIX moves
+//     running processes inside each site, over 20 runs (and when its
+//     jobs checkpoint, so they can move between sites too);
+//   - on sites that migrate nothing, no schedule gets far past 97% on
+//     jobs this even; orrery stays within 4% of the bound there, 5
+//     points ahead of mec, and moves help;
 //   - learning pays where the sizes spread: orrery is at least 5 points
 //     ahead of mec on the uneven workload, and closer to the bound when
 //     the parameters fix each job's size than when a tenth of the
@@ -116,15 +120,22 @@ func TestPaperTable4(t *testing.T) {
 	if r := result(t, "paper-table4", "no-hebrew", "mec"); r.Efficiency < 0.95 {
 		t.Errorf("no-hebrew: mec at %.3f of the bound; want at least the paper's 95%%", r.Efficiency)
 	}
-	for _, c := range []string{"all-checkpoint", "no-hebrew-checkpoint", "uneven-known-checkpoint"} {
+	// The paper's sites run MOSIX, so orrery, like mec, moves processes
+	// inside each site.
+	for _, c := range []string{"all", "no-hebrew", "uneven-known"} {
 		if r := resultN(t, "paper-table4", c, "orrery", 20); r.Efficiency < 0.99 {
 			t.Errorf("%s: orrery at %.4f of the bound over 20 runs; want ≥ 0.99", c, r.Efficiency)
 		}
 	}
-	for _, c := range []string{"all", "no-hebrew"} {
-		if r := result(t, "paper-table4", c, "orrery"); r.Efficiency < 0.96 {
-			t.Errorf("%s: orrery at %.3f of the bound without moves; want ≥ 0.96", c, r.Efficiency)
-		}
+	if r := result(t, "paper-table4", "all-checkpoint", "orrery"); r.Efficiency < 0.99 {
+		t.Errorf("all-checkpoint: orrery at %.3f of the bound; want ≥ 0.99", r.Efficiency)
+	}
+	mec, orrery := result(t, "paper-table4", "all-no-migration", "mec"), result(t, "paper-table4", "all-no-migration", "orrery")
+	if orrery.Efficiency < 0.96 || orrery.Efficiency < mec.Efficiency+0.05 {
+		t.Errorf("all-no-migration: orrery at %.3f, mec at %.3f; want orrery ≥ 0.96 and 5 points ahead", orrery.Efficiency, mec.Efficiency)
+	}
+	if moving := result(t, "paper-table4", "all", "orrery"); moving.Mean >= orrery.Mean {
+		t.Errorf("all: orrery %.0f s moving processes inside sites, %.0f s without; want moves to help", moving.Mean, orrery.Mean)
 	}
 	if mec, orrery := result(t, "paper-table4", "uneven", "mec"), result(t, "paper-table4", "uneven", "orrery"); orrery.Efficiency < mec.Efficiency+0.05 {
 		t.Errorf("uneven: orrery at %.3f, mec at %.3f; want orrery 5 points ahead", orrery.Efficiency, mec.Efficiency)
@@ -132,9 +143,6 @@ func TestPaperTable4(t *testing.T) {
 	if known, noisy := result(t, "paper-table4", "uneven-known", "orrery"), result(t, "paper-table4", "uneven", "orrery"); known.Efficiency <= noisy.Efficiency {
 		t.Errorf("orrery at %.3f with sizes known, %.3f with a tenth of their variance noise; want known better",
 			known.Efficiency, noisy.Efficiency)
-	}
-	if moving, fixed := result(t, "paper-table4", "all-checkpoint", "orrery"), result(t, "paper-table4", "all", "orrery"); moving.Mean >= fixed.Mean {
-		t.Errorf("all: orrery %.0f s with moves, %.0f s without; want moves to help", moving.Mean, fixed.Mean)
 	}
 }
 
@@ -166,6 +174,29 @@ func TestGoldenTrace(t *testing.T) {
 		}
 		if !bytes.Equal(a.Bytes(), want) {
 			t.Errorf("%s: the trace differs from %s; review the diff after go test ./sim -run Golden -update", p, path)
+		}
+	}
+}
+
+// TestNoMigration runs MOSIX, which starts every job on its home node,
+// on one cluster: it spreads them by moves, unless the cluster or the
+// case says no-migration; jobs that checkpoint move either way.
+func TestNoMigration(t *testing.T) {
+	for _, tt := range []struct {
+		cluster, cas string
+		moves        bool
+	}{{"", "", true}, {"no-migration", "", false}, {"", "no-migration", false}, {"no-migration", "checkpoint", true}} {
+		src := fmt.Sprintf("cluster c %s\n nodes 4 cpus 1\nend\nworkload w\n jobs 8 work 100\nend\ncase x %s\n", tt.cluster, tt.cas)
+		sc, err := Parse("x.scn", strings.NewReader(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var trace bytes.Buffer
+		if _, err := Simulate(sc, sc.Cases[0], "mosix", 1, &trace); err != nil {
+			t.Fatal(err)
+		}
+		if moved := strings.Contains(trace.String(), " move "); moved != tt.moves {
+			t.Errorf("cluster %q, case %q: moved %v, want %v", tt.cluster, tt.cas, moved, tt.moves)
 		}
 	}
 }
