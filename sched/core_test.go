@@ -11,25 +11,20 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func starts(acts []Action) []Start {
-	var out []Start
+// only returns the actions of type T in acts.
+func only[T Action](acts []Action) []T {
+	var out []T
 	for _, a := range acts {
-		if s, ok := a.(Start); ok {
-			out = append(out, s)
+		if x, ok := a.(T); ok {
+			out = append(out, x)
 		}
 	}
 	return out
 }
 
-func moves(acts []Action) []Move {
-	var out []Move
-	for _, a := range acts {
-		if m, ok := a.(Move); ok {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func starts(acts []Action) []Start { return only[Start](acts) }
+
+func moves(acts []Action) []Move { return only[Move](acts) }
 
 func enqueue(c *Core, from, to int64) {
 	for i := from; i <= to; i++ {
@@ -172,12 +167,7 @@ func TestOrreryRestartsWhereMemoryFits(t *testing.T) {
 		c.Resident(job, 1, mb<<20)
 	}
 	acts := c.Ready(t0.Add(time.Second))
-	var cancels []Cancel
-	for _, a := range acts {
-		if x, ok := a.(Cancel); ok {
-			cancels = append(cancels, x)
-		}
-	}
+	cancels := only[Cancel](acts)
 	s := starts(acts)
 	if len(cancels) != 1 || cancels[0].Node != "a" || len(s) != 1 || s[0].Job != cancels[0].Job || s[0].Node != "c" {
 		t.Fatalf("cancels %v, starts %v; want one job off a, started again on c", cancels, s)

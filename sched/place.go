@@ -227,11 +227,8 @@ func (c *Core) busyClasses(now time.Time) []*busyHeap {
 			continue
 		}
 		c.progress(n, now)
-		soonest := math.Inf(1)
-		for _, r := range n.runs {
-			soonest = min(soonest, c.expectLeft(r)/each(n))
-		}
-		rate := n.Speed * min(float64(n.CPUs)/float64(max(n.limit, 1)), 1)
+		soonest := c.freesIn(n)
+		rate := slotRate(n)
 		k := speedClass(rate)
 		h := byClass[k]
 		if h == nil {
@@ -242,6 +239,22 @@ func (c *Core) busyClasses(now time.Time) []*busyHeap {
 		heap.Push(h, &busy{node: n, free: soonest, rate: rate})
 	}
 	return classes
+}
+
+// freesIn is how many seconds from now n is expected to free a slot:
+// when the first of its runs ends.
+func (c *Core) freesIn(n *nodeState) float64 {
+	soonest := math.Inf(1)
+	for _, r := range n.runs {
+		soonest = min(soonest, c.expectLeft(r)/each(n))
+	}
+	return soonest
+}
+
+// slotRate is the speed a job runs at on n when n runs as many jobs as
+// its limit.
+func slotRate(n *nodeState) float64 {
+	return n.Speed * min(float64(n.CPUs)/float64(max(n.limit, 1)), 1)
 }
 
 // expectLeft is the work r is expected to have left. A job that has

@@ -34,15 +34,19 @@ func (c *Core) finishing() bool {
 	if !c.pol.Learn || !c.pol.Stragglers || !c.cfg.Moves || !c.closed || !c.model.Ready() {
 		return false
 	}
-	cpus, room, moving := 0, 0, false
+	cpus, moving := 0, false
 	for _, cs := range c.clusters {
 		moving = moving || c.moves(cs)
 		cpus += cs.cpus
-		for _, n := range cs.nodes {
-			room += max(tailCap(n)-n.held, 0)
-		}
 	}
-	return moving && c.queue.len() <= min(cpus, room)
+	if !moving || c.queue.len() > cpus {
+		return false // the common case, without a walk over every node
+	}
+	room := 0
+	for _, n := range c.byOrder {
+		room += max(tailCap(n)-n.held, 0)
+	}
+	return c.queue.len() <= room
 }
 
 // load is what a node holds, as the plan for the end sees it.
@@ -98,11 +102,7 @@ func (c *Core) startTail(now time.Time) {
 		longest[cs] = max(longest[cs], l.longest)
 		fastest[cs] = max(fastest[cs], l.node.Speed)
 		if n := l.node; !tailRoom(n) && len(n.runs) > 0 && (n.Limit > 0 || cs.PerCPU > 0) {
-			soonest := math.Inf(1)
-			for _, r := range n.runs {
-				soonest = min(soonest, c.expectLeft(r)/each(n))
-			}
-			freeAt[l] = soonest
+			freeAt[l] = c.freesIn(n)
 		}
 	}
 	var wait []*jobState
@@ -118,8 +118,7 @@ func (c *Core) startTail(now time.Time) {
 			var score, end float64
 			switch t, full := freeAt[l]; {
 			case full:
-				n := l.node
-				score = t + stageCost(cs, j) + w/(n.Speed*min(float64(n.CPUs)/float64(max(n.limit, 1)), 1))
+				score = t + stageCost(cs, j) + w/slotRate(l.node)
 				end = score
 			case !tailRoom(l.node):
 				continue
