@@ -17,7 +17,7 @@ import (
 
 	"orrery/agent"
 	"orrery/cgroup"
-	"orrery/node"
+	"orrery/task"
 )
 
 // NodeSpec describes one node of an embedded cluster.
@@ -74,8 +74,8 @@ type Cluster struct {
 
 // Options tune the nodes of an embedded cluster.
 type Options struct {
-	KeepJobDirs bool          // keep successful jobs' directories
-	Exec        agent.Options // how commands run
+	KeepJobDirs bool         // keep successful jobs' directories
+	Exec        task.Options // how commands run
 	// Self is the orrery executable that limited nodes run as `orrery
 	// agent`; "" means this executable.
 	Self string
@@ -101,12 +101,12 @@ func Start(ctx context.Context, spec Spec, workDir string, opts Options, attach 
 		c.local[n.Name] = true
 		dispatcherEnd, nodeEnd := net.Pipe()
 		attach(dispatcherEnd)
-		cfg := node.Config{Name: n.Name, CPUs: n.CPUs, Speed: n.Speed, JobLimit: n.JobLimit,
+		cfg := agent.Config{Name: n.Name, CPUs: n.CPUs, Speed: n.Speed, JobLimit: n.JobLimit,
 			WorkDir: filepath.Join(workDir, n.Name), KeepJobDirs: opts.KeepJobDirs, Exec: opts.Exec}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			if err := node.Run(ctx, nodeEnd, cfg); err != nil {
+			if err := agent.Run(ctx, nodeEnd, cfg); err != nil {
 				c.addErr(fmt.Errorf("node %s: %w", cfg.Name, err))
 			}
 		}()

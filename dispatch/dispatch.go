@@ -18,12 +18,12 @@ import (
 	"sync"
 	"time"
 
-	"orrery/agent"
 	"orrery/plan"
 	"orrery/protocol"
 	"orrery/sched"
 	"orrery/store"
 	"orrery/sweep"
+	"orrery/task"
 )
 
 // Config sets up a dispatcher.
@@ -41,7 +41,7 @@ type Config struct {
 	// silent for 10 heartbeats is lost.
 	Heartbeat time.Duration
 	// Exec tunes root tasks (environment, output limit).
-	Exec agent.Options
+	Exec task.Options
 	// Progress, when set, is called from Run's goroutine whenever the
 	// counts change (at most every 100 ms) and once at the end.
 	Progress func(Progress)
@@ -127,7 +127,7 @@ func New(cfg Config) *Dispatcher {
 // during Run. The connection is closed when Run ends.
 func (d *Dispatcher) Attach(rw io.ReadWriteCloser) {
 	c := &agentConn{conn: protocol.NewConn(rw)}
-	c.root = protocol.NewRootServer(d.ctx, c.conn, agent.DirRoot{Dir: d.cfg.Root, TempDir: d.tempDir()})
+	c.root = protocol.NewRootServer(d.ctx, c.conn, task.DirRoot{Dir: d.cfg.Root, TempDir: d.tempDir()})
 	d.mu.Lock()
 	d.conns = append(d.conns, c)
 	d.mu.Unlock()

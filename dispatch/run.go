@@ -9,12 +9,12 @@ import (
 	"strconv"
 	"time"
 
-	"orrery/agent"
 	"orrery/plan"
 	"orrery/protocol"
 	"orrery/sched"
 	"orrery/store"
 	"orrery/sweep"
+	"orrery/task"
 )
 
 // liveJob is a job queued or running in this run.
@@ -149,7 +149,7 @@ func (r *runState) rootTask(name string, once bool) error {
 			return err
 		}
 	}
-	res, err := agent.RunRootTask(r.ctx, t, agent.Job{Names: r.d.cfg.Sweep.Names}, r.d.cfg.Root, r.d.cfg.Exec)
+	res, err := task.RunRootTask(r.ctx, t, task.Job{Names: r.d.cfg.Sweep.Names}, r.d.cfg.Root, r.d.cfg.Exec)
 	if err != nil {
 		if r.ctx.Err() != nil {
 			return ErrInterrupted

@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"sync"
 
-	"orrery/agent"
+	"orrery/task"
 )
 
 // RootServer answers an agent's staging requests on the root's side of
@@ -15,7 +15,7 @@ import (
 // goroutines it starts; Close waits for them.
 type RootServer struct {
 	conn *Conn
-	root agent.Root
+	root task.Root
 	ctx  context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -25,7 +25,7 @@ type RootServer struct {
 }
 
 // NewRootServer returns a server answering on conn from root.
-func NewRootServer(ctx context.Context, conn *Conn, root agent.Root) *RootServer {
+func NewRootServer(ctx context.Context, conn *Conn, root task.Root) *RootServer {
 	ctx, stop := context.WithCancel(ctx)
 	return &RootServer{conn: conn, root: root, ctx: ctx, stop: stop, creates: map[uint64]*io.PipeWriter{}}
 }

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"orrery/agent"
 	"orrery/cluster"
-	"orrery/node"
 )
 
 // runAgent implements `orrery agent --connect ADDR`: one node agent as
@@ -52,7 +52,7 @@ func runAgent(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
 		return exitFailed
 	}
-	err = node.Run(ctx, conn, node.Config{Name: *name, CPUs: *cpus, JobLimit: *limit, Speed: *speed,
+	err = agent.Run(ctx, conn, agent.Config{Name: *name, CPUs: *cpus, JobLimit: *limit, Speed: *speed,
 		Memory: mem, WorkDir: *work, KeepJobDirs: *keep})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)

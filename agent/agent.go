@@ -1,11 +1,11 @@
-// Package node is a node agent: it connects to a dispatcher through the
+// Package agent is a node agent: it connects to a dispatcher through the
 // agent protocol, registers its node, runs the attempts it is given (each
 // job in its own directory, nodestart once before the first), stages files
 // to and from the root over the same connection, and reports every
 // attempt's outcome and, in its heartbeats, each running attempt's
 // resident memory. `orrery agent` runs one as its own process over TCP;
 // the embedded cluster runs several in-process over in-memory pipes.
-package node
+package agent
 
 import (
 	"context"
@@ -21,9 +21,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"orrery/agent"
 	"orrery/plan"
 	"orrery/protocol"
+	"orrery/task"
 )
 
 // Config describes the node an agent runs.
@@ -39,7 +39,7 @@ type Config struct {
 	// jobs' directories are always kept for a look).
 	KeepJobDirs bool
 	// Exec tunes how commands run (environment, kill grace, output limit).
-	Exec agent.Options
+	Exec task.Options
 	Log  *slog.Logger
 }
 
@@ -221,7 +221,7 @@ func cancelled(jctx context.Context) bool {
 // then the job's main task under the attempt's context jctx. An attempt
 // the dispatcher cancelled fails with errCancelled, and its directory is
 // reused like a successful one's: nothing went wrong with the job.
-func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts agent.Options) *protocol.Result {
+func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts task.Options) *protocol.Result {
 	n.startOnce.Do(func() { n.startErr = n.nodestart(ctx) })
 	if n.startErr != nil {
 		return &protocol.Result{System: true, Error: "nodestart failed on node " + n.cfg.Name + ": " + n.startErr.Error()}
@@ -230,8 +230,8 @@ func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts a
 	if err != nil {
 		return &protocol.Result{System: true, Error: fmt.Sprintf("job directory on node %s: %v", n.cfg.Name, err)}
 	}
-	job := agent.Job{Index: s.Job, Names: n.welcome.Names, Values: s.Values}
-	res, err := agent.RunTask(jctx, n.plan.Task(plan.TaskMain), job, dir, n.peer, opts)
+	job := task.Job{Index: s.Job, Names: n.welcome.Names, Values: s.Values}
+	res, err := task.RunTask(jctx, n.plan.Task(plan.TaskMain), job, dir, n.peer, opts)
 	out := convert(res, err)
 	stopped := cancelled(jctx)
 	if stopped {
@@ -312,7 +312,7 @@ func (n *agentNode) nodestart(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	_, err := agent.RunTask(ctx, t, agent.Job{Names: n.welcome.Names}, start, n.peer, n.cfg.Exec)
+	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, n.peer, n.cfg.Exec)
 	return err
 }
 

@@ -1,12 +1,12 @@
-package node
+package agent
 
 import (
 	"errors"
 	"fmt"
 	"strings"
 
-	"orrery/agent"
 	"orrery/protocol"
+	"orrery/task"
 )
 
 // maxOutput bounds the output an attempt sends back, per stream.
@@ -15,7 +15,7 @@ const maxOutput = 256 << 10
 // convert turns a task's result into the attempt result sent to the
 // dispatcher: the outcome, the failing command's status, the totals, and
 // each command's kept output under a header naming the command.
-func convert(res *agent.Result, err error) *protocol.Result {
+func convert(res *task.Result, err error) *protocol.Result {
 	out := &protocol.Result{OK: err == nil}
 	if res == nil {
 		out.System, out.Error = true, fmt.Sprint(err)
@@ -24,7 +24,7 @@ func convert(res *agent.Result, err error) *protocol.Result {
 	out.Wall, out.CPU, out.MaxRSS = res.Wall, res.CPU(), res.MaxRSS
 	if err != nil {
 		out.Error = err.Error()
-		var ce *agent.CommandError
+		var ce *task.CommandError
 		// A failure outside any command (the job directory) or a lost
 		// connection to the root is the system's, not the job's.
 		out.System = !errors.As(err, &ce) || errors.Is(err, protocol.ErrLost)
@@ -46,7 +46,7 @@ func convert(res *agent.Result, err error) *protocol.Result {
 	for _, c := range res.Commands {
 		for _, s := range []struct {
 			b *strings.Builder
-			o agent.Output
+			o task.Output
 		}{{&stdout, c.Stdout}, {&stderr, c.Stderr}} {
 			if s.o.Total == 0 {
 				continue

@@ -1,4 +1,4 @@
-package node
+package agent
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"orrery/agent"
 	"orrery/protocol"
+	"orrery/task"
 )
 
 // fakeDispatcher is the dispatcher's end of a connection, driven by the
@@ -30,10 +30,10 @@ func startNode(t *testing.T, root, planText string) *fakeDispatcher {
 	workDir := t.TempDir()
 	go func() {
 		done <- Run(ctx, b, Config{Name: "n1", CPUs: 2, WorkDir: workDir,
-			Exec: agent.Options{KillGrace: 200 * time.Millisecond}})
+			Exec: task.Options{KillGrace: 200 * time.Millisecond}})
 	}()
 	f := &fakeDispatcher{conn: protocol.NewConn(a), msgs: make(chan *protocol.Msg, 16), workDir: workDir}
-	rs := protocol.NewRootServer(ctx, f.conn, agent.DirRoot{Dir: root})
+	rs := protocol.NewRootServer(ctx, f.conn, task.DirRoot{Dir: root})
 	go func() {
 		for {
 			m, err := f.conn.Recv()

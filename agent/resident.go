@@ -1,18 +1,18 @@
-package node
+package agent
 
 import (
 	"cmp"
 	"slices"
 
-	"orrery/agent"
 	"orrery/procfs"
 	"orrery/protocol"
+	"orrery/task"
 )
 
 // options returns the options the attempt's commands run with: exec, with
 // a Started hook that keeps the process group of the command the attempt
 // runs now (and calls exec's own hook, if any).
-func (a *runningAttempt) options(exec agent.Options) agent.Options {
+func (a *runningAttempt) options(exec task.Options) task.Options {
 	outer := exec.Started
 	exec.Started = func(pgid int) func() {
 		var ended func()

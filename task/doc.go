@@ -1,4 +1,4 @@
-// Package agent runs the commands of one task on a node: the part of a
+// Package task runs the commands of one task on a node: the part of a
 // node agent that turns a plan's task into processes and file copies.
 //
 // RunTask runs a node task (main once per job, nodestart once per node)
@@ -48,4 +48,4 @@
 //   - The zero Job (nodestart, rootstart, rootfinish) has no values:
 //     $jobindex and $jobname are left as written.
 //   - Cancellation stops the task even under onerror ignore.
-package agent
+package task

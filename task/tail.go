@@ -1,4 +1,4 @@
-package agent
+package task
 
 // DefaultOutputLimit is how many bytes of each stream a command keeps.
 const DefaultOutputLimit = 64 << 10
