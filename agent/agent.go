@@ -41,13 +41,22 @@ type Config struct {
 	// Exec tunes how commands run (environment, kill grace, output limit).
 	Exec task.Options
 	Log  *slog.Logger
+	// Status, when set, is told in one line what the agent is doing
+	// (connected, running N, lost the root, retrying).
+	Status func(string)
 }
 
-// agentNode is the state of a running agent.
+// Dialer returns a new connection to the dispatcher, its peer
+// authenticated. An error that wraps ErrRefused ends the agent at once.
+type Dialer func(ctx context.Context) (*protocol.Conn, error)
+
+// ErrRefused is the error of a dialer whose credentials the root refused.
+var ErrRefused = errors.New("the root refused this node's credentials")
+
+// agentNode is the state of a running agent: it outlives connections.
 type agentNode struct {
-	cfg  Config
-	peer *protocol.Peer
-	log  *slog.Logger
+	cfg Config
+	log *slog.Logger
 
 	welcome *protocol.Welcome
 	plan    *plan.Plan
@@ -57,6 +66,9 @@ type agentNode struct {
 	nodeDir   string
 
 	mu      sync.Mutex
+	peer    *protocol.Peer   // the connection now; nil while there is none
+	up      chan struct{}    // closed when a connection is up (replaced when it drops)
+	unsent  []*protocol.Msg  // attempt ends not yet sent: sent on the next connection
 	running map[attemptKey]*runningAttempt
 	free    []string // clean job directories to reuse
 	slots   int      // job directories made so far
@@ -80,10 +92,7 @@ type runningAttempt struct {
 // opposed to one stopped because the agent is shutting down.
 var errCancelled = errors.New("cancelled by the dispatcher")
 
-// Run serves one dispatcher over rw until the dispatcher says shutdown,
-// the connection ends, or ctx is cancelled; running attempts are stopped
-// before it returns.
-func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
+func newAgentNode(cfg Config) *agentNode {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -93,51 +102,219 @@ func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
 	if cfg.Memory <= 0 {
 		cfg.Memory = memTotal()
 	}
-	conn := protocol.NewConn(rw)
-	defer conn.Close()
-	n := &agentNode{cfg: cfg, peer: protocol.NewPeer(conn), log: cfg.Log, running: map[attemptKey]*runningAttempt{}}
-	parent := ctx
+	if cfg.Status == nil {
+		cfg.Status = func(string) {}
+	}
+	return &agentNode{cfg: cfg, log: cfg.Log, running: map[attemptKey]*runningAttempt{}, up: make(chan struct{})}
+}
+
+// Run serves one dispatcher over rw until the dispatcher says shutdown,
+// the connection ends, or ctx is cancelled; running attempts are stopped
+// before it returns. It is for nodes the root starts itself, whose
+// connection cannot come back.
+func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
+	n := newAgentNode(cfg)
+	conn := protocol.NewConnLimits(rw, protocol.NodeLimits)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer n.wg.Wait()
+	shutdown, err := n.session(ctx, cancel, conn)
+	if shutdown || ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("connection to the dispatcher: %w", err)
+}
+
+// Serve runs the agent over connections from dial: when one drops, it
+// dials again with backoff (saying so) while its attempts run on, and on
+// the new connection it resumes them. It returns nil when the dispatcher
+// says shutdown or ctx ends, and an error wrapping ErrRefused at once
+// when the root refuses its credentials.
+func Serve(ctx context.Context, dial Dialer, cfg Config) error {
+	n := newAgentNode(cfg)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer n.wg.Wait()
+	backoff := minBackoff
+	connected := false
+	for {
+		conn, err := dial(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, ErrRefused):
+			return err
+		case err != nil:
+			what := "the root is not up yet"
+			if connected {
+				what = "cannot reach the root"
+			}
+			n.cfg.Status(fmt.Sprintf("%s (%v); retrying in %s", what, err, backoff))
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff, connected = minBackoff, true
+		shutdown, err := n.session(ctx, cancel, conn)
+		if shutdown || ctx.Err() != nil {
+			return nil
+		}
+		n.cfg.Status(fmt.Sprintf("lost the root (%v); %d attempts running; reconnecting", err, n.runningCount()))
+	}
+}
+
+// Backoff between attempts to reach the root.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// session serves one connection until it ends, and reports whether the
+// dispatcher said shutdown (then stop has been called).
+func (n *agentNode) session(ctx context.Context, stop context.CancelFunc, conn *protocol.Conn) (bool, error) {
+	defer conn.Close()
+	sctx, end := context.WithCancel(ctx)
+	defer end()
 	go func() { // close the connection on cancel, which ends the reader
-		<-ctx.Done()
+		<-sctx.Done()
 		conn.Close()
 	}()
-	err := n.peer.Send(&protocol.Msg{Type: protocol.TypeRegister, Register: &protocol.Register{
-		Version: protocol.Version, Name: cfg.Name, CPUs: cfg.CPUs, Memory: cfg.Memory,
-		Speed: cfg.Speed, JobLimit: cfg.JobLimit}})
+	conn.SetSendTimeout(sendTimeout)
+	peer := protocol.NewPeer(conn)
+	err := peer.Send(&protocol.Msg{Type: protocol.TypeRegister, Register: &protocol.Register{
+		Version: protocol.Version, Name: n.cfg.Name, CPUs: n.cfg.CPUs, Memory: n.cfg.Memory,
+		Speed: n.cfg.Speed, JobLimit: n.cfg.JobLimit, Running: n.known()}})
 	if err != nil {
-		return fmt.Errorf("register: %w", err)
+		return false, fmt.Errorf("register: %w", err)
 	}
 	shutdown := false
-	err = n.peer.Run(func(m *protocol.Msg) {
+	err = peer.Run(func(m *protocol.Msg) {
 		switch m.Type {
 		case protocol.TypeWelcome:
 			if e := n.welcomed(ctx, m.Welcome); e != nil {
 				n.log.Error("welcome", "err", e)
-				cancel()
+				n.cfg.Status("refused the root's welcome: " + e.Error())
+				stop()
+				return
 			}
+			n.connected(peer)
+			n.cfg.Status(fmt.Sprintf("connected as node %s; %d attempts running", m.Welcome.Node, n.runningCount()))
 		case protocol.TypeStart:
 			n.start(ctx, m.Start)
 		case protocol.TypeCancel:
 			n.cancel(m.Job, m.Attempt)
 		case protocol.TypeShutdown:
 			shutdown = true
-			cancel()
+			if m.Error != "" {
+				n.cfg.Status("the root ended the experiment: " + m.Error)
+			}
+			stop()
 		}
 	})
-	cancel()
-	if shutdown || parent.Err() != nil {
-		return nil
+	n.disconnected(peer)
+	return shutdown, err
+}
+
+// sendTimeout bounds each message the agent sends.
+const sendTimeout = 10 * time.Second
+
+// connected makes peer the connection attempts use, and sends the
+// attempt ends that waited for one.
+func (n *agentNode) connected(p *protocol.Peer) {
+	n.mu.Lock()
+	n.peer = p
+	close(n.up)
+	unsent := n.unsent
+	n.unsent = nil
+	n.mu.Unlock()
+	for _, m := range unsent {
+		n.send(m)
 	}
-	return fmt.Errorf("connection to the dispatcher: %w", err)
+}
+
+// disconnected forgets peer, if it is the connection now.
+func (n *agentNode) disconnected(p *protocol.Peer) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.peer == p {
+		n.peer = nil
+		n.up = make(chan struct{})
+	}
+}
+
+// send sends m on the connection there is now. An attempt's end that
+// cannot be sent waits for the next connection; anything else is
+// dropped (a heartbeat).
+func (n *agentNode) send(m *protocol.Msg) {
+	n.mu.Lock()
+	p := n.peer
+	if p == nil && m.Type == protocol.TypeEvent {
+		n.unsent = append(n.unsent, m)
+	}
+	n.mu.Unlock()
+	if p == nil {
+		return
+	}
+	if err := p.Send(m); err != nil && m.Type == protocol.TypeEvent {
+		n.mu.Lock()
+		n.unsent = append(n.unsent, m)
+		n.mu.Unlock()
+	}
+}
+
+// known lists the attempts the node still runs, and those whose end it
+// has not been able to send: what it tells a dispatcher it comes back to.
+func (n *agentNode) known() []protocol.AttemptRef {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var refs []protocol.AttemptRef
+	for k := range n.running {
+		refs = append(refs, protocol.AttemptRef{Job: k.job, Attempt: k.attempt})
+	}
+	for _, m := range n.unsent {
+		refs = append(refs, protocol.AttemptRef{Job: m.Event.Job, Attempt: m.Event.Attempt})
+	}
+	return refs
+}
+
+func (n *agentNode) runningCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.running)
+}
+
+// peerNow returns the connection there is now, waiting for one while
+// there is none, until ctx ends.
+func (n *agentNode) peerNow(ctx context.Context) (*protocol.Peer, error) {
+	for {
+		n.mu.Lock()
+		p, up := n.peer, n.up
+		n.mu.Unlock()
+		if p != nil {
+			return p, nil
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %v", protocol.ErrLost, context.Cause(ctx))
+		}
+	}
 }
 
 // welcomed takes the plan and starts the heartbeats.
 func (n *agentNode) welcomed(ctx context.Context, w *protocol.Welcome) error {
 	if w == nil {
 		return errors.New("empty welcome")
+	}
+	if n.welcome != nil {
+		if w.Experiment != n.welcome.Experiment || w.PlanText != n.welcome.PlanText {
+			return fmt.Errorf("the root now runs experiment %d, not %d; start a new agent for it", w.Experiment, n.welcome.Experiment)
+		}
+		return nil // a reconnect: the plan is known, the heartbeats run
 	}
 	d, err := plan.ParseDialect(w.Dialect)
 	if err != nil {
@@ -164,7 +341,7 @@ func (n *agentNode) welcomed(ctx context.Context, w *protocol.Welcome) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				n.peer.Send(&protocol.Msg{Type: protocol.TypeHeartbeat, Heartbeat: n.heartbeat()})
+				n.send(&protocol.Msg{Type: protocol.TypeHeartbeat, Heartbeat: n.heartbeat()})
 			}
 		}
 	}()
@@ -193,7 +370,7 @@ func (n *agentNode) start(ctx context.Context, s *protocol.Start) {
 			delete(n.running, key)
 		}
 		n.mu.Unlock()
-		n.peer.Send(&protocol.Msg{Type: protocol.TypeEvent, Event: &protocol.Event{
+		n.send(&protocol.Msg{Type: protocol.TypeEvent, Event: &protocol.Event{
 			Kind: protocol.EventEnded, Job: s.Job, Attempt: s.Attempt, Result: res}})
 	}()
 }
@@ -231,7 +408,7 @@ func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts t
 		return &protocol.Result{System: true, Error: fmt.Sprintf("job directory on node %s: %v", n.cfg.Name, err)}
 	}
 	job := task.Job{Index: s.Job, Names: n.welcome.Names, Values: s.Values}
-	res, err := task.RunTask(jctx, n.plan.Task(plan.TaskMain), job, dir, n.peer, opts)
+	res, err := task.RunTask(jctx, n.plan.Task(plan.TaskMain), job, dir, root{n}, opts)
 	out := convert(res, err)
 	stopped := cancelled(jctx)
 	if stopped {
@@ -312,7 +489,7 @@ func (n *agentNode) nodestart(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, n.peer, n.cfg.Exec)
+	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, root{n}, n.cfg.Exec)
 	return err
 }
 

@@ -33,7 +33,7 @@ func startNode(t *testing.T, root, planText string) *fakeDispatcher {
 			Exec: task.Options{KillGrace: 200 * time.Millisecond}})
 	}()
 	f := &fakeDispatcher{conn: protocol.NewConn(a), msgs: make(chan *protocol.Msg, 16), workDir: workDir}
-	rs := protocol.NewRootServer(ctx, f.conn, task.DirRoot{Dir: root})
+	rs := protocol.NewRootServer(ctx, f.conn, task.DirRoot{Dir: root}, 0)
 	go func() {
 		for {
 			m, err := f.conn.Recv()
@@ -41,7 +41,7 @@ func startNode(t *testing.T, root, planText string) *fakeDispatcher {
 				close(f.msgs)
 				return
 			}
-			if !rs.Handle(m) {
+			if rs.Handle(m) != nil {
 				f.msgs <- m
 			}
 		}

@@ -1,12 +1,14 @@
 // Package cluster starts an embedded cluster: node agents in this
 // process, each joined to the dispatcher over an in-memory connection
-// that speaks the same agent protocol a remote node speaks over TCP.
+// that speaks the same agent protocol a remote node speaks over TLS, and
+// served by the same transport (package link), grants and all.
 package cluster
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,6 +19,8 @@ import (
 
 	"orrery/agent"
 	"orrery/cgroup"
+	"orrery/link"
+	"orrery/protocol"
 	"orrery/task"
 )
 
@@ -82,13 +86,28 @@ type Options struct {
 	// GroupPrefix starts the names of the nodes' control groups
 	// (PREFIX-PID-NODE); it must not contain '-'.
 	GroupPrefix string
+	// Root is the root directory as nodes may see it (confined to it).
+	Root task.Root
+	// Log receives the links' refusals.
+	Log *slog.Logger
 }
 
-// Start starts every node of spec, each in workDir/NAME, and hands the
-// dispatcher's end of each connection to attach. The nodes run until
-// the dispatcher shuts them down, their connection closes, or ctx ends.
-func Start(ctx context.Context, spec Spec, workDir string, opts Options, attach func(io.ReadWriteCloser)) (*Cluster, error) {
+// Start starts every node of spec, each in workDir/NAME, and serves the
+// dispatcher's end of each connection with a link to d. The nodes run
+// until the dispatcher shuts them down, their connection closes, or ctx
+// ends.
+func Start(ctx context.Context, spec Spec, workDir string, opts Options, d link.Dispatcher) (*Cluster, error) {
 	c := &Cluster{groups: map[string]*cgroup.Group{}, local: map[string]bool{}}
+	attach := func(rw io.ReadWriteCloser) {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			conn := protocol.NewConnLimits(rw, protocol.RootLimits)
+			// Nodes the root started itself: trusted, and they cannot
+			// come back once their connection is gone.
+			link.Serve(ctx, conn, d, link.Config{Trusted: true, Root: opts.Root, Log: opts.Log})
+		}()
+	}
 	for _, n := range spec.Nodes {
 		if n.Limited() {
 			c.removeStaleGroups()

@@ -5,14 +5,15 @@
 // staging requests from the root directory, and runs rootstart and
 // rootfinish on the root.
 //
-// One goroutine (Run's) owns all dispatch state; each agent connection
-// has a reading goroutine that only forwards messages to it.
+// One goroutine (Run's) owns all dispatch state. Nodes reach it through
+// a transport (package link for the agent protocol) that implements Node
+// and calls Joined, Ended, Heartbeat and Gone, which only queue an event
+// for Run, with a bound.
 package dispatch
 
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -55,6 +56,8 @@ type Config struct {
 	// gives up; 0 waits for ever (agents may join later).
 	NoNodes time.Duration
 	Log     *slog.Logger
+	// Clock is where the time comes from; nil means the system clock.
+	Clock Clock
 }
 
 // Progress is a snapshot of an experiment's jobs.
@@ -80,32 +83,28 @@ type Summary struct {
 // state is saved and running the experiment again resumes it.
 var ErrInterrupted = errors.New("interrupted; run again to resume")
 
-// Dispatcher runs one experiment on a cluster of agents.
+// Dispatcher runs one experiment on a cluster of nodes. Transports hand
+// it nodes through Joined, Ended, Heartbeat and Gone (see Node).
 type Dispatcher struct {
 	cfg    Config
 	log    *slog.Logger
+	clock  Clock
 	events chan event
-	wg     sync.WaitGroup // connection goroutines
 	ctx    context.Context
 	stop   context.CancelFunc
 
 	mu    sync.Mutex
-	conns []*agentConn
+	known map[Node]bool // every node a transport has told of, until it is gone
 }
 
-// event is something a connection goroutine tells Run.
+// event is something a transport tells Run.
 type event struct {
-	conn *agentConn
-	msg  *protocol.Msg // nil: the connection ended, with err
-	err  error
-}
-
-// agentConn is one connected agent.
-type agentConn struct {
-	conn  *protocol.Conn
-	root  *protocol.RootServer
-	name  string  // set when registered
-	speed float64 // its relative CPU speed
+	node  Node
+	join  *Joining
+	ended *protocol.Event
+	beat  *protocol.Heartbeat
+	gone  bool
+	err   error
 }
 
 // New returns a dispatcher.
@@ -119,55 +118,48 @@ func New(cfg Config) *Dispatcher {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Dispatcher{cfg: cfg, log: cfg.Log, events: make(chan event, 256), ctx: ctx, stop: stop}
+	return &Dispatcher{cfg: cfg, log: cfg.Log, clock: cfg.Clock, events: make(chan event, 256), ctx: ctx, stop: stop,
+		known: map[Node]bool{}}
 }
 
-// Attach serves an agent connected over rw; it may be called before or
-// during Run. The connection is closed when Run ends.
-func (d *Dispatcher) Attach(rw io.ReadWriteCloser) {
-	c := &agentConn{conn: protocol.NewConn(rw)}
-	c.root = protocol.NewRootServer(d.ctx, c.conn, task.DirRoot{Dir: d.cfg.Root, TempDir: d.tempDir()})
-	d.mu.Lock()
-	d.conns = append(d.conns, c)
-	d.mu.Unlock()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer c.root.Close()
-		for {
-			m, err := c.conn.Recv()
-			if err != nil {
-				d.send(event{conn: c, err: err})
-				return
-			}
-			if c.root.Handle(m) {
-				continue
-			}
-			d.send(event{conn: c, msg: m})
-		}
-	}()
-}
-
-// tempDir is where files arriving on the root are written before they
+// IncomingDir is where files arriving on the root are written before they
 // are renamed into place: in the state directory, cleared by Run.
-func (d *Dispatcher) tempDir() string { return filepath.Join(d.cfg.Store.Dir(), "incoming") }
+func (d *Dispatcher) IncomingDir() string { return filepath.Join(d.cfg.Store.Dir(), "incoming") }
 
-// send hands an event to Run, unless the dispatcher has stopped.
+// send hands an event to Run, unless the dispatcher has stopped; a node
+// that arrives after that is closed at once.
 func (d *Dispatcher) send(e event) {
+	d.mu.Lock()
+	if e.gone {
+		delete(d.known, e.node)
+	} else {
+		d.known[e.node] = true
+	}
+	d.mu.Unlock()
 	select {
 	case d.events <- e:
 	case <-d.ctx.Done():
+		if !e.gone {
+			e.node.Close()
+		}
 	}
 }
 
-// Close closes every agent connection and waits for their goroutines.
+// Close stops taking events and closes every node's connection. The
+// transports' goroutines are their owners' to wait for.
 func (d *Dispatcher) Close() {
 	d.stop()
 	d.mu.Lock()
-	for _, c := range d.conns {
-		c.conn.Close()
+	nodes := make([]Node, 0, len(d.known))
+	for n := range d.known {
+		nodes = append(nodes, n)
 	}
 	d.mu.Unlock()
-	d.wg.Wait()
+	for _, n := range nodes {
+		n.Close()
+	}
 }

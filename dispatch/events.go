@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -8,86 +9,208 @@ import (
 	"orrery/protocol"
 	"orrery/sched"
 	"orrery/store"
+	"orrery/task"
 )
 
-// handle applies one event from an agent connection.
+// nodeConn is a node the dispatcher counts on: admitted, and not lost.
+type nodeConn struct {
+	id        string
+	link      Node // nil while a resumable node is disconnected
+	speed     float64
+	cpus      int
+	memory    int64
+	trusted   bool
+	resumable bool
+	// waiting are starts decided while the node was disconnected: sent
+	// when it is back (the attempts are recorded; if it does not come
+	// back, they are lost with it).
+	waiting []protocol.Start
+	access  map[attemptKey]*task.Access // of the waiting starts
+}
+
+// handle applies one event from a transport.
 func (r *runState) handle(e event) {
-	c := e.conn
-	if e.msg == nil {
-		if c.name != "" && r.nodes[c.name] == c {
-			r.lost(c.name, fmt.Sprintf("lost the connection to node %s: %v", c.name, e.err))
-		}
+	if e.join != nil {
+		r.join(e.node, *e.join)
 		return
 	}
-	m := e.msg
-	switch m.Type {
-	case protocol.TypeRegister:
-		r.register(c, m.Register)
-	case protocol.TypeHeartbeat:
-		if c.name != "" {
-			r.core.Heartbeat(c.name, time.Now())
-			if m.Heartbeat != nil {
-				r.resident(c.name, m.Heartbeat.Resident)
+	nc := r.links[e.node]
+	if e.gone {
+		delete(r.links, e.node)
+		if nc == nil || nc.link != e.node {
+			return // never admitted, or replaced by a newer connection
+		}
+		nc.link = nil
+		reason := fmt.Sprintf("lost the connection to node %s: %v", nc.id, e.err)
+		if !nc.resumable {
+			r.lost(nc.id, reason)
+			return
+		}
+		r.d.log.Warn("node disconnected; its attempts wait for it to come back", "node", nc.id, "err", e.err)
+		r.batch.Event(r.exp.ID, "node.disconnected", 0, nc.id, reason)
+		return
+	}
+	if nc == nil || nc.link != e.node {
+		return // not admitted (yet), or a connection that was replaced
+	}
+	now := r.now()
+	switch {
+	case e.beat != nil:
+		r.core.Heartbeat(nc.id, now)
+		r.resident(nc, e.beat.Resident)
+	case e.ended != nil && e.ended.Kind == protocol.EventEnded:
+		r.core.Heartbeat(nc.id, now)
+		r.ended(nc, e.ended)
+	}
+}
+
+// join admits a node that registered: a new node, or one that comes back
+// on a new connection and resumes the attempts it still runs.
+func (r *runState) join(n Node, j Joining) {
+	reg := j.Register
+	if reg.Version != protocol.Version {
+		r.d.log.Warn("node refused: protocol version", "node", j.ID, "version", reg.Version, "want", protocol.Version)
+		n.Shutdown(fmt.Sprintf("protocol version %d, the dispatcher speaks %d", reg.Version, protocol.Version))
+		n.Close()
+		return
+	}
+	id := j.ID
+	if old := r.nodes[id]; id != "" && old != nil && old.resumable && j.Resumable {
+		r.resume(old, n, reg)
+		return
+	}
+	if id == "" || r.nodes[id] != nil {
+		base := cmp.Or(id, reg.Name, "node")
+		id = base
+		for i := 2; r.nodes[id] != nil; i++ {
+			id = fmt.Sprintf("%s-%d", base, i)
+		}
+	}
+	nc := &nodeConn{id: id, link: n, trusted: j.Trusted, resumable: j.Resumable, speed: 1,
+		cpus: clampInt(reg.CPUs, 1, maxCPUs), memory: max(reg.Memory, 0)}
+	if j.Trusted && reg.Speed > 0 {
+		nc.speed = reg.Speed
+	}
+	limit := clampInt(reg.JobLimit, 0, maxCPUs)
+	if err := n.Welcome(r.welcome(id), r.nodestart); err != nil {
+		n.Close()
+		return
+	}
+	r.nodes[id], r.links[n] = nc, nc
+	r.core.AddNode(sched.Node{ID: id, CPUs: nc.cpus, Speed: nc.speed, Limit: limit, Memory: nc.memory}, r.now())
+	detail := fmt.Sprintf("%d CPUs, speed %g, job limit %d", nc.cpus, nc.speed, limit)
+	r.batch.Event(r.exp.ID, "node.joined", 0, id, detail)
+	r.d.log.Info("node joined", "node", id, "cpus", nc.cpus, "job_limit", limit)
+	r.prog.Nodes = len(r.nodes)
+	// Attempts of an earlier connection the dispatcher no longer counts on.
+	for _, a := range reg.Running {
+		n.Cancel(a.Job, a.Attempt)
+	}
+}
+
+// maxCPUs bounds the CPUs and job limit a node may claim.
+const maxCPUs = 4096
+
+func clampInt(v, lo, hi int) int { return min(max(v, lo), hi) }
+
+// welcome is what a node admitted as id is told.
+func (r *runState) welcome(id string) protocol.Welcome {
+	p := r.d.cfg.Plan
+	return protocol.Welcome{Node: id, Experiment: r.exp.ID, PlanName: p.File, PlanText: p.Source,
+		Dialect: p.Dialect.String(), Names: r.d.cfg.Sweep.Names, Heartbeat: r.d.cfg.Heartbeat}
+}
+
+// resume takes back a node that reconnected: the attempts it still runs
+// go on, those it no longer knows of are lost (their start or their end
+// was lost with the connection: they run again), those the dispatcher
+// gave up are cancelled, and the starts decided meanwhile are sent.
+func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
+	if nc.link != nil {
+		delete(r.links, nc.link)
+		nc.link.Close() // an older connection that has not noticed yet
+	}
+	// Grants first: the node may report an attempt's end as soon as it
+	// is welcomed.
+	var unwanted []protocol.AttemptRef
+	has := map[attemptKey]bool{}
+	for _, a := range reg.Running {
+		has[attemptKey{a.Job, a.Attempt}] = true
+		if j := r.jobs[a.Job]; j != nil && j.runs[a.Attempt] == nc.id {
+			n.Resume(a.Job, a.Attempt, r.access(a.Job, j))
+		} else {
+			unwanted = append(unwanted, a) // given up meanwhile, or being stopped
+		}
+	}
+	if err := n.Welcome(r.welcome(nc.id), r.nodestart); err != nil {
+		n.Close()
+		nc.link = nil
+		return
+	}
+	nc.link, r.links[n] = n, nc
+	now := r.now()
+	r.core.Heartbeat(nc.id, now)
+	for _, a := range unwanted {
+		n.Cancel(a.Job, a.Attempt)
+	}
+	for _, s := range nc.waiting {
+		key := attemptKey{s.Job, s.Attempt}
+		has[key] = true
+		n.Start(s, nc.access[key])
+	}
+	nc.waiting, nc.access = nil, nil
+	for idx, j := range r.jobs {
+		for a, at := range j.runs {
+			if at == nc.id && !has[attemptKey{idx, a}] {
+				delete(j.runs, a)
+				r.endAttempt(store.Attempt{Job: idx, N: a, Node: nc.id, State: store.AttemptLost, Ended: now,
+					Error: "node " + nc.id + " came back without the attempt (lost with the connection)"}, len(j.runs) == 0)
+				r.core.SystemFailure(idx, a, "lost with the connection", now)
 			}
 		}
-	case protocol.TypeEvent:
-		if c.name != "" && m.Event != nil && m.Event.Kind == protocol.EventEnded {
-			r.core.Heartbeat(c.name, time.Now())
-			r.ended(c.name, m.Event)
+	}
+	for key, s := range r.stopping {
+		if s.node == nc.id && !has[key] {
+			delete(r.stopping, key)
 		}
 	}
+	r.batch.Event(r.exp.ID, "node.resumed", 0, nc.id, fmt.Sprintf("%d attempts still running", len(reg.Running)))
+	r.d.log.Info("node reconnected", "node", nc.id, "running", len(reg.Running))
 }
 
-// register admits an agent under a name no other node has.
-func (r *runState) register(c *agentConn, reg *protocol.Register) {
-	if reg == nil || c.name != "" {
-		return
-	}
-	if reg.Version != protocol.Version {
-		c.conn.Send(&protocol.Msg{Type: protocol.TypeShutdown, Error: fmt.Sprintf(
-			"protocol version %d, the dispatcher speaks %d", reg.Version, protocol.Version)})
-		c.conn.Close()
-		return
-	}
-	name := reg.Name
-	if name == "" {
-		name = "node"
-	}
-	for i := 2; r.nodes[name] != nil; i++ {
-		name = fmt.Sprintf("%s-%d", reg.Name, i)
-	}
-	c.name = name
-	r.nodes[name] = c
-	r.core.AddNode(sched.Node{ID: name, CPUs: reg.CPUs, Speed: reg.Speed, Limit: reg.JobLimit, Memory: reg.Memory}, time.Now())
-	c.speed = max(reg.Speed, 0)
-	p := r.d.cfg.Plan
-	c.conn.Send(&protocol.Msg{Type: protocol.TypeWelcome, Welcome: &protocol.Welcome{
-		Node: name, Experiment: r.exp.ID, PlanName: p.File, PlanText: p.Source, Dialect: p.Dialect.String(),
-		Names: r.d.cfg.Sweep.Names, Heartbeat: r.d.cfg.Heartbeat}})
-	r.batch.Event(r.exp.ID, "node.joined", 0, name, fmt.Sprintf("%d CPUs, speed %g, job limit %d", reg.CPUs, reg.Speed, reg.JobLimit))
-	r.prog.Nodes = len(r.nodes)
-}
-
-// resident passes a node's report of its attempts' memory to the core.
-func (r *runState) resident(node string, rs []protocol.Resident) {
+// resident passes a node's report of its attempts' memory to the core:
+// only for attempts the node runs, and never more than it has.
+func (r *runState) resident(nc *nodeConn, rs []protocol.Resident) {
 	for _, x := range rs {
-		if j := r.jobs[x.Job]; j != nil && j.runs[x.Attempt] == node {
-			r.core.Resident(x.Job, x.Attempt, x.Bytes)
-			r.located(x)
+		if j := r.jobs[x.Job]; j != nil && j.runs[x.Attempt] == nc.id {
+			r.core.Resident(x.Job, x.Attempt, r.plausibleMemory(nc, x.Bytes))
+			if nc.trusted {
+				r.located(x) // a process group means something only on this machine
+			}
 		}
 	}
+}
+
+// plausibleMemory bounds a node's report of memory by what it has.
+func (r *runState) plausibleMemory(nc *nodeConn, b int64) int64 {
+	if nc.memory > 0 {
+		return min(max(b, 0), 2*nc.memory)
+	}
+	return min(max(b, 0), 1<<50)
 }
 
 // ended records how an attempt ended.
-func (r *runState) ended(node string, ev *protocol.Event) {
+func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	if ev.Result == nil {
 		return
 	}
+	node := nc.id
 	res := ev.Result
-	a := store.Attempt{Job: ev.Job, N: ev.Attempt, Node: node, Ended: time.Now(), Exit: res.Exit,
+	now := r.now()
+	key := attemptKey{ev.Job, ev.Attempt}
+	r.measure(nc, key, res, now)
+	a := store.Attempt{Job: ev.Job, N: ev.Attempt, Node: node, Ended: now, Exit: res.Exit,
 		Signal: res.Signal, Wall: res.Wall, CPU: res.CPU, MaxRSS: res.MaxRSS, Error: res.Error,
 		Stdout: res.Stdout, Stderr: res.Stderr}
-	key := attemptKey{ev.Job, ev.Attempt}
 	if s, ok := r.stopping[key]; ok && s.node == node {
 		// A cancelled attempt has stopped: record what it used.
 		delete(r.stopping, key)
@@ -97,9 +220,11 @@ func (r *runState) ended(node string, ev *protocol.Event) {
 	}
 	j := r.jobs[ev.Job]
 	if j == nil || j.runs[ev.Attempt] != node {
+		r.d.log.Warn("report refused: the node does not run that attempt", "node", node, "job", ev.Job, "attempt", ev.Attempt)
 		return // a stale report: the attempt was already given up
 	}
 	delete(j.runs, ev.Attempt)
+	delete(r.began, key)
 	if !res.OK && !res.System && len(j.runs) > 0 {
 		// One of two attempts failed: the other may still succeed (the
 		// duplicate's node may lack what the job needs). Only this
@@ -116,7 +241,7 @@ func (r *runState) ended(node string, ev *protocol.Event) {
 	case res.OK:
 		a.State = store.AttemptOK
 		r.batch.Finish(r.exp.ID, a, store.Done)
-		r.core.Finished(ev.Job, ev.Attempt, usage(res, r.nodes[node]), a.Ended)
+		r.core.Finished(ev.Job, ev.Attempt, usage(res, nc), a.Ended)
 		delete(r.jobs, ev.Job)
 		r.prog.Done++
 	case res.System:
@@ -126,11 +251,28 @@ func (r *runState) ended(node string, ev *protocol.Event) {
 	default:
 		a.State = store.AttemptFailed
 		r.batch.Finish(r.exp.ID, a, store.Failed)
-		r.core.Finished(ev.Job, ev.Attempt, usage(res, r.nodes[node]), a.Ended)
+		r.core.Finished(ev.Job, ev.Attempt, usage(res, nc), a.Ended)
 		delete(r.jobs, ev.Job)
 		r.prog.Failed++
 		r.prog.LastError = fmt.Sprintf("job %d: %s", ev.Job, res.Error)
 	}
+}
+
+// measure replaces what a node that the root did not start says of an
+// attempt by what the root can check: the wall time the root observed
+// (from the start it sent to the end it received), CPU time no more than
+// that wall time on every CPU the node has, memory no more than twice
+// its RAM. A node cannot make itself look faster, or its jobs bigger,
+// than the root saw.
+func (r *runState) measure(nc *nodeConn, key attemptKey, res *protocol.Result, now time.Time) {
+	began, ok := r.began[key]
+	if nc.trusted || !ok {
+		return
+	}
+	wall := max(now.Sub(began), 0)
+	res.Wall = wall
+	res.CPU = min(max(res.CPU, 0), wall*time.Duration(nc.cpus))
+	res.MaxRSS = r.plausibleMemory(nc, res.MaxRSS)
 }
 
 // settled records the other attempts of a job that has just ended (a
@@ -186,24 +328,24 @@ func (r *runState) endAttempt(a store.Attempt, requeue bool) {
 }
 
 // usage is what an attempt used, for the core to learn from.
-func usage(res *protocol.Result, c *agentConn) sched.Usage {
-	speed := 1.0
-	if c != nil && c.speed > 0 {
-		speed = c.speed
-	}
-	return sched.Usage{Work: res.CPU.Seconds() * speed, Memory: res.MaxRSS, Wall: res.Wall}
+func usage(res *protocol.Result, nc *nodeConn) sched.Usage {
+	return sched.Usage{Work: res.CPU.Seconds() * nc.speed, Memory: res.MaxRSS, Wall: res.Wall}
 }
 
 // lost drops a node: its attempts are recorded as lost, and the core
 // queues their jobs again (or fails them when out of retries).
 func (r *runState) lost(node, reason string) {
-	c := r.nodes[node]
-	if c == nil {
+	nc := r.nodes[node]
+	if nc == nil {
 		return
 	}
 	delete(r.nodes, node)
-	c.conn.Close()
-	now := time.Now()
+	if nc.link != nil {
+		delete(r.links, nc.link)
+		nc.link.Close()
+	}
+	r.d.log.Warn("node lost", "node", node, "reason", reason)
+	now := r.now()
 	for idx, j := range r.jobs {
 		for n, at := range j.runs {
 			if mg := j.moved[n]; at != node && mg != nil && mg.to == node && r.nodes[at] != nil {
@@ -212,13 +354,14 @@ func (r *runState) lost(node, reason string) {
 				delete(j.runs, n)
 				r.stopAttempt(store.Attempt{Job: idx, N: n, Node: at, State: store.AttemptLost, Ended: now,
 					Error: reason + " (the attempt had moved there)"}, len(j.runs) == 0)
-				r.nodes[at].conn.Send(&protocol.Msg{Type: protocol.TypeCancel, Job: idx, Attempt: n})
+				r.tell(r.nodes[at], func(l Node) { l.Cancel(idx, n) })
 				continue
 			}
 			if at != node {
 				continue
 			}
 			delete(j.runs, n)
+			delete(r.began, attemptKey{idx, n})
 			a := store.Attempt{Job: idx, N: n, Node: node, State: store.AttemptLost, Ended: now, Error: reason}
 			r.endAttempt(a, len(j.runs) == 0)
 		}
@@ -233,10 +376,17 @@ func (r *runState) lost(node, reason string) {
 	r.prog.Nodes = len(r.nodes)
 }
 
+// tell calls f with the node's connection, when it has one.
+func (r *runState) tell(nc *nodeConn, f func(Node)) {
+	if nc != nil && nc.link != nil {
+		f(nc.link)
+	}
+}
+
 // interrupt records the running attempts as interrupted, so the next run
-// starts them again, and tells the agents to stop.
+// starts them again, and tells the nodes to stop.
 func (r *runState) interrupt() {
-	now := time.Now()
+	now := r.now()
 	for idx, j := range r.jobs {
 		for n, node := range j.runs {
 			r.batch.Finish(r.exp.ID, store.Attempt{Job: idx, N: n, Node: node,
@@ -244,17 +394,18 @@ func (r *runState) interrupt() {
 		}
 	}
 	r.d.cfg.Store.Apply(context.WithoutCancel(r.ctx), &r.batch)
-	for _, c := range r.nodes {
-		c.conn.Send(&protocol.Msg{Type: protocol.TypeShutdown})
+	for _, nc := range r.nodes {
+		r.tell(nc, func(l Node) { l.Shutdown("the run was interrupted") })
 	}
 }
 
 // report calls the progress callback, at most every 100 ms unless final.
 func (r *runState) report(final bool) {
-	if r.d.cfg.Progress == nil || !final && time.Since(r.lastProgress) < 100*time.Millisecond {
+	now := r.now()
+	if r.d.cfg.Progress == nil || !final && now.Sub(r.lastProgress) < 100*time.Millisecond {
 		return
 	}
-	r.lastProgress = time.Now()
+	r.lastProgress = now
 	r.prog.Running = r.core.Running()
 	r.d.cfg.Progress(r.prog)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -62,9 +64,14 @@ type runState struct {
 
 	jobs     map[int64]*liveJob
 	stopping map[attemptKey]stopping // cancelled attempts still ending
-	nodes    map[string]*agentConn
+	nodes    map[string]*nodeConn    // by node ID
+	links    map[Node]*nodeConn      // the connection each admitted node has now
+	began    map[attemptKey]time.Time
 	batch    store.Batch
 	prog     Progress
+
+	nodestart *task.Access // what nodestart may touch on the root
+	mainTask  *plan.Task
 
 	lastProgress time.Time
 	idleSince    time.Time
@@ -75,12 +82,16 @@ type runState struct {
 // done, then rootfinish. It returns ErrInterrupted when ctx is cancelled.
 func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 	exp := d.cfg.Experiment
-	r := &runState{d: d, ctx: ctx, exp: exp, jobs: map[int64]*liveJob{}, nodes: map[string]*agentConn{},
-		stopping: map[attemptKey]stopping{},
+	r := &runState{d: d, ctx: ctx, exp: exp, jobs: map[int64]*liveJob{}, nodes: map[string]*nodeConn{},
+		links: map[Node]*nodeConn{}, began: map[attemptKey]time.Time{}, stopping: map[attemptKey]stopping{},
 		core: sched.New(sched.Config{Policy: d.cfg.Policy, Retries: d.cfg.Retries,
 			HeartbeatTimeout: 10 * d.cfg.Heartbeat, Duplicates: true, Restarts: true,
 			Moves: d.cfg.Migrate != nil})}
-	r.prog.Started = time.Now()
+	r.prog.Started = r.now()
+	r.mainTask = d.cfg.Plan.Task(plan.TaskMain)
+	if t := d.cfg.Plan.Task(plan.TaskNodeStart); t != nil {
+		r.nodestart = task.TaskAccess(t, task.Job{Names: d.cfg.Sweep.Names})
+	}
 	if err := r.prepare(); err != nil {
 		return Summary{}, err
 	}
@@ -93,8 +104,8 @@ func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 	if err := r.rootTask(plan.TaskRootFinish, false); err != nil {
 		return r.summary(), err
 	}
-	for _, c := range r.nodes {
-		c.conn.Send(&protocol.Msg{Type: protocol.TypeShutdown})
+	for _, id := range slices.Sorted(maps.Keys(r.nodes)) {
+		r.tell(r.nodes[id], func(l Node) { l.Shutdown("") })
 	}
 	r.prog.Finished = true
 	r.report(true)
@@ -108,7 +119,19 @@ func (r *runState) summary() Summary {
 	if counts, err := r.d.cfg.Store.Counts(ctx, r.exp.ID); err == nil {
 		r.prog.Done, r.prog.Failed = counts[store.Done], counts[store.Failed]
 	}
-	return Summary{Progress: r.prog, Wall: time.Since(r.prog.Started)}
+	return Summary{Progress: r.prog, Wall: r.now().Sub(r.prog.Started)}
+}
+
+// now is the dispatcher's clock's time.
+func (r *runState) now() time.Time { return r.d.clock.Now() }
+
+// access is what an attempt of job j may touch on the root: what the
+// main task's copy commands name for its values.
+func (r *runState) access(index int64, j *liveJob) *task.Access {
+	if r.mainTask == nil {
+		return nil
+	}
+	return task.TaskAccess(r.mainTask, task.Job{Index: index, Names: r.d.cfg.Sweep.Names, Values: j.values})
 }
 
 // prepare recovers from an earlier stop and positions the sweep.
@@ -118,10 +141,10 @@ func (r *runState) prepare() error {
 		return err
 	}
 	// Files half-copied to the root when an earlier run stopped.
-	if err := os.RemoveAll(r.d.tempDir()); err != nil {
+	if err := os.RemoveAll(r.d.IncomingDir()); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(r.d.tempDir(), 0o755); err != nil {
+	if err := os.MkdirAll(r.d.IncomingDir(), 0o755); err != nil {
 		return err
 	}
 	counts, err := st.Counts(r.ctx, r.exp.ID)
@@ -175,9 +198,9 @@ func (r *runState) finished() bool {
 
 // loop dispatches until every job has ended.
 func (r *runState) loop() error {
-	tick := time.NewTicker(r.d.cfg.Heartbeat)
-	defer tick.Stop()
-	r.idleSince = time.Now()
+	tick, stopTick := r.d.clock.Ticker(r.d.cfg.Heartbeat)
+	defer stopTick()
+	r.idleSince = r.now()
 	for {
 		if err := r.feed(); err != nil {
 			return err
@@ -195,8 +218,8 @@ func (r *runState) loop() error {
 		select {
 		case e := <-r.d.events:
 			r.handle(e)
-		case now := <-tick.C:
-			for _, id := range r.core.Tick(now) {
+		case <-tick:
+			for _, id := range r.core.Tick(r.now()) {
 				r.lost(id, "node "+id+" missed its heartbeats")
 			}
 		case <-r.ctx.Done():
@@ -219,10 +242,10 @@ func (r *runState) loop() error {
 // the configured time.
 func (r *runState) checkIdle() error {
 	if len(r.nodes) > 0 {
-		r.idleSince = time.Now()
+		r.idleSince = r.now()
 		return nil
 	}
-	if r.d.cfg.NoNodes > 0 && time.Since(r.idleSince) > r.d.cfg.NoNodes {
+	if r.d.cfg.NoNodes > 0 && r.now().Sub(r.idleSince) > r.d.cfg.NoNodes {
 		return errors.New("no node is connected; the jobs left are saved")
 	}
 	return nil
@@ -269,6 +292,29 @@ func (r *runState) feed() error {
 	return nil
 }
 
+// startOn sends a recorded start to its node: now, or when the node
+// reconnects. A node that cannot take it is lost.
+func (r *runState) startOn(s sched.Start) {
+	nc := r.nodes[s.Node]
+	if nc == nil {
+		return
+	}
+	j := r.jobs[s.Job]
+	msg := protocol.Start{Job: s.Job, Attempt: s.Attempt, Values: j.values}
+	access := r.access(s.Job, j)
+	if nc.link == nil {
+		nc.waiting = append(nc.waiting, msg)
+		if nc.access == nil {
+			nc.access = map[attemptKey]*task.Access{}
+		}
+		nc.access[attemptKey{s.Job, s.Attempt}] = access
+		return
+	}
+	if err := nc.link.Start(msg, access); err != nil {
+		r.lost(s.Node, fmt.Sprintf("cannot reach node %s: %v", s.Node, err))
+	}
+}
+
 // params are a job's values as numbers, for the core to learn from; a
 // value that is not a number counts as 0.
 func params(values []string) []float64 {
@@ -285,7 +331,7 @@ func params(values []string) []float64 {
 func (r *runState) act() error {
 	var starts []sched.Start
 	var cancels []sched.Cancel
-	now := time.Now()
+	now := r.now()
 	if r.itDone && r.pendingDone {
 		r.core.Close()
 	}
@@ -297,6 +343,7 @@ func (r *runState) act() error {
 				j.runs = map[int]string{}
 			}
 			j.runs[a.Attempt] = a.Node
+			r.began[attemptKey{a.Job, a.Attempt}] = now
 			r.batch.Start(r.exp.ID, a.Job, a.Attempt, a.Node, now)
 			starts = append(starts, a)
 		case sched.Cancel:
@@ -319,17 +366,10 @@ func (r *runState) act() error {
 		return err
 	}
 	for _, a := range cancels {
-		if c := r.nodes[a.Node]; c != nil {
-			c.conn.Send(&protocol.Msg{Type: protocol.TypeCancel, Job: a.Job, Attempt: a.Attempt})
-		}
+		r.tell(r.nodes[a.Node], func(l Node) { l.Cancel(a.Job, a.Attempt) })
 	}
 	for _, s := range starts {
-		c := r.nodes[s.Node]
-		msg := &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{
-			Job: s.Job, Attempt: s.Attempt, Values: r.jobs[s.Job].values}}
-		if c == nil || c.conn.Send(msg) != nil {
-			r.lost(s.Node, "cannot reach node "+s.Node)
-		}
+		r.startOn(s)
 	}
 	r.prog.Running = r.core.Running()
 	return nil

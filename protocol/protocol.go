@@ -1,11 +1,29 @@
 // Package protocol is the agent protocol: the only way the dispatcher and
 // a node agent talk. Messages travel in frames over any connection — an
-// in-memory pipe for the embedded cluster, TCP for `orrery agent` — so the
-// network path is the tested path.
+// in-memory pipe for the embedded cluster, TCP or TLS for `orrery agent` —
+// so the network path is the tested path.
 //
 // A frame is two 4-byte big-endian lengths (header, data), a JSON header
-// (a Msg) and raw data bytes (file contents when staging). One goroutine
-// reads a Conn; any number may send.
+// (a Msg, one JSON object) and raw data bytes. Only a data message
+// (TypeData) carries data: a chunk of a file being staged, at most
+// ChunkSize bytes. One goroutine reads a Conn; any number may send.
+//
+// Limits. A Conn reads under Limits on the header and the data, checked
+// before anything is allocated for a frame, so a peer cannot make the
+// other hold more memory than the limits (plus the Conn's buffers) by
+// announcing a large frame. Each side reads under the limits of what its
+// peer may send it: RootLimits on the root's side of a node's connection,
+// NodeLimits on the node's side (a welcome carries the plan's text), and
+// HelloLimits for the first frame on the root's port. That frame is a
+// hello, read under HelloLimits; nothing else is read before the peer is
+// authenticated (the root enforces this, and then switches the Conn to
+// RootLimits with SetLimits). A frame that breaks the protocol ends the
+// Conn's reading with an error wrapping ErrFrame.
+//
+// Deadlines. Every send on a network connection has a deadline: the owner
+// of a Conn sets one with SetSendTimeout, and a Send that misses it leaves
+// the Conn broken, so a peer that stops reading cannot hold a sender for
+// ever. SetReadDeadline bounds a wait for a frame, such as the hello.
 package protocol
 
 import (
@@ -15,17 +33,30 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// Version is the protocol version an agent sends when it registers.
+// Version is the protocol version an agent sends when it says hello.
 // Version 2: a cancel names one attempt, and heartbeats carry each
-// attempt's resident memory and process group.
-const Version = 2
+// attempt's resident memory and process group. Version 3: a connection
+// opens with a hello (the credential) and, when the node enrols, an
+// enrolled answer; a register lists the attempts the node still runs, so
+// a node that reconnects resumes them.
+const Version = 3
+
+// ALPN is the TLS application protocol a node agent asks for on the
+// root's port; other protocols on the same port (the web page, cluster
+// heads) have names of their own.
+const ALPN = "orrery-agent/3"
 
 // Message types.
 const (
+	TypeHello     = "hello"     // agent → root, first frame: the credential (join secret when enrolling)
+	TypeEnrolled  = "enrolled"  // root → agent: accepted as node Node (with its new certificate when it enrolled)
+	TypeRefused   = "refused"   // root → agent: credentials refused (Error says why); the connection closes
 	TypeRegister  = "register"  // agent → dispatcher: who I am
 	TypeWelcome   = "welcome"   // dispatcher → agent: accepted; the plan
 	TypeStart     = "start"     // dispatcher → agent: run an attempt of a job
@@ -47,6 +78,8 @@ const (
 type Msg struct {
 	Type      string     `json:"t"`
 	ID        uint64     `json:"id,omitempty"` // request ID of a staging exchange
+	Hello     *Hello     `json:"hello,omitempty"`
+	Enrolled  *Enrolled  `json:"enrolled,omitempty"`
 	Register  *Register  `json:"register,omitempty"`
 	Welcome   *Welcome   `json:"welcome,omitempty"`
 	Start     *Start     `json:"start,omitempty"`
@@ -61,7 +94,35 @@ type Msg struct {
 	EOF       bool       `json:"eof,omitempty"`
 	Error     string     `json:"error,omitempty"`
 	NotExist  bool       `json:"not_exist,omitempty"` // the error is: no such root file
-	Data      []byte     `json:"-"`                   // carried as the frame's data
+	// Denied says the root refused the request: the path is outside the
+	// root directory or not one this node's copy commands name.
+	Denied bool `json:"denied,omitempty"`
+	// System says the request failed on the root's side for a reason that
+	// is not the job's (out of file descriptors, say): the attempt fails
+	// as a system failure and the job runs again.
+	System bool   `json:"system,omitempty"`
+	Data   []byte `json:"-"` // carried as the frame's data
+}
+
+// Hello is the first message on a connection to the root's port: the
+// only one read before the peer is authenticated. A node that has an
+// identity shows its certificate in the TLS handshake and sends no
+// secret; a node that has none sends the join secret and a public key,
+// and is answered with an Enrolled certificate for that key.
+type Hello struct {
+	Version int    `json:"version"`
+	Name    string `json:"name"`             // the name the node asks for
+	Secret  string `json:"secret,omitempty"` // the join secret (enrolling only)
+	// PublicKey is the node's public key in PKIX DER (enrolling only).
+	PublicKey []byte `json:"public_key,omitempty"`
+}
+
+// Enrolled answers a hello that holds: the node ID by which the root
+// knows the node and, when it has just enrolled, a certificate for its
+// key, signed by the root's CA.
+type Enrolled struct {
+	Node string `json:"node"`
+	Cert []byte `json:"cert,omitempty"` // DER
 }
 
 // Register is an agent introducing itself.
@@ -70,8 +131,18 @@ type Register struct {
 	Name     string  `json:"name"`
 	CPUs     int     `json:"cpus"`
 	Memory   int64   `json:"memory"` // bytes
-	Speed    float64 `json:"speed"`  // relative CPU speed, 1 = reference
+	Speed    float64 `json:"speed"`  // relative CPU speed, 1 = reference (believed only from trusted nodes)
 	JobLimit int     `json:"job_limit"`
+	// Running lists the attempts the node still runs when it registers
+	// again after its connection dropped: the dispatcher resumes those it
+	// still counts on and cancels the others.
+	Running []AttemptRef `json:"running,omitempty"`
+}
+
+// AttemptRef names one attempt of a job.
+type AttemptRef struct {
+	Job     int64 `json:"job"`
+	Attempt int   `json:"attempt"`
 }
 
 // Welcome accepts an agent and gives it the plan.
@@ -145,39 +216,146 @@ type Resident struct {
 	Group int `json:"group,omitempty"`
 }
 
-// MaxFrame bounds a frame's header and data, so a broken peer cannot make
-// the other allocate without limit.
-const MaxFrame = 64 << 20
-
-// ChunkSize is the size of the data frames a file is sent in.
+// ChunkSize is the size of the data frames a file is sent in, and the
+// most data a frame may carry.
 const ChunkSize = 256 << 10
+
+// MaxHeader is the largest frame header a Conn sends, and the most that
+// NodeLimits accepts: a welcome carries the plan's text.
+const MaxHeader = 16 << 20
+
+// Limits bound the frames a Conn reads. Both lengths of a frame are
+// checked against them before anything is allocated for it; a frame over
+// either limit is refused with an error wrapping ErrFrame.
+type Limits struct {
+	MaxHeader int // bytes of JSON header
+	MaxData   int // bytes of data; 0 refuses every frame that carries data
+}
+
+// Limit presets. Each side of a connection reads under the limits of what
+// its peer may send it.
+var (
+	// HelloLimits bound the first frame on the root's port: a hello, read
+	// before the peer is authenticated. Nothing else is read from a peer
+	// before it has proved who it is.
+	HelloLimits = Limits{MaxHeader: 16 << 10, MaxData: 0}
+	// RootLimits bound what the root accepts from an authenticated node:
+	// registers, events (with the tail of each output stream),
+	// heartbeats and staging requests, and files in chunks.
+	RootLimits = Limits{MaxHeader: 1 << 20, MaxData: ChunkSize}
+	// NodeLimits bound what a node accepts from the root: the welcome
+	// carries the plan's text, so its header may be as large as MaxHeader.
+	NodeLimits = Limits{MaxHeader: MaxHeader, MaxData: ChunkSize}
+	// DefaultLimits are the limits of a Conn made by NewConn (RootLimits).
+	DefaultLimits = RootLimits
+)
+
+// keepHeader is the largest header buffer a Conn keeps between frames;
+// a larger one (a welcome, say) is dropped once decoded.
+const keepHeader = 64 << 10
 
 // Conn sends and receives messages over a connection.
 type Conn struct {
-	rw  io.ReadWriteCloser
-	r   *bufio.Reader
-	mu  sync.Mutex // serialises writes
-	w   *bufio.Writer
-	hdr [8]byte
+	rw io.ReadWriteCloser
+
+	// Receiving, by one goroutine.
+	r      *bufio.Reader
+	limits Limits
+	lens   [8]byte
+	head   []byte // header buffer, reused while it is at most keepHeader
+	rerr   error  // set once the stream is out of step: every Recv returns it
+
+	sendTimeout atomic.Int64 // a time.Duration; 0 is none
+
+	mu   sync.Mutex // serialises writes
+	w    *bufio.Writer
+	werr error // set once a send failed: every later Send returns it
 }
 
-// NewConn wraps a connection.
+// NewConn wraps a connection, reading under DefaultLimits.
 func NewConn(rw io.ReadWriteCloser) *Conn {
-	return &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), w: bufio.NewWriterSize(rw, 64<<10)}
+	return NewConnLimits(rw, DefaultLimits)
 }
+
+// NewConnLimits wraps a connection, reading under limits.
+func NewConnLimits(rw io.ReadWriteCloser, limits Limits) *Conn {
+	return &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), w: bufio.NewWriterSize(rw, 64<<10), limits: limits}
+}
+
+// SetLimits changes the limits the next frames are read under: the root
+// reads a hello under HelloLimits and switches to RootLimits once the peer
+// is authenticated. It must not be called while a Recv is in progress
+// (call it from the goroutine that receives).
+func (c *Conn) SetLimits(limits Limits) { c.limits = limits }
+
+// SetSendTimeout bounds each later Send by d (0: no bound), when the
+// connection has write deadlines (net.Conn, tls.Conn and net.Pipe do).
+// A Send that times out leaves the Conn broken: every later Send fails at
+// once with the same error. It is safe to call at any time.
+func (c *Conn) SetSendTimeout(d time.Duration) { c.sendTimeout.Store(int64(d)) }
+
+// SetReadDeadline sets the deadline of the connection's reads, as
+// net.Conn's SetReadDeadline does: a Recv still waiting at t fails (the
+// root bounds the wait for a hello this way). It does nothing, and
+// returns nil, when the connection has no read deadlines.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if d, ok := c.rw.(interface{ SetReadDeadline(time.Time) error }); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
+}
+
+// ErrFrame reports a frame that breaks the protocol.
+var ErrFrame = errors.New("protocol: bad frame")
 
 // Send writes one message. It is safe to call from several goroutines.
+// It refuses, with an error wrapping ErrFrame, a message no peer would
+// accept: data on a message that is not TypeData, data over ChunkSize, or
+// a header over MaxHeader. A Send that fails to write (a timeout, a closed
+// connection) leaves the Conn broken: every later Send returns its error.
 func (c *Conn) Send(m *Msg) error {
+	if len(m.Data) > 0 && m.Type != TypeData {
+		return fmt.Errorf("%w: send %s: data on a message that is not %s", ErrFrame, m.Type, TypeData)
+	}
+	if len(m.Data) > ChunkSize {
+		return fmt.Errorf("%w: send %s: data of %d bytes exceeds %d", ErrFrame, m.Type, len(m.Data), ChunkSize)
+	}
 	head, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", m.Type, err)
 	}
+	if len(head) > MaxHeader {
+		return fmt.Errorf("%w: send %s: header of %d bytes exceeds %d", ErrFrame, m.Type, len(head), MaxHeader)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	if err := c.write(head, m.Data); err != nil {
+		c.werr = fmt.Errorf("protocol: send %s: %w", m.Type, err)
+		return c.werr
+	}
+	return nil
+}
+
+// write writes one frame under the send timeout. c.mu is held.
+func (c *Conn) write(head, data []byte) error {
+	if d := time.Duration(c.sendTimeout.Load()); d > 0 {
+		if dl, ok := c.rw.(interface{ SetWriteDeadline(time.Time) error }); ok {
+			err := dl.SetWriteDeadline(time.Now().Add(d))
+			switch {
+			case err == nil:
+				defer dl.SetWriteDeadline(time.Time{})
+			case !errors.Is(err, os.ErrNoDeadline):
+				return err
+			}
+		}
+	}
 	var lens [8]byte
 	binary.BigEndian.PutUint32(lens[:4], uint32(len(head)))
-	binary.BigEndian.PutUint32(lens[4:], uint32(len(m.Data)))
-	for _, b := range [][]byte{lens[:], head, m.Data} {
+	binary.BigEndian.PutUint32(lens[4:], uint32(len(data)))
+	for _, b := range [][]byte{lens[:], head, data} {
 		if _, err := c.w.Write(b); err != nil {
 			return err
 		}
@@ -185,31 +363,107 @@ func (c *Conn) Send(m *Msg) error {
 	return c.w.Flush()
 }
 
-// ErrFrame reports a frame that breaks the protocol.
-var ErrFrame = errors.New("protocol: bad frame")
-
-// Recv reads the next message. Only one goroutine may call it.
+// Recv reads the next message. Only one goroutine may call it. At the end
+// of the stream, between frames, it returns io.EOF. A frame that breaks
+// the protocol (over the limits, truncated, a header that is not one JSON
+// object, data on a message that is not TypeData) gives an error wrapping
+// ErrFrame; after it, or after a read error in the middle of a frame,
+// every Recv returns the same error. The memory a Conn holds is bounded by
+// its limits: the header is read into a buffer reused from frame to
+// frame, and m.Data, which the caller keeps, is allocated for each
+// message that carries data.
 func (c *Conn) Recv() (*Msg, error) {
-	if _, err := io.ReadFull(c.r, c.hdr[:]); err != nil {
-		return nil, err
+	if c.rerr != nil {
+		return nil, c.rerr
 	}
-	hl, dl := binary.BigEndian.Uint32(c.hdr[:4]), binary.BigEndian.Uint32(c.hdr[4:])
-	if hl > MaxFrame || dl > MaxFrame {
-		return nil, fmt.Errorf("%w: %d+%d bytes", ErrFrame, hl, dl)
+	n, err := io.ReadFull(c.r, c.lens[:])
+	if err != nil {
+		if n == 0 {
+			return nil, err // io.EOF between frames, or a deadline before one
+		}
+		return nil, c.broken(err)
 	}
-	buf := make([]byte, int(hl)+int(dl))
-	if _, err := io.ReadFull(c.r, buf); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFrame, err)
+	hl := int64(binary.BigEndian.Uint32(c.lens[:4]))
+	dl := int64(binary.BigEndian.Uint32(c.lens[4:]))
+	if hl > int64(c.limits.MaxHeader) {
+		return nil, c.broken(fmt.Errorf("%w: header of %d bytes exceeds %d", ErrFrame, hl, c.limits.MaxHeader))
 	}
-	var m Msg
-	if err := json.Unmarshal(buf[:hl], &m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFrame, err)
+	if dl > int64(c.limits.MaxData) {
+		return nil, c.broken(fmt.Errorf("%w: data of %d bytes exceeds %d", ErrFrame, dl, c.limits.MaxData))
+	}
+	head, err := c.readHeader(int(hl))
+	if err != nil {
+		return nil, c.broken(err)
+	}
+	m := new(Msg)
+	if err := decodeHeader(head, m); err != nil {
+		return nil, c.broken(err)
 	}
 	if dl > 0 {
-		m.Data = buf[hl:]
+		if m.Type != TypeData {
+			return nil, c.broken(fmt.Errorf("%w: %d bytes of data on a %q message", ErrFrame, dl, m.Type))
+		}
+		m.Data = make([]byte, dl)
+		if _, err := io.ReadFull(c.r, m.Data); err != nil {
+			return nil, c.broken(err)
+		}
 	}
-	return &m, nil
+	return m, nil
 }
 
-// Close closes the connection.
+// broken records that the stream is out of step after err and returns
+// the error every later Recv returns. A stream that ends inside a frame
+// is a truncated frame.
+func (c *Conn) broken(err error) error {
+	switch {
+	case errors.Is(err, ErrFrame):
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		err = fmt.Errorf("%w: truncated frame: %w", ErrFrame, io.ErrUnexpectedEOF)
+	default:
+		err = fmt.Errorf("protocol: read frame: %w", err)
+	}
+	c.rerr = err
+	return err
+}
+
+// readHeader reads a header of n bytes into the Conn's header buffer. The
+// buffer grows as bytes arrive, not as the peer claims, so a peer that
+// announces a large header and sends little costs little.
+func (c *Conn) readHeader(n int) ([]byte, error) {
+	buf := c.head[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, max(2*cap(buf), 4<<10)))
+			copy(grown, buf)
+			buf = grown
+		}
+		k, err := io.ReadFull(c.r, buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			return nil, err
+		}
+	}
+	if cap(buf) <= keepHeader {
+		c.head = buf[:0]
+	} else {
+		c.head = nil
+	}
+	return buf, nil
+}
+
+// decodeHeader decodes a frame's header: exactly one JSON object, with
+// nothing before or after it. Unknown fields are ignored, so that a newer
+// peer may add some.
+func decodeHeader(b []byte, m *Msg) error {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return fmt.Errorf("%w: header is not a JSON object", ErrFrame)
+	}
+	if err := json.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("%w: header: %w", ErrFrame, err)
+	}
+	return nil
+}
+
+// Close closes the connection. It works on a broken Conn too, and
+// unblocks a Send or Recv in progress.
 func (c *Conn) Close() error { return c.rw.Close() }

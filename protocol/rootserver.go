@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"sync"
@@ -11,27 +12,48 @@ import (
 )
 
 // RootServer answers an agent's staging requests on the root's side of
-// one connection, over a Root (the root directory). It owns the
-// goroutines it starts; Close waits for them.
+// one connection, over a Root (the root directory as that node may see
+// it). At most max requests are in progress at once: a further request
+// waits, so the reader applies back-pressure instead of holding memory.
+// It owns the goroutines it starts; Close waits for them.
 type RootServer struct {
 	conn *Conn
 	root task.Root
 	ctx  context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
+	sem  chan struct{}
 
 	mu      sync.Mutex
 	creates map[uint64]*io.PipeWriter
 }
 
-// NewRootServer returns a server answering on conn from root.
-func NewRootServer(ctx context.Context, conn *Conn, root task.Root) *RootServer {
+// NewRootServer returns a server answering on conn from root, with at
+// most max requests in progress (max ≤ 0: 64).
+func NewRootServer(ctx context.Context, conn *Conn, root task.Root, max int) *RootServer {
+	if max <= 0 {
+		max = 64
+	}
 	ctx, stop := context.WithCancel(ctx)
-	return &RootServer{conn: conn, root: root, ctx: ctx, stop: stop, creates: map[uint64]*io.PipeWriter{}}
+	return &RootServer{conn: conn, root: root, ctx: ctx, stop: stop, creates: map[uint64]*io.PipeWriter{},
+		sem: make(chan struct{}, max)}
 }
 
-// Handle serves m when it is a staging request and reports whether it was.
-func (s *RootServer) Handle(m *Msg) bool {
+// Handle serves m, a staging request. It returns an error only when m
+// breaks the protocol (a request without an ID, a create whose ID is in
+// use) or the server is closing.
+func (s *RootServer) Handle(m *Msg) error {
+	switch m.Type {
+	case TypeOpen, TypeStat, TypeGlob, TypeCreate:
+		if m.ID == 0 {
+			return fmt.Errorf("%s request without an ID", m.Type)
+		}
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		}
+	}
 	switch m.Type {
 	case TypeOpen:
 		s.goServe(func() { s.open(m) })
@@ -40,7 +62,7 @@ func (s *RootServer) Handle(m *Msg) bool {
 	case TypeGlob:
 		s.goServe(func() { s.glob(m) })
 	case TypeCreate:
-		s.create(m)
+		return s.create(m)
 	case TypeData:
 		s.mu.Lock()
 		w := s.creates[m.ID]
@@ -61,15 +83,17 @@ func (s *RootServer) Handle(m *Msg) bool {
 			}
 		}
 	default:
-		return false
+		return fmt.Errorf("%q is not a staging request", m.Type)
 	}
-	return true
+	return nil
 }
 
+// goServe runs a request that holds one of the server's slots.
 func (s *RootServer) goServe(f func()) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer func() { <-s.sem }()
 		f()
 	}()
 }
@@ -80,6 +104,8 @@ func (s *RootServer) reply(m *Msg, r *Msg, err error) {
 	if err != nil {
 		r.Error = err.Error()
 		r.NotExist = errors.Is(err, fs.ErrNotExist)
+		r.Denied = errors.Is(err, task.ErrDenied)
+		r.System = !r.NotExist && !r.Denied && task.IsRootSystemError(err)
 	}
 	s.conn.Send(r)
 }
@@ -120,16 +146,27 @@ func (s *RootServer) glob(m *Msg) {
 }
 
 // create starts writing a root file whose data frames follow.
-func (s *RootServer) create(m *Msg) {
+func (s *RootServer) create(m *Msg) error {
 	pr, pw := io.Pipe()
 	s.mu.Lock()
+	if s.creates[m.ID] != nil {
+		s.mu.Unlock()
+		<-s.sem
+		return fmt.Errorf("create %d: the ID is in use", m.ID)
+	}
 	s.creates[m.ID] = pw
 	s.mu.Unlock()
 	s.goServe(func() {
 		err := s.root.Put(s.ctx, m.Path, fs.FileMode(m.Mode), pr)
 		pr.CloseWithError(errors.New("the root stopped writing " + m.Path))
+		s.mu.Lock()
+		if s.creates[m.ID] == pw {
+			delete(s.creates, m.ID) // it failed before the node closed it
+		}
+		s.mu.Unlock()
 		s.reply(m, &Msg{}, err)
 	})
+	return nil
 }
 
 // Close stops serving and waits for requests in progress.

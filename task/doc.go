@@ -10,7 +10,8 @@
 //     inside the job directory. The node shares no file system with the
 //     root: every root-side access goes through the Root interface, so a
 //     copy is always a real byte copy. DirRoot implements Root over a local
-//     directory; the dispatcher will implement it over the agent protocol.
+//     directory; the agent protocol implements it over the connection to
+//     the root.
 //   - exec, lexec, lpexec and shell commands (execute, shexec) start a
 //     process in its own process group, with the job's values in its
 //     environment. When the process exits, whatever is left of its group
@@ -24,6 +25,28 @@
 // through an os.Root, and a path that climbs out with "..", is absolute, or
 // passes through a symlink pointing out is refused with ErrEscape. The
 // processes themselves are not confined; only the paths the plan names are.
+//
+// Root files are the root's to give, and a node gets only what its work
+// needs. TaskAccess computes, from a node task (main for one job, or
+// nodestart) and the job's values, the Access that task needs: Stat and
+// Open of each root source its copy commands name (for a glob, Glob of
+// the pattern and Stat and Open of what it matches), and Stat and Put of
+// each root destination (for a directory destination, Put of the names
+// copy writes into it), all after substitution, exactly as copy expands
+// them. Grants holds the union of the accesses of what one node runs now;
+// GuardedRoot serves a Root to a node through them, refusing anything
+// else with an *AccessError (errors.Is(err, ErrDenied)) before the Root
+// is touched. Root paths served to a node are relative to the root
+// directory and never leave it: CheckRootPath refuses absolute paths and
+// ".." that climbs out, and ConfinedRoot, the Root the root serves nodes
+// from, works through an os.Root, so a symlink that points out is
+// refused too. (Absolute root paths, which the plan language allows, work
+// only in root tasks and over DirRoot.)
+//
+// A copy that fails because the root's side failed (IsRootSystemError on
+// the root; the node's Root wraps ErrRootSystem) is the system's failure,
+// not the job's: the *CommandError of RunTask wraps ErrRootSystem, and
+// Result.RootSystemError finds it even under onerror ignore.
 //
 // Every command's result (exit status or signal, wall and CPU time, peak
 // memory, and the last Options.OutputLimit bytes of its stdout and stderr)

@@ -18,9 +18,11 @@ import (
 // messages, DirRoot over a local directory.
 //
 // Names are root paths as the plan writes them: relative to the root
-// directory, or absolute (the user's own choice). A missing file is an
-// error for which errors.Is(err, fs.ErrNotExist) holds. A task calls its
-// Root from one goroutine at a time.
+// directory, or absolute (the user's own choice; a Root served to a node,
+// GuardedRoot over ConfinedRoot, refuses them). A missing file is an
+// error for which errors.Is(err, fs.ErrNotExist) holds; a path the root
+// refuses to a node, one for which errors.Is(err, ErrDenied) holds. A
+// task calls its Root from one goroutine at a time.
 type Root interface {
 	// Open opens a root file for reading.
 	Open(ctx context.Context, name string) (io.ReadCloser, error)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,22 +12,33 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"orrery/agent"
 	"orrery/cluster"
+	"orrery/pki"
+	"orrery/port"
 )
 
+// exitRefused is the status of an agent whose credentials the root
+// refused: retrying would not help.
+const exitRefused = 3
+
 // runAgent implements `orrery agent --connect ADDR`: one node agent as
-// its own process, over TCP.
+// its own process, over the root's TLS port.
 func runAgent(e *env, args []string) int {
-	fs := newFlags(e, "agent", "--connect ADDR [--name NAME] [--cpus N] [--job-limit K] [--speed S] [--memory SIZE] [--work-dir DIR]")
-	addr := fs.String("connect", "", "dispatcher `address` (host:port) to connect to")
+	fs := newFlags(e, "agent", "--connect HOST:PORT [--token-file FILE] [--name NAME] [--cpus N] [--job-limit K] [--speed S] [--memory SIZE] [--work-dir DIR]\n\n"+
+		"The join token (printed by `orrery token` on the root) comes from --token-file, else $ORRERY_TOKEN,\n"+
+		"else --token (visible to every user of this machine in the process list: avoid it).\n"+
+		"Exit status: 0 when the root ended the experiment or told the node to stop, 3 when the root\n"+
+		"refused the node's credentials (a wrong or rotated token, a revoked node), 1 for any other failure.")
+	addr := fs.String("connect", "", "the root's `address` (host:port) to connect to")
+	tokenFile := fs.String("token-file", "", "`file` holding the join token")
+	tokenArg := fs.String("token", "", "the join `token` (prefer --token-file or $ORRERY_TOKEN: a command line is visible to every user)")
 	host, _ := os.Hostname()
-	name := fs.String("name", host, "node `name`")
+	name := fs.String("name", host, "node `name` to ask for")
 	cpus := fs.Int("cpus", runtime.NumCPU(), "CPUs this node offers")
 	limit := fs.Int("job-limit", 0, "jobs at once (default: its CPUs)")
-	speed := fs.Float64("speed", 1, "relative CPU `speed` (1 = reference)")
+	speed := fs.Float64("speed", 1, "relative CPU `speed` (1 = reference; the root believes it only of nodes it started)")
 	memory := fs.String("memory", "", "RAM this node offers, such as 4G (default: the machine's); orrery keeps its jobs' resident memory within it")
 	work := fs.String("work-dir", filepath.Join(os.TempDir(), "orrery-agent"), "`directory` for job directories")
 	keep := fs.Bool("keep", false, "keep the job directories of successful jobs")
@@ -47,47 +59,72 @@ func runAgent(e *env, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	conn, err := dial(ctx, *addr)
+	cfg := agent.Config{Name: *name, CPUs: *cpus, JobLimit: *limit, Speed: *speed,
+		Memory: mem, WorkDir: *work, KeepJobDirs: *keep,
+		Status: func(s string) { fmt.Fprintf(e.stderr, "orrery agent: %s\n", s) }}
+	if fd, ok := strings.CutPrefix(*addr, "fd:"); ok {
+		// A socket the root passed to a node it started itself.
+		conn, err := inherited(fd)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "orrery: agent: --connect %q: %v\n", *addr, err)
+			return exitInvalid
+		}
+		if err := agent.Run(ctx, conn, cfg); err != nil {
+			fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+	text, err := joinToken(*tokenFile, *tokenArg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
-		return exitFailed
+		return exitInvalid
 	}
-	err = agent.Run(ctx, conn, agent.Config{Name: *name, CPUs: *cpus, JobLimit: *limit, Speed: *speed,
-		Memory: mem, WorkDir: *work, KeepJobDirs: *keep})
+	tok, err := pki.ParseToken(text)
 	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: agent: the join token: %v\n", err)
+		return exitInvalid
+	}
+	client := &port.Client{Addr: *addr, Token: tok, Name: *name}
+	err = agent.Serve(ctx, client.Dial, cfg)
+	switch {
+	case errors.Is(err, agent.ErrRefused):
+		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
+		return exitRefused
+	case err != nil:
 		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
 		return exitFailed
 	}
 	return exitOK
 }
 
-// listenLoopback listens for agents on addr, which must be a loopback
-// address until agents authenticate.
-func listenLoopback(addr string) (net.Listener, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("--listen %q: %w", addr, err)
+// joinToken finds the join token: in the file, else in $ORRERY_TOKEN,
+// else on the command line.
+func joinToken(file, arg string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("--listen %q: only loopback addresses for now (agents do not authenticate yet)", addr)
+	if t := strings.TrimSpace(os.Getenv("ORRERY_TOKEN")); t != "" {
+		return t, nil
 	}
-	return net.Listen("tcp", addr)
+	if arg != "" {
+		return strings.TrimSpace(arg), nil
+	}
+	return "", errors.New("no join token: pass --token-file FILE or set ORRERY_TOKEN (`orrery token` on the root prints it)")
 }
 
-// dial connects to the dispatcher: host:port over TCP, or fd:N, a socket
-// the parent process passed (the embedded cluster's limited nodes).
-func dial(ctx context.Context, addr string) (net.Conn, error) {
-	if fd, ok := strings.CutPrefix(addr, "fd:"); ok {
-		n, err := strconv.Atoi(fd)
-		if err != nil || n < 3 {
-			return nil, fmt.Errorf("--connect %q: want fd:N with N >= 3", addr)
-		}
-		f := os.NewFile(uintptr(n), "dispatcher")
-		defer f.Close()
-		return net.FileConn(f)
+// inherited returns the connection on file descriptor fd, which the
+// parent process passed.
+func inherited(fd string) (net.Conn, error) {
+	n, err := strconv.Atoi(fd)
+	if err != nil || n < 3 {
+		return nil, fmt.Errorf("want fd:N with N >= 3")
 	}
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return d.DialContext(dctx, "tcp", addr)
+	f := os.NewFile(uintptr(n), "dispatcher")
+	defer f.Close()
+	return net.FileConn(f)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -13,10 +14,13 @@ import (
 
 	"orrery/cluster"
 	"orrery/dispatch"
+	"orrery/pki"
 	"orrery/plan"
+	"orrery/port"
 	"orrery/sched"
 	"orrery/store"
 	"orrery/sweep"
+	"orrery/task"
 )
 
 // exitInterrupted is the status of a run stopped by Ctrl-C or SIGTERM.
@@ -33,7 +37,8 @@ func runRun(e *env, args []string) int {
 	stateDir := fs.String("state-dir", "", "state directory (default: .orrery beside the plan)")
 	dialect := fs.String("dialect", "", "read the plan as `classic` or modern")
 	keep := fs.Bool("keep", false, "keep the job directories of successful jobs on the nodes")
-	listen := fs.String("listen", "", "also accept `orrery agent` nodes on this loopback `address` (host:port)")
+	listen := fs.String("listen", "", "also accept `orrery agent` nodes on this `address` (host:port; 0.0.0.0:PORT or [::]:PORT for every interface), over TLS, authenticated by the join token (orrery token)")
+	advertise := fs.String("advertise", "", "how nodes reach --listen (`name[:port]`); the server certificate names it")
 	path, status, ok := oneArg(fs, args)
 	if !ok {
 		return status
@@ -96,38 +101,45 @@ func runRun(e *env, args []string) int {
 	if migratable {
 		migrate = func(pgid int, node string) error { return c.Migrate(pgid, node) }
 	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d := dispatch.New(dispatch.Config{Plan: p, Sweep: sw, Store: st, Experiment: exp, Root: root,
-		Policy: pol, NoNodes: 30 * time.Second, Progress: prog.update, Migrate: migrate})
+		Policy: pol, NoNodes: 30 * time.Second, Progress: prog.update, Migrate: migrate, Log: log})
+	// Nodes see the root directory confined: only what their copy
+	// commands name, nothing outside it.
+	nodeRoot := task.ConfinedRoot{Dir: root, TempDir: d.IncomingDir()}
 	stopListening := func() {}
 	if *listen != "" {
-		ln, err := listenLoopback(*listen)
+		pt, err := listenPort(*listen, *advertise, *stateDir, d, nodeRoot, log)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
 			return exitInvalid
 		}
-		fmt.Fprintf(e.stderr, "orrery: listening for agents on %s\n", ln.Addr())
+		fmt.Fprintf(e.stderr, "orrery: listening for agents on %s\n", pt.Addr())
+		fmt.Fprintf(e.stderr, "orrery: a node joins with: orrery agent --connect %s --token-file FILE\n", joinAddr(pt.Addr(), *advertise))
+		fmt.Fprintf(e.stderr, "orrery:   where FILE holds the join token that `orrery token --state-dir %s` prints (or set ORRERY_TOKEN)\n", *stateDir)
+		portCtx, stopPort := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			acceptAgents(ln, d)
+			pt.Run(portCtx)
 		}()
 		stopListening = func() {
-			ln.Close()
+			stopPort()
 			<-done
 		}
 	}
 	nodeCtx, stopNodes := context.WithCancel(ctx)
 	c, err = cluster.Start(nodeCtx, spec, filepath.Join(*stateDir, "nodes"),
-		cluster.Options{KeepJobDirs: *keep, GroupPrefix: fmt.Sprintf("exp%d", exp.ID)}, d.Attach)
+		cluster.Options{KeepJobDirs: *keep, GroupPrefix: fmt.Sprintf("exp%d", exp.ID), Root: nodeRoot, Log: log}, d)
 	var sum dispatch.Summary
 	runErr := err
 	if err == nil {
 		sum, runErr = d.Run(ctx)
 	}
+	d.Close()
 	stopListening()
 	stopNodes()
 	c.Wait()
-	d.Close()
 	prog.finish(sum)
 	return closing(e, sum, runErr, root, *stateDir)
 }
@@ -181,13 +193,30 @@ func closing(e *env, sum dispatch.Summary, err error, root, stateDir string) int
 	return exitOK
 }
 
-// acceptAgents attaches every agent that connects until ln is closed.
-func acceptAgents(ln net.Listener, d *dispatch.Dispatcher) {
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		d.Attach(conn)
+// listenPort opens the root's port with the state directory's key
+// material (made when there is none).
+func listenPort(addr, advertise, stateDir string, d *dispatch.Dispatcher, root task.Root, log *slog.Logger) (*port.Port, error) {
+	auth, err := pki.Open(stateDir)
+	if err != nil {
+		return nil, err
 	}
+	return port.Listen(port.Config{Addr: addr, Advertise: advertise, Authority: auth, Dispatcher: d, Root: root, Log: log})
+}
+
+// joinAddr is the address a node connects to: the advertised one (with
+// the port's port unless it names one), else the listen address.
+func joinAddr(a net.Addr, advertise string) string {
+	h, p, _ := net.SplitHostPort(a.String())
+	if advertise == "" {
+		if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
+			if name, err := os.Hostname(); err == nil {
+				return net.JoinHostPort(name, p)
+			}
+		}
+		return a.String()
+	}
+	if _, _, err := net.SplitHostPort(advertise); err == nil {
+		return advertise
+	}
+	return net.JoinHostPort(advertise, p)
 }

@@ -544,7 +544,8 @@ endtask
 var e2eListening = regexp.MustCompile(`orrery: listening for agents on (\S+)`)
 
 // e2eListen starts `orrery run --nodes 0 --listen 127.0.0.1:0 PLAN` and
-// returns it with the address it listens on.
+// returns it with the address it listens on; the join token is in
+// DIR/join.token (agents take --token-file join.token).
 func e2eListen(t *testing.T, ctx context.Context, dir, plan string) (*e2eProc, string) {
 	t.Helper()
 	p := e2eStart(t, ctx, dir, "run", "--nodes", "0", "--listen", "127.0.0.1:0", plan)
@@ -557,6 +558,13 @@ func e2eListen(t *testing.T, ctx context.Context, dir, plan string) (*e2eProc, s
 		return p.exited()
 	}) || addr == "" {
 		t.Fatalf("run --listen did not say where it listens\nstderr:\n%s", p.stderr.String())
+	}
+	var out, errb strings.Builder
+	if code := run(&env{stdout: &out, stderr: &errb}, []string{"token", "--state-dir", filepath.Join(dir, ".orrery")}); code != 0 {
+		t.Fatalf("orrery token: exit %d: %s", code, errb.String())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "join.token"), []byte(out.String()), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	return p, addr
 }
@@ -578,7 +586,7 @@ endtask
 	run, addr := e2eListen(t, ctx, dir, "ag.pln")
 	var agents []*e2eProc
 	for _, name := range []string{"a", "b"} {
-		agents = append(agents, e2eStart(t, ctx, dir, "agent", "--connect", addr, "--name", name,
+		agents = append(agents, e2eStart(t, ctx, dir, "agent", "--connect", addr, "--token-file", "join.token", "--name", name,
 			"--job-limit", "2", "--work-dir", filepath.Join(dir, "work-"+name)))
 	}
 	if code := run.wait(e2eRunTimeout); code != 0 {
@@ -635,8 +643,8 @@ endtask
 	defer cancel()
 	run, addr := e2eListen(t, ctx, dir, "ag.pln")
 	workA := filepath.Join(dir, "work-a")
-	a := e2eStart(t, ctx, dir, "agent", "--connect", addr, "--name", "a", "--job-limit", "2", "--work-dir", workA)
-	b := e2eStart(t, ctx, dir, "agent", "--connect", addr, "--name", "b", "--job-limit", "2", "--work-dir", filepath.Join(dir, "work-b"))
+	a := e2eStart(t, ctx, dir, "agent", "--connect", addr, "--token-file", "join.token", "--name", "a", "--job-limit", "2", "--work-dir", workA)
+	b := e2eStart(t, ctx, dir, "agent", "--connect", addr, "--token-file", "join.token", "--name", "b", "--job-limit", "2", "--work-dir", filepath.Join(dir, "work-b"))
 	if !e2eWaitFor(20*time.Second, func() bool { return len(e2eProcsUnder(workA)) > 0 }) {
 		t.Fatalf("agent a never ran a job\nrun stderr:\n%s\nagent stderr:\n%s", run.stderr.String(), a.stderr.String())
 	}

@@ -153,7 +153,7 @@ endtask
 	ctx, cancel := context.WithTimeout(context.Background(), e2eRunTimeout)
 	defer cancel()
 	run, addr := e2eListen(t, ctx, dir, "mem.pln")
-	agent := e2eStart(t, ctx, dir, "agent", "--connect", addr, "--name", "m", "--job-limit", "2",
+	agent := e2eStart(t, ctx, dir, "agent", "--connect", addr, "--token-file", "join.token", "--name", "m", "--job-limit", "2",
 		"--memory", "300M", "--work-dir", filepath.Join(dir, "work"))
 	if code := run.wait(e2eRunTimeout); code != 0 {
 		t.Fatalf("run: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, run.stdout.String(), run.stderr.String())

@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"syscall"
+
+	"orrery/protocol"
+	"orrery/task"
+)
+
+// root is the root's side of a copy as an attempt sees it: requests go
+// over the connection there is now; while there is none they wait for
+// the next one (until the attempt's context ends), and a request cut off
+// by a lost connection is made again on the next one when that is safe
+// (nothing of it was consumed yet).
+type root struct{ n *agentNode }
+
+var _ task.Root = root{}
+
+// retry runs f on the connection there is now, and again on the next
+// one when the connection was lost under it.
+func (r root) retry(ctx context.Context, f func(*protocol.Peer) error) error {
+	for {
+		p, err := r.n.peerNow(ctx)
+		if err != nil {
+			return err
+		}
+		err = f(p)
+		if err == nil || !lostConnection(err) || errors.Is(err, task.ErrRootSystem) || ctx.Err() != nil {
+			return replyErr(err)
+		}
+		r.n.disconnected(p)
+	}
+}
+
+// lostConnection reports whether err is the connection's, not the
+// request's.
+func lostConnection(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, protocol.ErrLost) || errors.As(err, &op) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, io.ErrClosedPipe) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// replyErr marks an error the root flagged as its own system failure,
+// so the attempt fails as the system's and the job runs again.
+func replyErr(err error) error {
+	var re *protocol.ReplyError
+	if errors.As(err, &re) && re.System {
+		return errors.Join(task.ErrRootSystem, err)
+	}
+	return err
+}
+
+// Stat implements task.Root.
+func (r root) Stat(ctx context.Context, name string) (fi fs.FileInfo, err error) {
+	err = r.retry(ctx, func(p *protocol.Peer) (e error) {
+		fi, e = p.Stat(ctx, name)
+		return e
+	})
+	return fi, err
+}
+
+// Glob implements task.Root.
+func (r root) Glob(ctx context.Context, pattern string) (names []string, err error) {
+	err = r.retry(ctx, func(p *protocol.Peer) (e error) {
+		names, e = p.Glob(ctx, pattern)
+		return e
+	})
+	return names, err
+}
+
+// Open implements task.Root. A file whose reading is cut off by a lost
+// connection fails the attempt as the system's.
+func (r root) Open(ctx context.Context, name string) (rc io.ReadCloser, err error) {
+	err = r.retry(ctx, func(p *protocol.Peer) (e error) {
+		rc, e = p.Open(ctx, name)
+		return e
+	})
+	return rc, err
+}
+
+// Put implements task.Root: made again on the next connection when the
+// connection was lost before any of r was read.
+func (r root) Put(ctx context.Context, name string, perm fs.FileMode, in io.Reader) error {
+	cr := &countingReader{r: in}
+	return r.retry(ctx, func(p *protocol.Peer) error {
+		err := p.Put(ctx, name, perm, cr)
+		if err != nil && cr.n > 0 && lostConnection(err) {
+			return errors.Join(task.ErrRootSystem, err) // not safe to send again
+		}
+		return err
+	})
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,372 @@
+// Package link is the dispatcher's end of one node agent's connection:
+// it speaks the agent protocol (package protocol) over any connection —
+// an in-memory pipe for the embedded cluster, a socket pair for a node in
+// a control group, a TLS connection from the root's port — and
+// implements dispatch.Node, so the dispatch loop never sees the wire.
+//
+// A link owns two goroutines: a reader, which forwards registrations,
+// heartbeats and attempt ends to the dispatcher and serves the node's
+// staging requests, and a writer, which sends what the dispatcher asks
+// through a bounded queue, each message with a deadline. A node that
+// stops reading fills its queue or misses a deadline and is dropped; it
+// never stalls the dispatcher.
+//
+// Least privilege: the node may touch on the root only what its grants
+// allow — for each attempt it was given and has not ended, what the main
+// task's copy commands name for that job; and what nodestart's name —
+// inside the root directory. It may report only on attempts it was
+// given. Every refusal is one log line.
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"orrery/dispatch"
+	"orrery/protocol"
+	"orrery/task"
+)
+
+// Dispatcher is what a link reports to; *dispatch.Dispatcher is one.
+type Dispatcher interface {
+	Joined(n dispatch.Node, j dispatch.Joining)
+	Ended(n dispatch.Node, ev protocol.Event)
+	Heartbeat(n dispatch.Node, hb protocol.Heartbeat)
+	Gone(n dispatch.Node, err error)
+}
+
+var _ Dispatcher = (*dispatch.Dispatcher)(nil)
+
+// Config describes one node's link.
+type Config struct {
+	// ID is the node's proven identity (its certificate's node ID), or ""
+	// for a node the root started itself, which the dispatcher names
+	// from its registration.
+	ID string
+	// Trusted and Resumable are passed on to the dispatcher (see
+	// dispatch.Joining).
+	Trusted, Resumable bool
+	// Root is the root directory as the node may see it: confined to the
+	// root directory. The link adds the node's grants.
+	Root task.Root
+	// SendTimeout bounds each message sent to the node (default 10 s).
+	SendTimeout time.Duration
+	// Queue bounds the messages waiting to be sent (default 4096).
+	Queue int
+	// MaxRequests bounds the node's staging requests in progress
+	// (default 64).
+	MaxRequests int
+	// Log receives one line per refusal and per protocol violation.
+	Log *slog.Logger
+}
+
+// Link is one node's connection, as the dispatcher sees it.
+type Link struct {
+	cfg  Config
+	conn *protocol.Conn
+	d    Dispatcher
+	log  *slog.Logger
+	out  chan *protocol.Msg
+	quit chan struct{}
+
+	closeOnce sync.Once
+
+	mu        sync.Mutex
+	name      string // the node's ID once welcomed, for logs
+	welcomed  bool
+	nodestart *task.Access
+	grants    map[attemptKey]*task.Access // the attempts given and not ended; nil once cancelled
+	merged    *task.Access                // nodestart's and every grant's, built when needed
+}
+
+var _ dispatch.Node = (*Link)(nil)
+
+type attemptKey struct {
+	job     int64
+	attempt int
+}
+
+// ErrQueueFull is why a node that does not read what it is sent is
+// dropped.
+var ErrQueueFull = errors.New("the node does not keep up with what it is sent")
+
+// Serve runs a link over conn until the connection ends or ctx is done,
+// and returns why it ended. The dispatcher hears Gone once it has ended,
+// if it heard Joined.
+func Serve(ctx context.Context, conn *protocol.Conn, d Dispatcher, cfg Config) error {
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = 10 * time.Second
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 4096
+	}
+	if cfg.MaxRequests <= 0 {
+		cfg.MaxRequests = 64
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	conn.SetSendTimeout(cfg.SendTimeout)
+	l := &Link{cfg: cfg, conn: conn, d: d, log: cfg.Log, out: make(chan *protocol.Msg, cfg.Queue),
+		quit: make(chan struct{}), grants: map[attemptKey]*task.Access{}, name: cfg.ID}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			l.Close()
+		case <-l.quit:
+			cancel() // ends staging requests in progress or waiting
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		l.write()
+	}()
+	root := protocol.NewRootServer(ctx, conn, guard{l}, cfg.MaxRequests)
+	joined, err := l.read(root)
+	l.Close()
+	root.Close()
+	wg.Wait()
+	if joined {
+		l.d.Gone(l, err)
+	}
+	return err
+}
+
+// read handles the node's messages until the connection ends or breaks
+// the protocol, and reports whether the node registered.
+func (l *Link) read(root *protocol.RootServer) (joined bool, err error) {
+	for {
+		m, err := l.conn.Recv()
+		if err != nil {
+			return joined, err
+		}
+		switch m.Type {
+		case protocol.TypeRegister:
+			if joined || m.Register == nil {
+				return joined, l.violation("a second or empty register")
+			}
+			joined = true
+			l.d.Joined(l, dispatch.Joining{ID: l.cfg.ID, Register: *m.Register,
+				Trusted: l.cfg.Trusted, Resumable: l.cfg.Resumable})
+		case protocol.TypeHeartbeat:
+			if !joined {
+				return joined, l.violation("a heartbeat before register")
+			}
+			if m.Heartbeat != nil {
+				l.d.Heartbeat(l, *m.Heartbeat)
+			}
+		case protocol.TypeEvent:
+			if !joined || m.Event == nil {
+				return joined, l.violation("an event before register")
+			}
+			if m.Event.Kind != protocol.EventEnded {
+				continue
+			}
+			if !l.ended(m.Event.Job, m.Event.Attempt) {
+				l.log.Warn("report refused: the attempt was not given to this node (or was given up)",
+					"node", l.nodeName(), "job", m.Event.Job, "attempt", m.Event.Attempt)
+				continue
+			}
+			l.d.Ended(l, *m.Event)
+		case protocol.TypeOpen, protocol.TypeStat, protocol.TypeGlob, protocol.TypeCreate, protocol.TypeData, protocol.TypeClose:
+			if !l.isWelcomed() {
+				return joined, l.violation("a staging request before welcome")
+			}
+			if err := root.Handle(m); err != nil {
+				return joined, l.violation(err.Error())
+			}
+		default:
+			return joined, l.violation(fmt.Sprintf("unexpected message %q", m.Type))
+		}
+	}
+}
+
+// violation logs a node that broke the protocol; its connection closes.
+func (l *Link) violation(what string) error {
+	l.log.Warn("connection closed: protocol violation", "node", l.nodeName(), "what", what)
+	return fmt.Errorf("%w: %s", protocol.ErrFrame, what)
+}
+
+// write sends queued messages until Close, then what is still queued
+// (each within the send timeout), and closes the connection.
+func (l *Link) write() {
+	defer l.conn.Close()
+	for {
+		select {
+		case m := <-l.out:
+			if l.conn.Send(m) != nil {
+				return
+			}
+		case <-l.quit:
+			for {
+				select {
+				case m := <-l.out:
+					if l.conn.Send(m) != nil {
+						return
+					}
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// enqueue queues m for the writer; a full queue drops the node.
+func (l *Link) enqueue(m *protocol.Msg) error {
+	select {
+	case <-l.quit:
+		return errors.New("the connection is closed")
+	default:
+	}
+	select {
+	case l.out <- m:
+		return nil
+	default:
+		l.log.Warn("node dropped: its send queue is full", "node", l.nodeName())
+		l.Close()
+		return ErrQueueFull
+	}
+}
+
+// Welcome implements dispatch.Node.
+func (l *Link) Welcome(w protocol.Welcome, nodestart *task.Access) error {
+	l.mu.Lock()
+	l.name, l.welcomed, l.nodestart, l.merged = w.Node, true, nodestart, nil
+	l.mu.Unlock()
+	return l.enqueue(&protocol.Msg{Type: protocol.TypeWelcome, Welcome: &w})
+}
+
+// Start implements dispatch.Node.
+func (l *Link) Start(s protocol.Start, access *task.Access) error {
+	l.grant(s.Job, s.Attempt, access)
+	return l.enqueue(&protocol.Msg{Type: protocol.TypeStart, Start: &s})
+}
+
+// Resume implements dispatch.Node.
+func (l *Link) Resume(job int64, attempt int, access *task.Access) {
+	l.grant(job, attempt, access)
+}
+
+// Cancel implements dispatch.Node: the attempt's grants end now (it
+// copies nothing more to the root); its end is still awaited.
+func (l *Link) Cancel(job int64, attempt int) error {
+	l.mu.Lock()
+	if _, ok := l.grants[attemptKey{job, attempt}]; ok {
+		l.grants[attemptKey{job, attempt}] = nil
+	}
+	l.merged = nil
+	l.mu.Unlock()
+	return l.enqueue(&protocol.Msg{Type: protocol.TypeCancel, Job: job, Attempt: attempt})
+}
+
+// Shutdown implements dispatch.Node.
+func (l *Link) Shutdown(reason string) {
+	l.enqueue(&protocol.Msg{Type: protocol.TypeShutdown, Error: reason})
+}
+
+// Close implements dispatch.Node: what is queued is still sent (each
+// message within the send timeout), then the connection closes.
+func (l *Link) Close() {
+	l.closeOnce.Do(func() { close(l.quit) })
+}
+
+func (l *Link) grant(job int64, attempt int, access *task.Access) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if access == nil {
+		access = &task.Access{}
+	}
+	l.grants[attemptKey{job, attempt}] = access
+	l.merged = nil
+}
+
+// ended takes an attempt's grants back when it ends, and reports whether
+// the node had been given it.
+func (l *Link) ended(job int64, attempt int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key := attemptKey{job, attempt}
+	if _, ok := l.grants[key]; !ok {
+		return false
+	}
+	delete(l.grants, key)
+	l.merged = nil
+	return true
+}
+
+func (l *Link) isWelcomed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.welcomed
+}
+
+func (l *Link) nodeName() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.name
+}
+
+// allowed returns everything the node may touch on the root now.
+func (l *Link) allowed() *task.Access {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.merged == nil {
+		m := &task.Access{}
+		if l.nodestart != nil {
+			m.Add(l.nodestart)
+		}
+		for _, a := range l.grants {
+			if a != nil {
+				m.Add(a)
+			}
+		}
+		l.merged = m
+	}
+	return l.merged
+}
+
+// guard is the root as the node may see it: its grants checked before
+// the confined root is touched, and each refusal logged.
+type guard struct{ l *Link }
+
+func (g guard) root() task.GuardedRoot {
+	return task.GuardedRoot{Root: g.l.cfg.Root, Allowed: g.l.allowed}
+}
+
+func (g guard) refused(op, name string, err error) error {
+	if errors.Is(err, task.ErrDenied) {
+		g.l.log.Warn("staging refused", "node", g.l.nodeName(), "op", op, "path", name, "why", err)
+	}
+	return err
+}
+
+func (g guard) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	rc, err := g.root().Open(ctx, name)
+	return rc, g.refused("open", name, err)
+}
+
+func (g guard) Stat(ctx context.Context, name string) (fs.FileInfo, error) {
+	fi, err := g.root().Stat(ctx, name)
+	return fi, g.refused("stat", name, err)
+}
+
+func (g guard) Glob(ctx context.Context, pattern string) ([]string, error) {
+	names, err := g.root().Glob(ctx, pattern)
+	return names, g.refused("glob", pattern, err)
+}
+
+func (g guard) Put(ctx context.Context, name string, perm fs.FileMode, r io.Reader) error {
+	return g.refused("create", name, g.root().Put(ctx, name, perm, r))
+}

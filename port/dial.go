@@ -1,0 +1,129 @@
+package port
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"orrery/agent"
+	"orrery/pki"
+	"orrery/protocol"
+)
+
+// Client is a node agent's way to the root's port: it verifies the root
+// against the join token's CA hash, enrols once with the token's secret,
+// and from then on shows the certificate it was given. Its Dial is an
+// agent.Dialer.
+type Client struct {
+	Addr  string // the root's HOST:PORT
+	Token pki.Token
+	Name  string // the node name to ask for when enrolling
+	// Timeout bounds the connection, the handshake and the enrolment
+	// (default 30 s).
+	Timeout time.Duration
+
+	mu   sync.Mutex
+	key  crypto.Signer
+	pub  []byte
+	cert *tls.Certificate
+	node string
+}
+
+// Node is the node ID the root enrolled this client as ("" before).
+func (c *Client) Node() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.node
+}
+
+// Dial connects, authenticates and returns the connection, ready for the
+// agent protocol. An error wraps agent.ErrRefused when the root refused
+// the credentials.
+func (c *Client) Dial(ctx context.Context) (*protocol.Conn, error) {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c.mu.Lock()
+	if c.key == nil {
+		key, pub, err := pki.NewNodeKey()
+		if err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		c.key, c.pub = key, pub
+	}
+	cert := c.cert
+	c.mu.Unlock()
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("--connect %q: %w", c.Addr, err)
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", c.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		raw.SetDeadline(dl)
+	}
+	tc := pki.ClientConfig(c.Token, host, cert)
+	tc.NextProtos = []string{protocol.ALPN}
+	conn := tls.Client(raw, tc)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		if isVerifyError(err) {
+			return nil, fmt.Errorf("%w: %v", agent.ErrRefused, err)
+		}
+		return nil, fmt.Errorf("TLS handshake with %s: %w", c.Addr, err)
+	}
+	pc := protocol.NewConnLimits(conn, protocol.NodeLimits)
+	hello := &protocol.Hello{Version: protocol.Version, Name: c.Name}
+	if cert == nil {
+		hello.Secret, hello.PublicKey = c.Token.Secret, c.pub
+	}
+	if err := pc.Send(&protocol.Msg{Type: protocol.TypeHello, Hello: hello}); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	{
+		m, err := pc.Recv()
+		if err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("enrol: %w", err)
+		}
+		if m.Type == protocol.TypeRefused {
+			raw.Close()
+			return nil, fmt.Errorf("%w: %s", agent.ErrRefused, m.Error)
+		}
+		if m.Type != protocol.TypeEnrolled || m.Enrolled == nil {
+			raw.Close()
+			return nil, fmt.Errorf("enrol: the root answered %q", m.Type)
+		}
+		c.mu.Lock()
+		if cert == nil {
+			nc := pki.NodeCertificate(c.key, m.Enrolled.Cert)
+			c.cert = &nc
+		}
+		c.node = m.Enrolled.Node
+		c.mu.Unlock()
+	}
+	raw.SetDeadline(time.Time{})
+	return pc, nil
+}
+
+// isVerifyError reports whether a handshake failed because the root is
+// not the one the token names, or refused our certificate: retrying
+// will not help.
+func isVerifyError(err error) bool {
+	var ae tls.AlertError
+	var ce *tls.CertificateVerificationError
+	return errors.As(err, &ce) || errors.As(err, &ae) && (ae == 42 || ae == 43 || ae == 44 || ae == 45 || ae == 46 || ae == 48)
+}

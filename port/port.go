@@ -1,0 +1,341 @@
+// Package port is the root's one network port: a TCP listener that
+// speaks only TLS 1.3 and serves nothing before its peer is
+// authenticated.
+//
+// The TLS handshake's application protocol (ALPN) says what the peer
+// is: protocol.ALPN for a node agent (the only one served today; the
+// web page and cluster heads will get names of their own on the same
+// port). A node agent's first frame must be a hello, read under
+// protocol.HelloLimits within HelloTimeout of the connection's
+// arrival: either the node shows the client certificate it was enrolled
+// with, or it sends the join secret and a public key and is enrolled
+// (issued a certificate naming its node ID). Anything else — no
+// credential, a wrong or rotated-out secret, a revoked node, plaintext,
+// a stalled or oversized handshake — is refused with one log line that
+// names the peer's address, and the connection closes: never a job,
+// never a byte of a file.
+//
+// The port bounds the connections it holds (MaxConns) and those still
+// authenticating (MaxPending); a connection beyond either is closed at
+// once, so a flood of idle connections cannot keep a real node out. When
+// accepting fails for want of file descriptors, it backs off and tries
+// again.
+package port
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"orrery/link"
+	"orrery/pki"
+	"orrery/protocol"
+	"orrery/task"
+)
+
+// Config sets up the root's port.
+type Config struct {
+	// Addr is the address to listen on (HOST:PORT; any host, IPv6 in
+	// brackets, port 0 for any).
+	Addr string
+	// Advertise is how others reach the port (NAME or NAME:PORT); the
+	// server certificate names it.
+	Advertise string
+	// Authority holds the CA, the server certificate and the join secret.
+	Authority *pki.Authority
+	// Dispatcher hears of every authenticated node.
+	Dispatcher link.Dispatcher
+	// Root is the root directory as nodes may see it.
+	Root task.Root
+	Log  *slog.Logger
+	// MaxConns bounds the connections held at once (default 1024);
+	// MaxPending those still authenticating (default 64).
+	MaxConns, MaxPending int
+	// HelloTimeout bounds the TLS handshake and the hello (default 10 s).
+	HelloTimeout time.Duration
+	// RevokeCheck is how often revoked nodes are looked for among the
+	// connected ones (default 1 s).
+	RevokeCheck time.Duration
+	// SendTimeout bounds each message sent to a node (default 10 s).
+	SendTimeout time.Duration
+}
+
+// Port is a listening root port.
+type Port struct {
+	cfg  Config
+	ln   net.Listener
+	tls  *tls.Config
+	log  *slog.Logger
+	wg   sync.WaitGroup
+	open atomic.Int64 // connections held
+	sem  chan struct{}
+
+	mu    sync.Mutex
+	conns map[net.Conn]string // every connection held, with its node ID once known
+}
+
+// Listen binds the port and prepares its certificate, which names the
+// listen address, this machine's host name and addresses, and the
+// advertised name.
+func Listen(cfg Config) (*Port, error) {
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 1024
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 64
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = 10 * time.Second
+	}
+	if cfg.RevokeCheck <= 0 {
+		cfg.RevokeCheck = time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: %w", cfg.Addr, err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := cfg.Authority.ServerConfig(Names(host, cfg.Advertise))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	tc = tc.Clone()
+	tc.MinVersion, tc.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
+	tc.NextProtos = []string{protocol.ALPN}
+	return &Port{cfg: cfg, ln: ln, tls: tc, log: cfg.Log, sem: make(chan struct{}, cfg.MaxPending),
+		conns: map[net.Conn]string{}}, nil
+}
+
+// Addr is the address the port listens on.
+func (p *Port) Addr() net.Addr { return p.ln.Addr() }
+
+// Names are the names the server certificate must carry: the listen
+// host (unless it is a wildcard), this machine's host name, its
+// interface addresses, localhost, and the advertised name.
+func Names(host, advertise string) []string {
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		names = append(names, host)
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		names = append(names, h)
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLinkLocalUnicast() {
+				names = append(names, ipn.IP.String())
+			}
+		}
+	}
+	if advertise != "" {
+		if h, _, err := net.SplitHostPort(advertise); err == nil {
+			advertise = h
+		}
+		names = append(names, advertise)
+	}
+	return names
+}
+
+// Run accepts connections until ctx is done, then closes them all and
+// waits for their goroutines.
+func (p *Port) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.watchRevoked(ctx)
+	}()
+	stop := context.AfterFunc(ctx, func() { p.ln.Close() })
+	defer stop()
+	backoff := 5 * time.Millisecond
+	for {
+		conn, err := p.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				break
+			}
+			// Out of file descriptors, say: wait and try again.
+			p.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		if !p.admit(conn) {
+			continue
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			defer p.release(conn)
+			p.serve(ctx, conn)
+		}()
+	}
+	// Connections still authenticating close now; nodes' links close
+	// with ctx, after sending what they have queued (a shutdown).
+	p.mu.Lock()
+	for c, id := range p.conns {
+		if id == "" {
+			c.Close()
+		}
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	return nil
+}
+
+// admit takes a new connection within the bounds, or closes it.
+func (p *Port) admit(conn net.Conn) bool {
+	if p.open.Load() >= int64(p.cfg.MaxConns) {
+		p.log.Warn("connection refused: too many connections", "peer", conn.RemoteAddr(), "max", p.cfg.MaxConns)
+		conn.Close()
+		return false
+	}
+	select {
+	case p.sem <- struct{}{}:
+	default:
+		p.log.Warn("connection refused: too many connections authenticating", "peer", conn.RemoteAddr(), "max", p.cfg.MaxPending)
+		conn.Close()
+		return false
+	}
+	p.open.Add(1)
+	p.mu.Lock()
+	p.conns[conn] = ""
+	p.mu.Unlock()
+	return true
+}
+
+func (p *Port) release(conn net.Conn) {
+	conn.Close()
+	p.mu.Lock()
+	delete(p.conns, conn)
+	p.mu.Unlock()
+	p.open.Add(-1)
+}
+
+// serve authenticates one connection and, for a node, serves its link.
+func (p *Port) serve(ctx context.Context, raw net.Conn) {
+	id, conn, err := p.authenticate(ctx, raw)
+	<-p.sem
+	if err != nil {
+		p.log.Warn("connection refused", "peer", raw.RemoteAddr(), "why", err)
+		return
+	}
+	p.mu.Lock()
+	p.conns[raw] = id
+	p.mu.Unlock()
+	p.log.Info("node authenticated", "node", id, "peer", raw.RemoteAddr())
+	err = link.Serve(ctx, conn, p.cfg.Dispatcher, link.Config{ID: id, Resumable: true, Root: p.cfg.Root,
+		Log: p.log, SendTimeout: p.cfg.SendTimeout})
+	p.log.Info("node connection ended", "node", id, "peer", raw.RemoteAddr(), "err", err)
+}
+
+// errRefused is a hello whose credentials do not hold.
+var errRefused = errors.New("credentials refused")
+
+// authenticate runs the TLS handshake and reads the hello, all within
+// the hello timeout, and returns the node's ID and its connection.
+func (p *Port) authenticate(ctx context.Context, raw net.Conn) (string, *protocol.Conn, error) {
+	deadline := time.Now().Add(p.cfg.HelloTimeout)
+	raw.SetDeadline(deadline)
+	hctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	tc := tls.Server(raw, p.tls)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return "", nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	st := tc.ConnectionState()
+	if st.NegotiatedProtocol != protocol.ALPN {
+		return "", nil, fmt.Errorf("application protocol %q is not served", st.NegotiatedProtocol)
+	}
+	conn := protocol.NewConnLimits(tc, protocol.HelloLimits)
+	m, err := conn.Recv()
+	if err != nil {
+		return "", nil, fmt.Errorf("hello: %w", err)
+	}
+	if m.Type != protocol.TypeHello || m.Hello == nil {
+		return "", nil, fmt.Errorf("the first message is %q, not a hello", m.Type)
+	}
+	h := m.Hello
+	if h.Version != protocol.Version {
+		refuse(conn, fmt.Sprintf("protocol version %d; this root speaks %d", h.Version, protocol.Version))
+		return "", nil, fmt.Errorf("protocol version %d", h.Version)
+	}
+	var id string
+	switch {
+	case len(st.PeerCertificates) > 0:
+		if id, err = p.cfg.Authority.VerifyNode(st.PeerCertificates); err != nil {
+			refuse(conn, "the node's certificate is not accepted (revoked, or from another root)")
+			return "", nil, fmt.Errorf("%w: certificate: %v", errRefused, err)
+		}
+		if err := conn.Send(&protocol.Msg{Type: protocol.TypeEnrolled, Enrolled: &protocol.Enrolled{Node: id}}); err != nil {
+			return "", nil, fmt.Errorf("hello: %w", err)
+		}
+	case h.Secret != "":
+		if !p.cfg.Authority.CheckSecret(h.Secret) {
+			refuse(conn, "the join token is wrong or was rotated out; get a new one with `orrery token`")
+			return "", nil, fmt.Errorf("%w: wrong join secret", errRefused)
+		}
+		var cert []byte
+		if id, cert, err = p.cfg.Authority.Enrol(h.Name, h.PublicKey); err != nil {
+			refuse(conn, "enrolment failed: "+err.Error())
+			return "", nil, fmt.Errorf("enrol: %w", err)
+		}
+		if err := conn.Send(&protocol.Msg{Type: protocol.TypeEnrolled, Enrolled: &protocol.Enrolled{Node: id, Cert: cert}}); err != nil {
+			return "", nil, fmt.Errorf("enrol: %w", err)
+		}
+		p.log.Info("node enrolled", "node", id, "peer", raw.RemoteAddr())
+	default:
+		refuse(conn, "no credentials: pass the join token (orrery token) to orrery agent")
+		return "", nil, fmt.Errorf("%w: no credentials", errRefused)
+	}
+	raw.SetDeadline(time.Time{})
+	conn.SetLimits(protocol.RootLimits)
+	return id, conn, nil
+}
+
+// refuse tells a peer why it is refused, within a short deadline.
+func refuse(conn *protocol.Conn, why string) {
+	conn.SetSendTimeout(time.Second)
+	conn.Send(&protocol.Msg{Type: protocol.TypeRefused, Error: why})
+}
+
+// watchRevoked closes the connections of nodes revoked while connected.
+func (p *Port) watchRevoked(ctx context.Context) {
+	t := time.NewTicker(p.cfg.RevokeCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		for c, id := range p.conns {
+			if id != "" && p.cfg.Authority.Revoked(id) {
+				p.log.Warn("node revoked: connection closed", "node", id, "peer", c.RemoteAddr())
+				c.Close()
+				p.conns[c] = ""
+			}
+		}
+		p.mu.Unlock()
+	}
+}
