@@ -66,9 +66,9 @@ type agentNode struct {
 	nodeDir   string
 
 	mu      sync.Mutex
-	peer    *protocol.Peer   // the connection now; nil while there is none
-	up      chan struct{}    // closed when a connection is up (replaced when it drops)
-	unsent  []*protocol.Msg  // attempt ends not yet sent: sent on the next connection
+	peer    *protocol.Peer  // the connection now; nil while there is none
+	up      chan struct{}   // closed when a connection is up (replaced when it drops)
+	unsent  []*protocol.Msg // attempt ends not yet sent: sent on the next connection
 	running map[attemptKey]*runningAttempt
 	free    []string // clean job directories to reuse
 	slots   int      // job directories made so far
