@@ -17,6 +17,12 @@ const maxOutput = 256 << 10
 // each command's kept output under a header naming the command.
 func convert(res *task.Result, err error) *protocol.Result {
 	out := &protocol.Result{OK: err == nil}
+	if err == nil && res != nil && res.RootSystemError() != nil {
+		// Even under onerror ignore: a copy the root could not serve
+		// is no result of the job's.
+		err = res.RootSystemError()
+		out.OK = false
+	}
 	if res == nil {
 		out.System, out.Error = true, fmt.Sprint(err)
 		return out
@@ -25,9 +31,10 @@ func convert(res *task.Result, err error) *protocol.Result {
 	if err != nil {
 		out.Error = err.Error()
 		var ce *task.CommandError
-		// A failure outside any command (the job directory) or a lost
-		// connection to the root is the system's, not the job's.
-		out.System = !errors.As(err, &ce) || errors.Is(err, protocol.ErrLost)
+		// A failure outside any command (the job directory), a lost
+		// connection to the root, or a failure on the root's side (out of
+		// file descriptors, its disk) is the system's, not the job's.
+		out.System = !errors.As(err, &ce) || errors.Is(err, protocol.ErrLost) || errors.Is(err, task.ErrRootSystem)
 	}
 	if res.Failed >= 0 && res.Failed < len(res.Commands) {
 		c := res.Commands[res.Failed]

@@ -194,3 +194,39 @@ func TestNodeGoneWithoutResume(t *testing.T) {
 	}
 	h.golden("gone")
 }
+
+// TestSilentWorkerDuplicated: a node that keeps sending heartbeats but
+// never finishes its job: once nothing else waits, the job is duplicated
+// on the idle node (as a straggler is), its result counts, and the
+// hanging attempt is cancelled.
+func TestSilentWorkerDuplicated(t *testing.T) {
+	h := newHarness(t, 8, sched.Orrery, nil)
+	a, b := h.node("a"), h.node("b")
+	a.join("a", 1, true)
+	b.join("b", 1, true)
+	hung := a.takeStarts()
+	var dup []protocol.Start
+	for i := 0; i < 60 && len(dup) == 0; i++ {
+		h.beats(time.Second, a, b)
+		for _, s := range b.takeStarts() {
+			if s.Job == hung[0].Job {
+				dup = append(dup, s)
+				continue
+			}
+			b.end(s.Job, s.Attempt, ok(time.Second))
+		}
+	}
+	if len(dup) != 1 || dup[0].Job != hung[0].Job {
+		t.Fatalf("no duplicate of the hung job %d on the idle node after 60 s (got %v)", hung[0].Job, dup)
+	}
+	b.end(dup[0].Job, dup[0].Attempt, ok(time.Second))
+	// a never confirms the cancel: the run stops waiting for it after
+	// the heartbeat timeout.
+	h.beats(11*time.Second, a, b)
+	if err := h.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if at, _ := h.attempt(hung[0].Job, hung[0].Attempt); at.State != store.AttemptCancelled {
+		t.Errorf("hung attempt is %s, want cancelled", at.State)
+	}
+}

@@ -239,6 +239,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	}
 	switch {
 	case res.OK:
+		r.learnSpeed(nc, j, res)
 		a.State = store.AttemptOK
 		r.batch.Finish(r.exp.ID, a, store.Done)
 		r.core.Finished(ev.Job, ev.Attempt, usage(res, nc), a.Ended)
@@ -256,6 +257,23 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		r.prog.Failed++
 		r.prog.LastError = fmt.Sprintf("job %d: %s", ev.Job, res.Error)
 	}
+}
+
+// learnSpeed updates the speed of a node whose claims are not believed
+// from an attempt it finished: the work the core expects of the job
+// over the wall time the root observed (an average over its attempts,
+// each weighing 30%), within 1/20 and 20 times the reference.
+func (r *runState) learnSpeed(nc *nodeConn, j *liveJob, res *protocol.Result) {
+	if nc.trusted || res.Wall <= 0 {
+		return
+	}
+	work, ok := r.core.Model().Work(params(j.values))
+	if !ok || work <= 0 {
+		return
+	}
+	sample := min(max(work/res.Wall.Seconds(), 0.05), 20)
+	nc.speed = 0.7*nc.speed + 0.3*sample
+	r.core.SetSpeed(nc.id, nc.speed)
 }
 
 // measure replaces what a node that the root did not start says of an
@@ -313,7 +331,7 @@ func (r *runState) stopAttempt(a store.Attempt, requeue bool) {
 	r.endAttempt(a, requeue)
 	r.batch.Event(r.exp.ID, "attempt."+a.State, a.Job, a.Node, a.Error)
 	if r.nodes[a.Node] != nil {
-		r.stopping[attemptKey{a.Job, a.N}] = stopping{node: a.Node, state: a.State, reason: a.Error}
+		r.stopping[attemptKey{a.Job, a.N}] = stopping{node: a.Node, state: a.State, reason: a.Error, since: r.now()}
 	}
 }
 
@@ -354,7 +372,7 @@ func (r *runState) lost(node, reason string) {
 				delete(j.runs, n)
 				r.stopAttempt(store.Attempt{Job: idx, N: n, Node: at, State: store.AttemptLost, Ended: now,
 					Error: reason + " (the attempt had moved there)"}, len(j.runs) == 0)
-				r.tell(r.nodes[at], func(l Node) { l.Cancel(idx, n) })
+				r.afterApply = append(r.afterApply, func() { r.tell(r.nodes[at], func(l Node) { l.Cancel(idx, n) }) })
 				continue
 			}
 			if at != node {

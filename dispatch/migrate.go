@@ -24,7 +24,8 @@ func (r *runState) move(m sched.Move) {
 	}
 	mg.to, mg.placed = m.To, 0
 	r.batch.Event(r.exp.ID, "attempt.moved", m.Job, m.To, fmt.Sprintf("attempt %d from node %s", m.Attempt, m.From))
-	r.migrate(m.Job, m.Attempt, mg)
+	// Carried out once the move is in the store.
+	r.afterApply = append(r.afterApply, func() { r.migrate(m.Job, m.Attempt, mg) })
 }
 
 // located notes the process group a node reported for an attempt, and

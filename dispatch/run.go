@@ -47,6 +47,7 @@ type stopping struct {
 	node   string
 	state  string // how it is recorded: cancelled, or lost
 	reason string
+	since  time.Time
 }
 
 // runState is the state Run's goroutine owns.
@@ -72,6 +73,10 @@ type runState struct {
 
 	nodestart *task.Access // what nodestart may touch on the root
 	mainTask  *plan.Task
+	// afterApply are actions decided outside act (a lost node's moved
+	// attempts to cancel, moves to carry out) that wait until the batch
+	// recording them is in the store.
+	afterApply []func()
 
 	lastProgress time.Time
 	idleSince    time.Time
@@ -222,6 +227,7 @@ func (r *runState) loop() error {
 			for _, id := range r.core.Tick(r.now()) {
 				r.lost(id, "node "+id+" missed its heartbeats")
 			}
+			r.giveUpStopping()
 		case <-r.ctx.Done():
 			r.interrupt()
 			return ErrInterrupted
@@ -234,6 +240,21 @@ func (r *runState) loop() error {
 			default:
 				drained = true
 			}
+		}
+	}
+}
+
+// giveUpStopping stops waiting for cancelled attempts whose node has not
+// confirmed them stopped within the heartbeat timeout: a node that hangs
+// cannot hold the run open (its grants ended with the cancel, so it can
+// copy nothing more to the root).
+func (r *runState) giveUpStopping() {
+	now := r.now()
+	for k, s := range r.stopping {
+		if now.Sub(s.since) > 10*r.d.cfg.Heartbeat {
+			delete(r.stopping, k)
+			r.d.log.Warn("a cancelled attempt did not stop; no longer waiting for it", "node", s.node, "job", k.job, "attempt", k.attempt)
+			r.batch.Event(r.exp.ID, "attempt.unconfirmed", k.job, s.node, "the node did not confirm the cancelled attempt stopped")
 		}
 	}
 }
@@ -365,6 +386,10 @@ func (r *runState) act() error {
 		}
 		return err
 	}
+	for _, f := range r.afterApply {
+		f()
+	}
+	r.afterApply = r.afterApply[:0]
 	for _, a := range cancels {
 		r.tell(r.nodes[a.Node], func(l Node) { l.Cancel(a.Job, a.Attempt) })
 	}

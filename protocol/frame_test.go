@@ -239,8 +239,8 @@ func TestRecvDoesNotAllocateBeforeData(t *testing.T) {
 		{"64 MiB + 64 MiB from the root", NodeLimits, append(lens(64<<20, 64<<20), make([]byte, 1000)...), 2 << 20},
 		{"64 MiB of data", RootLimits, append(lens(12, 64<<20), `{"t":"data"}`...), 2 << 20},
 		// Within the limits, a claimed header is allocated as it arrives.
-		{"claimed 1 MiB header", RootLimits, append(lens(1<<20, 0), `{"t":"heartbeat",`...), 64 << 10},
-		{"claimed 16 MiB header", NodeLimits, append(lens(16<<20, 0), `{"t":"welcome",`...), 64 << 10},
+		{"claimed 1 MiB header", RootLimits, append(lens(1<<20, 0), `{"t":"heartbeat",`...), 256 << 10},
+		{"claimed 16 MiB header", NodeLimits, append(lens(16<<20, 0), `{"t":"welcome",`...), 256 << 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ package sched
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -278,6 +279,17 @@ func (c *Core) AddNode(n Node, now time.Time) {
 	cs.cpus += n.CPUs
 	cs.power += float64(n.CPUs) * n.Speed
 	c.setLimit(ns)
+}
+
+// SetSpeed changes a node's relative speed: for a node whose claims the
+// driver does not believe, what it measured of the node's attempts.
+func (c *Core) SetSpeed(id string, speed float64) {
+	n := c.nodes[id]
+	if n == nil || speed <= 0 || math.IsInf(speed, 0) || math.IsNaN(speed) {
+		return
+	}
+	n.cluster.power += float64(n.CPUs) * (speed - n.Speed)
+	n.Speed = speed
 }
 
 // setLimit works out a node's job limit and keeps the free list true.

@@ -262,8 +262,20 @@ func slotRate(n *nodeState) float64 {
 // tenth of its prediction more.
 func (c *Core) expectLeft(r *run) float64 {
 	w := c.model.expect(r.job.Params)
-	return max(w-r.progress, w/10)
+	left := max(w-r.progress, w/10)
+	if r.progress > overdue*w {
+		// Far past what it should take: a hung process, or a node that
+		// does not run what it says it runs. Expect it to run about as
+		// long again as it has overrun, so that a duplicate on a free
+		// slot wins (once it has run some 4 times its expected work).
+		left = max(left, r.progress-(overdue-0.1)*w)
+	}
+	return left
 }
+
+// overdue is how many times its expected work an attempt runs before
+// the core stops trusting that it is nearly done.
+const overdue = 3
 
 // fill gives jobs from next to the slots, in order, skipping slots on
 // nodes where a job already failed when another slot is free.
