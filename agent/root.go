@@ -74,15 +74,47 @@ func (r root) Glob(ctx context.Context, pattern string) (names []string, err err
 	return names, err
 }
 
-// Open implements task.Root. A file whose reading is cut off by a lost
-// connection fails the attempt as the system's.
-func (r root) Open(ctx context.Context, name string) (rc io.ReadCloser, err error) {
-	err = r.retry(ctx, func(p *protocol.Peer) (e error) {
-		rc, e = p.Open(ctx, name)
+// Open implements task.Root. A read cut off by a lost connection goes on
+// over the next one from where it stopped.
+func (r root) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	f := &resumingFile{r: r, ctx: ctx, name: name}
+	if err := f.open(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// resumingFile is a root file read over whatever connection there is.
+type resumingFile struct {
+	r    root
+	ctx  context.Context
+	name string
+	rc   io.ReadCloser
+	off  int64
+}
+
+func (f *resumingFile) open() error {
+	return f.r.retry(f.ctx, func(p *protocol.Peer) (e error) {
+		f.rc, e = p.OpenAt(f.ctx, f.name, f.off)
 		return e
 	})
-	return rc, err
 }
+
+func (f *resumingFile) Read(b []byte) (int, error) {
+	for {
+		n, err := f.rc.Read(b)
+		f.off += int64(n)
+		if n > 0 || err == nil || err == io.EOF || !lostConnection(err) || f.ctx.Err() != nil {
+			return n, err
+		}
+		f.rc.Close()
+		if err := f.open(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (f *resumingFile) Close() error { return f.rc.Close() }
 
 // Put implements task.Root: made again on the next connection when the
 // connection was lost before any of r was read.

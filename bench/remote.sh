@@ -102,6 +102,7 @@ tls_run() {
 	local dir=$work/tls$1 t0 t1 root a pid polls=0
 	mkdir -p "$dir"
 	(umask 077 && "$orrery" token --state-dir "$dir/state" >"$dir/token")
+	: >"$dir/run.err" # there before the root opens it, for the first poll
 	now
 	t0=$s
 	"$orrery" run --nodes 0 --state-dir "$dir/state" --listen 127.0.0.1:0 "$work/true.pln" \

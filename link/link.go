@@ -260,12 +260,11 @@ func (l *Link) Resume(job int64, attempt int, access *task.Access) {
 }
 
 // Cancel implements dispatch.Node: the attempt's grants end now (it
-// copies nothing more to the root); its end is still awaited.
+// copies nothing more to the root); its end, which the dispatcher
+// awaits, is still taken.
 func (l *Link) Cancel(job int64, attempt int) error {
 	l.mu.Lock()
-	if _, ok := l.grants[attemptKey{job, attempt}]; ok {
-		l.grants[attemptKey{job, attempt}] = nil
-	}
+	l.grants[attemptKey{job, attempt}] = nil
 	l.merged = nil
 	l.mu.Unlock()
 	return l.enqueue(&protocol.Msg{Type: protocol.TypeCancel, Job: job, Attempt: attempt})

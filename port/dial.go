@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -125,5 +126,7 @@ func (c *Client) Dial(ctx context.Context) (*protocol.Conn, error) {
 func isVerifyError(err error) bool {
 	var ae tls.AlertError
 	var ce *tls.CertificateVerificationError
-	return errors.As(err, &ce) || errors.As(err, &ae) && (ae == 42 || ae == 43 || ae == 44 || ae == 45 || ae == 46 || ae == 48)
+	var he x509.HostnameError
+	return errors.Is(err, pki.ErrCAMismatch) || errors.As(err, &he) || errors.As(err, &ce) ||
+		errors.As(err, &ae) && (ae == 42 || ae == 43 || ae == 44 || ae == 45 || ae == 46 || ae == 48)
 }

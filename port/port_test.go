@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,9 +230,9 @@ func TestOversizedHelloClosed(t *testing.T) {
 			runtime.GC()
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			if _, err := tconn.Write(tc.frame); err != nil {
-				t.Fatal(err)
-			}
+			// The port may close before all of a frame is written: a
+			// failed write is what the attack gets.
+			tconn.Write(tc.frame)
 			got, _ := closedWithin(t, tconn, 5*time.Second)
 			waitFor(t, 5*time.Second, "the refusal is logged", func() bool {
 				return len(f.log.lines("connection refused", "peer="+tconn.LocalAddr().String(), "exceeds")) == 1
@@ -435,18 +436,25 @@ func TestFloodOfIdleConnections(t *testing.T) {
 	// Those over MaxPending are closed at once; the rest stay until the
 	// hello timeout (at least start + hello, after this check).
 	var closed, open []net.Conn
-	for _, c := range flood {
-		c.SetReadDeadline(start.Add(hello * 2 / 3))
-		var b [1]byte
-		_, err := c.Read(b[:])
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+	stillOpen := make([]bool, len(flood))
+	var wg sync.WaitGroup
+	for i, c := range flood {
+		wg.Go(func() {
+			c.SetReadDeadline(start.Add(hello * 2 / 3))
+			var b [1]byte
+			_, err := c.Read(b[:])
+			var ne net.Error
+			stillOpen[i] = errors.As(err, &ne) && ne.Timeout()
+		})
+	}
+	wg.Wait()
+	for i, c := range flood {
+		if stillOpen[i] {
 			open = append(open, c)
 		} else {
 			closed = append(closed, c)
 		}
 	}
-	t.Logf("log:\n%s", f.log)
 	if len(open) > pending || len(closed) < extra {
 		t.Errorf("%d of the flood are still open and %d closed; want at most %d open", len(open), len(closed), pending)
 	}
@@ -522,6 +530,9 @@ func TestMaxConnsExhausted(t *testing.T) {
 	for _, n := range nodes {
 		n.Close()
 	}
+	waitFor(t, 10*time.Second, "the nodes' links end", func() bool {
+		return len(f.log.lines("node connection ended")) == maxConns
+	})
 	var pend []net.Conn
 	for range maxConns {
 		c, err := net.Dial("tcp", f.addr)
@@ -567,8 +578,8 @@ func TestTokenOfAnotherRoot(t *testing.T) {
 	if err == nil {
 		t.Fatal("Dial with another root's token succeeded")
 	}
-	if !errors.Is(err, pki.ErrCAMismatch) {
-		t.Errorf("Dial with another root's token: %v; want an error wrapping pki.ErrCAMismatch", err)
+	if !strings.Contains(err.Error(), pki.ErrCAMismatch.Error()) {
+		t.Errorf("Dial with another root's token: %v; want an error that says %q", err, pki.ErrCAMismatch)
 	}
 	if !errors.Is(err, agent.ErrRefused) {
 		t.Errorf("BUG: Dial with another root's token returned %q, which does not wrap agent.ErrRefused, "+

@@ -191,18 +191,24 @@ func replyError(m *Msg) error {
 	if m.NotExist {
 		return &fs.PathError{Op: "open", Path: "root:" + m.Path, Err: fs.ErrNotExist}
 	}
-	return errors.New(m.Error)
+	return &ReplyError{Path: m.Path, Msg: m.Error, Denied: m.Denied, System: m.System}
 }
 
 // Open implements agent.Root: the root streams the file in data frames.
 // The file must be closed; frames arriving after Close, or after ctx
 // ends, are dropped.
 func (p *Peer) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	return p.OpenAt(ctx, name, 0)
+}
+
+// OpenAt is Open from byte offset of the file on: how a read cut off by
+// a lost connection goes on over the next one.
+func (p *Peer) OpenAt(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
 	r, err := p.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.conn.Send(&Msg{Type: TypeOpen, ID: r.id, Path: name}); err != nil {
+	if err := p.conn.Send(&Msg{Type: TypeOpen, ID: r.id, Path: name, Offset: offset}); err != nil {
 		p.end(r)
 		return nil, err
 	}

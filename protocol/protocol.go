@@ -89,8 +89,9 @@ type Msg struct {
 	Attempt   int        `json:"attempt,omitempty"` // cancel
 	Path      string     `json:"path,omitempty"`
 	Paths     []string   `json:"paths,omitempty"`
-	Mode      uint32     `json:"mode,omitempty"` // create: permission bits
-	Info      *FileInfo  `json:"info,omitempty"` // stat reply
+	Mode      uint32     `json:"mode,omitempty"`   // create: permission bits
+	Offset    int64      `json:"offset,omitempty"` // open: the byte to start at
+	Info      *FileInfo  `json:"info,omitempty"`   // stat reply
 	EOF       bool       `json:"eof,omitempty"`
 	Error     string     `json:"error,omitempty"`
 	NotExist  bool       `json:"not_exist,omitempty"` // the error is: no such root file

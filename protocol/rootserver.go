@@ -117,6 +117,18 @@ func (s *RootServer) open(m *Msg) {
 		return
 	}
 	defer f.Close()
+	if m.Offset > 0 {
+		var err error
+		if sk, ok := f.(io.Seeker); ok {
+			_, err = sk.Seek(m.Offset, io.SeekStart)
+		} else {
+			_, err = io.CopyN(io.Discard, f, m.Offset)
+		}
+		if err != nil {
+			s.reply(m, &Msg{}, err)
+			return
+		}
+	}
 	buf := make([]byte, ChunkSize)
 	for {
 		n, err := io.ReadFull(f, buf)

@@ -622,9 +622,11 @@ endtask
 }
 
 // TestE2EAgentKilled loses one of two agents while it runs jobs: killed
-// (its connection closes) or stopped (it goes silent, and the heartbeat
-// timeout, 10 s, finds it). Its attempts are recorded lost, and their jobs
-// run again on the other agent.
+// (its connection closes) or stopped (it goes silent). Either way the
+// root waits for the heartbeat timeout (10 s), since a network node may
+// come back; meanwhile the idle agent may run duplicates of its jobs.
+// Its attempts are recorded lost (or cancelled, a duplicate having won),
+// and their jobs run again on the other agent.
 func TestE2EAgentKilled(t *testing.T) {
 	t.Run("killed", func(t *testing.T) { e2eAgentLost(t, syscall.SIGKILL) })
 	t.Run("stopped", func(t *testing.T) { e2eAgentLost(t, syscall.SIGSTOP) })
@@ -673,7 +675,10 @@ endtask
 		for k, at := range atts {
 			switch {
 			case at.State == "ok" && k == len(atts)-1:
-			case at.State == "lost" && at.Node == "a":
+			case (at.State == "lost" || at.State == "cancelled") && at.Node == "a":
+				// Lost with the node, or given up when a duplicate on b
+				// won first (the node may come back, so its attempts are
+				// kept for the heartbeat timeout).
 				lost++
 				if !strings.Contains(out, "error: ") {
 					t.Errorf("log %d: the lost attempt has no reason:\n%s", j.Index, out)
@@ -687,7 +692,7 @@ endtask
 		}
 	}
 	if lost == 0 {
-		t.Errorf("no attempt on agent a was recorded lost")
+		t.Errorf("no attempt on agent a was recorded lost or cancelled")
 	}
 }
 
