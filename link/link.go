@@ -64,6 +64,9 @@ type Config struct {
 	MaxRequests int
 	// Log receives one line per refusal and per protocol violation.
 	Log *slog.Logger
+	// RegisterTimeout bounds the time from the connection to the node's
+	// register (default 30 s).
+	RegisterTimeout time.Duration
 }
 
 // Link is one node's connection, as the dispatcher sees it.
@@ -75,7 +78,8 @@ type Link struct {
 	out  chan *protocol.Msg
 	quit chan struct{}
 
-	closeOnce sync.Once
+	closeOnce  sync.Once
+	registered chan struct{} // closed when the node registers
 
 	mu        sync.Mutex
 	name      string // the node's ID once welcomed, for logs
@@ -112,6 +116,9 @@ func Serve(ctx context.Context, conn *protocol.Conn, d Dispatcher, cfg Config) e
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.RegisterTimeout <= 0 {
+		cfg.RegisterTimeout = 30 * time.Second
+	}
 	conn.SetSendTimeout(cfg.SendTimeout)
 	l := &Link{cfg: cfg, conn: conn, d: d, log: cfg.Log, out: make(chan *protocol.Msg, cfg.Queue),
 		quit: make(chan struct{}), grants: map[attemptKey]*task.Access{}, name: cfg.ID}
@@ -133,6 +140,22 @@ func Serve(ctx context.Context, conn *protocol.Conn, d Dispatcher, cfg Config) e
 		l.write()
 	}()
 	root := protocol.NewRootServer(ctx, conn, guard{l}, cfg.MaxRequests)
+	// A node that does not register in time holds no connection.
+	registered := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTimer(cfg.RegisterTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			l.log.Warn("connection closed: no register in time", "node", l.nodeName(), "within", cfg.RegisterTimeout)
+			l.Close()
+		case <-registered:
+		case <-l.quit:
+		}
+	}()
+	l.registered = registered
 	joined, err := l.read(root)
 	l.Close()
 	root.Close()
@@ -148,6 +171,9 @@ func Serve(ctx context.Context, conn *protocol.Conn, d Dispatcher, cfg Config) e
 func (l *Link) read(root *protocol.RootServer) (joined bool, err error) {
 	for {
 		m, err := l.conn.Recv()
+		if errors.Is(err, protocol.ErrFrame) {
+			return joined, l.violation(err.Error())
+		}
 		if err != nil {
 			return joined, err
 		}
@@ -157,6 +183,7 @@ func (l *Link) read(root *protocol.RootServer) (joined bool, err error) {
 				return joined, l.violation("a second or empty register")
 			}
 			joined = true
+			close(l.registered)
 			l.d.Joined(l, dispatch.Joining{ID: l.cfg.ID, Register: *m.Register,
 				Trusted: l.cfg.Trusted, Resumable: l.cfg.Resumable})
 		case protocol.TypeHeartbeat:

@@ -81,7 +81,7 @@ func (c *Client) Dial(ctx context.Context) (*protocol.Conn, error) {
 	if err := conn.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		if isVerifyError(err) {
-			return nil, fmt.Errorf("%w: %v", agent.ErrRefused, err)
+			return nil, fmt.Errorf("%w: %w", agent.ErrRefused, err)
 		}
 		return nil, fmt.Errorf("TLS handshake with %s: %w", c.Addr, err)
 	}

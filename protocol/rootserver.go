@@ -107,7 +107,9 @@ func (s *RootServer) reply(m *Msg, r *Msg, err error) {
 		r.Denied = errors.Is(err, task.ErrDenied)
 		r.System = !r.NotExist && !r.Denied && task.IsRootSystemError(err)
 	}
-	s.conn.Send(r)
+	if s.conn.Send(r) != nil {
+		s.conn.Close() // it can send nothing more: the node is dropped
+	}
 }
 
 func (s *RootServer) open(m *Msg) {
@@ -137,7 +139,11 @@ func (s *RootServer) open(m *Msg) {
 			s.reply(m, &Msg{}, err)
 			return
 		}
-		if s.conn.Send(&Msg{Type: TypeData, ID: m.ID, Data: buf[:n], EOF: eof}) != nil || eof {
+		if s.conn.Send(&Msg{Type: TypeData, ID: m.ID, Data: buf[:n], EOF: eof}) != nil {
+			s.conn.Close() // it can send nothing more: the node is dropped
+			return
+		}
+		if eof {
 			return
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,6 +90,7 @@ type rig struct {
 	welcomed     atomic.Int64
 	allWelcomed  atomic.Int64 // UnixNano when the last agent was welcomed
 	setup        time.Duration
+	heapWritten  bool
 }
 
 func setup(b *testing.B, agents, jobs, limit int, pol sched.Policy) *rig {
@@ -122,7 +124,7 @@ func setup(b *testing.B, agents, jobs, limit int, pol sched.Policy) *rig {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r.d = dispatch.New(dispatch.Config{Plan: p, Sweep: sw, Store: r.st, Experiment: r.exp, Root: root,
-		Policy: pol, Heartbeat: time.Second, Log: log})
+		Policy: pol, Heartbeat: time.Second, Log: log, Progress: r.progress})
 	auth, err := pki.Open(stateDir)
 	if err != nil {
 		b.Fatal(err)
@@ -199,9 +201,22 @@ func (r *rig) run(b *testing.B) {
 	runtime.GC()
 	clearPeakRSS()
 	stopSampling := sampleHeap()
+	if f := os.Getenv("CAPACITY_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			b.Fatal(err)
+		}
+	}
 	start := time.Now()
 	sum, err := r.d.Run(ctx)
 	wall := time.Since(start)
+	if os.Getenv("CAPACITY_CPUPROFILE") != "" {
+		pprof.StopCPUProfile()
+	}
 	runRSS := procStatusKB("VmHWM")
 	peakHeap := stopSampling()
 	if err != nil {
@@ -245,6 +260,21 @@ func (r *rig) run(b *testing.B) {
 	}
 	if hwm > targetRSS*1024 {
 		b.Logf("MISSED: peak RSS %.1f MB > %d MB", float64(hwm)/1024, targetRSS)
+	}
+}
+
+// progress writes a heap profile to $CAPACITY_HEAPPROFILE once half the
+// jobs are done, when memory is at its working level.
+func (r *rig) progress(p dispatch.Progress) {
+	f := os.Getenv("CAPACITY_HEAPPROFILE")
+	if f == "" || r.heapWritten || p.Done < int64(r.jobs/2) {
+		return
+	}
+	r.heapWritten = true
+	if out, err := os.Create(f); err == nil {
+		runtime.GC()
+		pprof.Lookup("heap").WriteTo(out, 0)
+		out.Close()
 	}
 }
 
