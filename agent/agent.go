@@ -66,9 +66,10 @@ type agentNode struct {
 	nodeDir   string
 
 	mu      sync.Mutex
-	peer    *protocol.Peer  // the connection now; nil while there is none
-	up      chan struct{}   // closed when a connection is up (replaced when it drops)
-	unsent  []*protocol.Msg // attempt ends not yet sent: sent on the next connection
+	peer    *protocol.Peer               // the connection now; nil while there is none
+	up      chan struct{}                // closed when a connection is up (replaced when it drops)
+	unsent  []*protocol.Msg              // attempt ends not yet sent: sent on the next connection
+	ending  map[attemptKey]*protocol.Msg // attempt ends being sent now
 	running map[attemptKey]*runningAttempt
 	free    []string // clean job directories to reuse
 	slots   int      // job directories made so far
@@ -105,7 +106,8 @@ func newAgentNode(cfg Config) *agentNode {
 	if cfg.Status == nil {
 		cfg.Status = func(string) {}
 	}
-	return &agentNode{cfg: cfg, log: cfg.Log, running: map[attemptKey]*runningAttempt{}, up: make(chan struct{})}
+	return &agentNode{cfg: cfg, log: cfg.Log, running: map[attemptKey]*runningAttempt{}, up: make(chan struct{}),
+		ending: map[attemptKey]*protocol.Msg{}}
 }
 
 // Run serves one dispatcher over rw until the dispatcher says shutdown,
@@ -116,8 +118,8 @@ func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
 	n := newAgentNode(cfg)
 	conn := protocol.NewConnLimits(rw, protocol.NodeLimits)
 	ctx, cancel := context.WithCancel(ctx)
+	defer n.wg.Wait() // runs last: the attempts are stopped first
 	defer cancel()
-	defer n.wg.Wait()
 	shutdown, err := n.session(ctx, cancel, conn)
 	if shutdown || ctx.Err() != nil {
 		return nil
@@ -133,8 +135,8 @@ func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
 func Serve(ctx context.Context, dial Dialer, cfg Config) error {
 	n := newAgentNode(cfg)
 	ctx, cancel := context.WithCancel(ctx)
+	defer n.wg.Wait() // runs last: the attempts are stopped first
 	defer cancel()
-	defer n.wg.Wait()
 	backoff := minBackoff
 	connected := false
 	for {
@@ -254,16 +256,22 @@ func (n *agentNode) send(m *protocol.Msg) {
 	p := n.peer
 	if p == nil && m.Type == protocol.TypeEvent {
 		n.unsent = append(n.unsent, m)
+		delete(n.ending, attemptKey{m.Event.Job, m.Event.Attempt})
 	}
 	n.mu.Unlock()
 	if p == nil {
 		return
 	}
-	if err := p.Send(m); err != nil && m.Type == protocol.TypeEvent {
-		n.mu.Lock()
-		n.unsent = append(n.unsent, m)
-		n.mu.Unlock()
+	err := p.Send(m)
+	if m.Type != protocol.TypeEvent {
+		return
 	}
+	n.mu.Lock()
+	delete(n.ending, attemptKey{m.Event.Job, m.Event.Attempt})
+	if err != nil {
+		n.unsent = append(n.unsent, m)
+	}
+	n.mu.Unlock()
 }
 
 // known lists the attempts the node still runs, and those whose end it
@@ -277,6 +285,9 @@ func (n *agentNode) known() []protocol.AttemptRef {
 	}
 	for _, m := range n.unsent {
 		refs = append(refs, protocol.AttemptRef{Job: m.Event.Job, Attempt: m.Event.Attempt})
+	}
+	for k := range n.ending {
+		refs = append(refs, protocol.AttemptRef{Job: k.job, Attempt: k.attempt})
 	}
 	return refs
 }
@@ -365,13 +376,17 @@ func (n *agentNode) start(ctx context.Context, s *protocol.Start) {
 		defer n.wg.Done()
 		defer stop(nil)
 		res := n.attempt(ctx, jctx, s, a.options(n.cfg.Exec))
+		m := &protocol.Msg{Type: protocol.TypeEvent, Event: &protocol.Event{
+			Kind: protocol.EventEnded, Job: s.Job, Attempt: s.Attempt, Result: res}}
 		n.mu.Lock()
 		if n.running[key] == a {
 			delete(n.running, key)
 		}
+		// Known as ending until sent, so a register made meanwhile
+		// still names it (see known).
+		n.ending[key] = m
 		n.mu.Unlock()
-		n.send(&protocol.Msg{Type: protocol.TypeEvent, Event: &protocol.Event{
-			Kind: protocol.EventEnded, Job: s.Job, Attempt: s.Attempt, Result: res}})
+		n.send(m)
 	}()
 }
 

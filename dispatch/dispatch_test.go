@@ -230,3 +230,47 @@ func TestSilentWorkerDuplicated(t *testing.T) {
 		t.Errorf("hung attempt is %s, want cancelled", at.State)
 	}
 }
+
+// TestProvenIDNeverRenamed: a network node whose proven ID is the name
+// of a node the root started is refused, not renamed (a renamed ID could
+// later be enrolled by another identity and take the node's attempts);
+// a node showing its own ID again resumes.
+func TestProvenIDNeverRenamed(t *testing.T) {
+	h := newHarness(t, 4, sched.FCFS, nil)
+	emb := h.node("local1")
+	emb.join("", 1, false) // named from its register
+	clash := h.node("clash")
+	clash.join("local1", 2, true)
+	clash.mu.Lock()
+	closed, got := clash.closed, len(clash.starts)
+	clash.mu.Unlock()
+	if !closed || got != 0 {
+		t.Fatalf("a proven ID equal to a root node's name: closed %v, %d starts; want refused", closed, got)
+	}
+	x := h.node("x")
+	x.join("x", 1, true)
+	s := x.takeStarts()
+	x.gone()
+	x2 := h.node("x'")
+	x2.join("x", 1, true, protocol.AttemptRef{Job: s[0].Job, Attempt: s[0].Attempt})
+	x2.end(s[0].Job, s[0].Attempt, ok(time.Second))
+	if at, _ := h.attempt(s[0].Job, s[0].Attempt); at.State != store.AttemptOK || at.Node != "x" {
+		t.Fatalf("resumed attempt: %s on %s, want ok on x", at.State, at.Node)
+	}
+}
+
+// TestSlowStart: a node the root did not start gets 4 jobs at first,
+// whatever it claims, and two more for each it finishes.
+func TestSlowStart(t *testing.T) {
+	h := newHarness(t, 20, sched.FCFS, nil)
+	a := h.node("a")
+	a.join("a", 100, true)
+	first := a.takeStarts()
+	if len(first) != slowStart {
+		t.Fatalf("%d starts at first, want %d", len(first), slowStart)
+	}
+	a.end(first[0].Job, first[0].Attempt, ok(time.Second))
+	if more := a.takeStarts(); len(more) != 3 {
+		t.Fatalf("%d starts after one job ended, want 3 (its slot and two more)", len(more))
+	}
+}

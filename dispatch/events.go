@@ -21,6 +21,9 @@ type nodeConn struct {
 	memory    int64
 	trusted   bool
 	resumable bool
+	proven    bool // its ID is an identity it proved (a certificate), not a name
+	limit     int  // its job limit now (0: the policy's choice)
+	claimed   int  // the job limit it claims, which slow start grows to
 	// waiting are starts decided while the node was disconnected: sent
 	// when it is back (the attempts are recorded; if it does not come
 	// back, they are lost with it).
@@ -75,41 +78,85 @@ func (r *runState) join(n Node, j Joining) {
 		return
 	}
 	id := j.ID
-	if old := r.nodes[id]; id != "" && old != nil && old.resumable && j.Resumable {
-		r.resume(old, n, reg)
-		return
-	}
-	if id == "" || r.nodes[id] != nil {
-		base := cmp.Or(id, reg.Name, "node")
+	if id != "" {
+		// A proven identity is never renamed: whoever shows it again is
+		// the same node, and no other node can come to bear its name.
+		if old := r.nodes[id]; old != nil {
+			if old.proven {
+				r.resume(old, n, reg)
+				return
+			}
+			r.d.log.Warn("node refused: its ID is the name of a node the root started", "node", id)
+			n.Shutdown(fmt.Sprintf("node ID %s is taken by a node of the root's own cluster; enrol this node under another --name", id))
+			n.Close()
+			return
+		}
+	} else {
+		base := cmp.Or(reg.Name, "node")
 		id = base
 		for i := 2; r.nodes[id] != nil; i++ {
 			id = fmt.Sprintf("%s-%d", base, i)
 		}
 	}
-	nc := &nodeConn{id: id, link: n, trusted: j.Trusted, resumable: j.Resumable, speed: 1,
+	nc := &nodeConn{id: id, link: n, trusted: j.Trusted, resumable: j.Resumable, proven: j.ID != "", speed: 1,
 		cpus: clampInt(reg.CPUs, 1, maxCPUs), memory: max(reg.Memory, 0)}
 	if j.Trusted && reg.Speed > 0 {
 		nc.speed = reg.Speed
 	}
 	limit := clampInt(reg.JobLimit, 0, maxCPUs)
+	if !j.Trusted {
+		// Slow start: a node the root did not start gets a few jobs at
+		// first and more as it finishes them, up to what it claims, so
+		// a node that takes jobs and sits on them holds few.
+		nc.claimed = cmp.Or(limit, nc.cpus)
+		limit = min(nc.claimed, slowStart)
+	}
+	nc.limit = limit
+	// Attempts of an earlier connection the dispatcher no longer counts on
+	// (given up, or of a root that ran before this one): their ends are
+	// taken, and they are cancelled below.
+	for _, a := range reg.Running {
+		n.Resume(a.Job, a.Attempt, nil)
+	}
 	if err := n.Welcome(r.welcome(id), r.nodestart); err != nil {
 		n.Close()
 		return
 	}
 	r.nodes[id], r.links[n] = nc, nc
-	r.core.AddNode(sched.Node{ID: id, CPUs: nc.cpus, Speed: nc.speed, Limit: limit, Memory: nc.memory}, r.now())
+	r.core.AddNode(r.schedNode(nc), r.now())
 	detail := fmt.Sprintf("%d CPUs, speed %g, job limit %d", nc.cpus, nc.speed, limit)
 	r.batch.Event(r.exp.ID, "node.joined", 0, id, detail)
 	r.d.log.Info("node joined", "node", id, "cpus", nc.cpus, "job_limit", limit)
 	r.prog.Nodes = len(r.nodes)
-	// Attempts of an earlier connection the dispatcher no longer counts on.
-	for _, a := range reg.Running {
-		n.Cancel(a.Job, a.Attempt)
-	}
+	r.afterApply = append(r.afterApply, func() {
+		if nc.link == n {
+			for _, a := range reg.Running {
+				n.Cancel(a.Job, a.Attempt)
+			}
+		}
+	})
 }
 
 // maxCPUs bounds the CPUs and job limit a node may claim.
 const maxCPUs = 4096
+
+// slowStart is the job limit a node the root did not start begins with;
+// each job it finishes raises it by two, up to what it claims.
+const slowStart = 4
+
+// schedNode is the node as the core sees it.
+func (r *runState) schedNode(nc *nodeConn) sched.Node {
+	return sched.Node{ID: nc.id, CPUs: nc.cpus, Speed: nc.speed, Limit: nc.limit, Memory: nc.memory}
+}
+
+// grow raises a slow-starting node's job limit after a job it finished.
+func (r *runState) grow(nc *nodeConn) {
+	if nc.trusted || nc.limit >= nc.claimed {
+		return
+	}
+	nc.limit = min(nc.limit+2, nc.claimed)
+	r.core.AddNode(r.schedNode(nc), r.now())
+}
 
 func clampInt(v, lo, hi int) int { return min(max(v, lo), hi) }
 
@@ -138,7 +185,11 @@ func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
 		if j := r.jobs[a.Job]; j != nil && j.runs[a.Attempt] == nc.id {
 			n.Resume(a.Job, a.Attempt, r.access(a.Job, j))
 		} else {
-			unwanted = append(unwanted, a) // given up meanwhile, or being stopped
+			// Given up meanwhile, or being stopped: no grants, but its
+			// end is taken; it is cancelled once what gave it up is in
+			// the store.
+			n.Resume(a.Job, a.Attempt, nil)
+			unwanted = append(unwanted, a)
 		}
 	}
 	if err := n.Welcome(r.welcome(nc.id), r.nodestart); err != nil {
@@ -149,9 +200,13 @@ func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
 	nc.link, r.links[n] = n, nc
 	now := r.now()
 	r.core.Heartbeat(nc.id, now)
-	for _, a := range unwanted {
-		n.Cancel(a.Job, a.Attempt)
-	}
+	r.afterApply = append(r.afterApply, func() {
+		if nc.link == n {
+			for _, a := range unwanted {
+				n.Cancel(a.Job, a.Attempt)
+			}
+		}
+	})
 	for _, s := range nc.waiting {
 		key := attemptKey{s.Job, s.Attempt}
 		has[key] = true
@@ -240,6 +295,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	switch {
 	case res.OK:
 		r.learnSpeed(nc, j, res)
+		r.grow(nc)
 		a.State = store.AttemptOK
 		r.batch.Finish(r.exp.ID, a, store.Done)
 		r.core.Finished(ev.Job, ev.Attempt, usage(res, nc), a.Ended)
@@ -338,6 +394,7 @@ func (r *runState) stopAttempt(a store.Attempt, requeue bool) {
 // endAttempt records how an attempt ended; when requeue is set it was
 // the job's last running attempt, and the job waits to run again.
 func (r *runState) endAttempt(a store.Attempt, requeue bool) {
+	delete(r.began, attemptKey{a.Job, a.N})
 	if requeue {
 		r.batch.Finish(r.exp.ID, a, store.Pending)
 	} else {

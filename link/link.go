@@ -236,7 +236,9 @@ func (l *Link) write() {
 				return
 			}
 		case <-l.quit:
-			for {
+			// What is queued goes out within one send timeout in all.
+			end := time.Now().Add(l.cfg.SendTimeout)
+			for time.Now().Before(end) {
 				select {
 				case m := <-l.out:
 					if l.conn.Send(m) != nil {
@@ -393,6 +395,26 @@ func (g guard) Glob(ctx context.Context, pattern string) ([]string, error) {
 	return names, g.refused("glob", pattern, err)
 }
 
+// Put checks the grant when the file starts and again when all of it
+// has arrived, before it is renamed into place: an attempt cancelled or
+// given up while its file was arriving leaves nothing on the root.
 func (g guard) Put(ctx context.Context, name string, perm fs.FileMode, r io.Reader) error {
-	return g.refused("create", name, g.root().Put(ctx, name, perm, r))
+	still := func() bool { return g.l.allowed().CanPut(name) }
+	return g.refused("create", name, g.root().Put(ctx, name, perm, &recheck{r: r, name: name, ok: still}))
+}
+
+// recheck is a file's bytes that end in an error, instead of EOF, when
+// the grant to write it has ended meanwhile.
+type recheck struct {
+	r    io.Reader
+	name string
+	ok   func() bool
+}
+
+func (c *recheck) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if err == io.EOF && !c.ok() {
+		return n, &task.AccessError{Op: "put", Path: c.name, Reason: "the attempt ended or was cancelled while the file arrived"}
+	}
+	return n, err
 }

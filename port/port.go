@@ -56,8 +56,10 @@ type Config struct {
 	Root task.Root
 	Log  *slog.Logger
 	// MaxConns bounds the connections held at once (default 1024);
-	// MaxPending those still authenticating (default 64).
-	MaxConns, MaxPending int
+	// MaxPending those still authenticating (default 64), and
+	// MaxPendingPerHost those still authenticating from one address
+	// (default 8), so one host cannot take every slot.
+	MaxConns, MaxPending, MaxPendingPerHost int
 	// HelloTimeout bounds the TLS handshake and the hello (default 10 s).
 	HelloTimeout time.Duration
 	// RevokeCheck is how often revoked nodes are looked for among the
@@ -77,8 +79,9 @@ type Port struct {
 	open atomic.Int64 // connections held
 	sem  chan struct{}
 
-	mu    sync.Mutex
-	conns map[net.Conn]string // every connection held, with its node ID once known
+	mu      sync.Mutex
+	conns   map[net.Conn]string // every connection held, with its node ID once known
+	pending map[string]int      // connections authenticating, by host
 }
 
 // Listen binds the port and prepares its certificate, which names the
@@ -90,6 +93,9 @@ func Listen(cfg Config) (*Port, error) {
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 64
+	}
+	if cfg.MaxPendingPerHost <= 0 {
+		cfg.MaxPendingPerHost = 8
 	}
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = 10 * time.Second
@@ -117,7 +123,7 @@ func Listen(cfg Config) (*Port, error) {
 	tc.MinVersion, tc.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
 	tc.NextProtos = []string{protocol.ALPN}
 	return &Port{cfg: cfg, ln: ln, tls: tc, log: cfg.Log, sem: make(chan struct{}, cfg.MaxPending),
-		conns: map[net.Conn]string{}}, nil
+		conns: map[net.Conn]string{}, pending: map[string]int{}}, nil
 }
 
 // Addr is the address the port listens on.
@@ -209,6 +215,15 @@ func (p *Port) admit(conn net.Conn) bool {
 		conn.Close()
 		return false
 	}
+	host := hostOf(conn)
+	p.mu.Lock()
+	if p.pending[host] >= p.cfg.MaxPendingPerHost {
+		p.mu.Unlock()
+		p.log.Warn("connection refused: too many connections authenticating from its host", "peer", conn.RemoteAddr(), "max", p.cfg.MaxPendingPerHost)
+		conn.Close()
+		return false
+	}
+	p.mu.Unlock()
 	select {
 	case p.sem <- struct{}{}:
 	default:
@@ -219,8 +234,29 @@ func (p *Port) admit(conn net.Conn) bool {
 	p.open.Add(1)
 	p.mu.Lock()
 	p.conns[conn] = ""
+	p.pending[host]++
 	p.mu.Unlock()
 	return true
+}
+
+// authenticated releases a connection's authenticating slots.
+func (p *Port) authenticated(conn net.Conn) {
+	<-p.sem
+	host := hostOf(conn)
+	p.mu.Lock()
+	if p.pending[host]--; p.pending[host] <= 0 {
+		delete(p.pending, host)
+	}
+	p.mu.Unlock()
+}
+
+// hostOf is the address a connection comes from, without its port.
+func hostOf(conn net.Conn) string {
+	h, _, err := net.SplitHostPort(conn.RemoteAddr().String())
+	if err != nil {
+		return conn.RemoteAddr().String()
+	}
+	return h
 }
 
 func (p *Port) release(conn net.Conn) {
@@ -234,12 +270,20 @@ func (p *Port) release(conn net.Conn) {
 // serve authenticates one connection and, for a node, serves its link.
 func (p *Port) serve(ctx context.Context, raw net.Conn) {
 	id, conn, err := p.authenticate(ctx, raw)
-	<-p.sem
+	p.authenticated(raw)
 	if err != nil {
 		p.log.Warn("connection refused", "peer", raw.RemoteAddr(), "why", err)
 		return
 	}
 	p.mu.Lock()
+	// One connection per node: a newer one replaces the older.
+	for c, other := range p.conns {
+		if other == id && c != raw {
+			p.log.Info("node reconnected: its older connection closed", "node", id, "peer", c.RemoteAddr())
+			c.Close()
+			p.conns[c] = ""
+		}
+	}
 	p.conns[raw] = id
 	p.mu.Unlock()
 	p.log.Info("node authenticated", "node", id, "peer", raw.RemoteAddr())

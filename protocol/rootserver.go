@@ -13,16 +13,21 @@ import (
 
 // RootServer answers an agent's staging requests on the root's side of
 // one connection, over a Root (the root directory as that node may see
-// it). At most max requests are in progress at once: a further request
-// waits, so the reader applies back-pressure instead of holding memory.
-// It owns the goroutines it starts; Close waits for them.
+// it). At most max reads (open, stat, glob) are in progress at once: a
+// further one waits, so the reader applies back-pressure instead of
+// holding memory (a read ends on its own, within the send deadline). At
+// most 4×max files are being written at once; a further create is
+// answered at once with a system failure, since the reader must stay
+// free to take the data of those being written. It owns the goroutines
+// it starts; Close waits for them.
 type RootServer struct {
-	conn *Conn
-	root task.Root
-	ctx  context.Context
-	stop context.CancelFunc
-	wg   sync.WaitGroup
-	sem  chan struct{}
+	conn   *Conn
+	root   task.Root
+	ctx    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	reads  chan struct{}
+	writes chan struct{}
 
 	mu      sync.Mutex
 	creates map[uint64]*io.PipeWriter
@@ -36,7 +41,7 @@ func NewRootServer(ctx context.Context, conn *Conn, root task.Root, max int) *Ro
 	}
 	ctx, stop := context.WithCancel(ctx)
 	return &RootServer{conn: conn, root: root, ctx: ctx, stop: stop, creates: map[uint64]*io.PipeWriter{},
-		sem: make(chan struct{}, max)}
+		reads: make(chan struct{}, max), writes: make(chan struct{}, 4*max)}
 }
 
 // Handle serves m, a staging request. It returns an error only when m
@@ -48,20 +53,29 @@ func (s *RootServer) Handle(m *Msg) error {
 		if m.ID == 0 {
 			return fmt.Errorf("%s request without an ID", m.Type)
 		}
+	}
+	switch m.Type {
+	case TypeOpen, TypeStat, TypeGlob:
 		select {
-		case s.sem <- struct{}{}:
+		case s.reads <- struct{}{}:
 		case <-s.ctx.Done():
 			return s.ctx.Err()
 		}
 	}
 	switch m.Type {
 	case TypeOpen:
-		s.goServe(func() { s.open(m) })
+		s.goServe(s.reads, func() { s.open(m) })
 	case TypeStat:
-		s.goServe(func() { s.stat(m) })
+		s.goServe(s.reads, func() { s.stat(m) })
 	case TypeGlob:
-		s.goServe(func() { s.glob(m) })
+		s.goServe(s.reads, func() { s.glob(m) })
 	case TypeCreate:
+		select {
+		case s.writes <- struct{}{}:
+		default:
+			s.reply(m, &Msg{}, fmt.Errorf("%w: the root is writing %d files for this node already", task.ErrRootSystem, cap(s.writes)))
+			return nil
+		}
 		return s.create(m)
 	case TypeData:
 		s.mu.Lock()
@@ -88,12 +102,12 @@ func (s *RootServer) Handle(m *Msg) error {
 	return nil
 }
 
-// goServe runs a request that holds one of the server's slots.
-func (s *RootServer) goServe(f func()) {
+// goServe runs a request that holds one of the slots of sem.
+func (s *RootServer) goServe(sem chan struct{}, f func()) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer func() { <-s.sem }()
+		defer func() { <-sem }()
 		f()
 	}()
 }
@@ -169,12 +183,12 @@ func (s *RootServer) create(m *Msg) error {
 	s.mu.Lock()
 	if s.creates[m.ID] != nil {
 		s.mu.Unlock()
-		<-s.sem
+		<-s.writes
 		return fmt.Errorf("create %d: the ID is in use", m.ID)
 	}
 	s.creates[m.ID] = pw
 	s.mu.Unlock()
-	s.goServe(func() {
+	s.goServe(s.writes, func() {
 		err := s.root.Put(s.ctx, m.Path, fs.FileMode(m.Mode), pr)
 		pr.CloseWithError(errors.New("the root stopped writing " + m.Path))
 		s.mu.Lock()

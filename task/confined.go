@@ -1,6 +1,7 @@
 package task
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -44,6 +45,10 @@ type ConfinedRoot struct {
 	// target's directory, holds files while Put writes them (as
 	// DirRoot.TempDir); otherwise they are written next to their target.
 	TempDir string
+	// Hidden are directories inside Dir that no node may touch, whatever
+	// a plan's copy commands say: the state directory, with the
+	// experiment's keys and database.
+	Hidden []string
 }
 
 var _ Root = ConfinedRoot{}
@@ -72,11 +77,57 @@ func (c ConfinedRoot) begin(ctx context.Context, op, name string) (*os.Root, str
 		e.Op = op
 		return nil, "", e
 	}
+	if op != "glob" && c.hidden(clean) {
+		return nil, "", &AccessError{Op: op, Path: name, Reason: reasonHidden}
+	}
 	r, err := c.openRoot()
 	if err != nil {
 		return nil, "", err
 	}
 	return r, clean, nil
+}
+
+// reasonHidden is why a path in a hidden directory is refused.
+const reasonHidden = "inside the state directory"
+
+// hidden reports whether clean (a cleaned relative root path) is in one
+// of the hidden directories, as written or once symlinks are followed.
+func (c ConfinedRoot) hidden(clean string) bool {
+	if len(c.Hidden) == 0 {
+		return false
+	}
+	dir, _ := filepath.Abs(cmp.Or(c.Dir, "."))
+	full := filepath.Join(dir, filepath.FromSlash(clean))
+	// The deepest part of the path that exists, with symlinks followed.
+	real, rest := full, ""
+	for {
+		if r, err := filepath.EvalSymlinks(real); err == nil {
+			real = filepath.Join(r, rest)
+			break
+		}
+		parent := filepath.Dir(real)
+		if parent == real {
+			real = full
+			break
+		}
+		rest = filepath.Join(filepath.Base(real), rest)
+		real = parent
+	}
+	for _, h := range c.Hidden {
+		h, _ = filepath.Abs(h)
+		hr, err := filepath.EvalSymlinks(h)
+		if err != nil {
+			hr = h
+		}
+		for _, p := range []string{full, real} {
+			for _, base := range []string{h, hr} {
+				if p == base || strings.HasPrefix(p, base+string(filepath.Separator)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // confinedErr turns os.Root's "path escapes from parent" into an
@@ -216,7 +267,7 @@ func (c ConfinedRoot) Glob(ctx context.Context, pattern string) ([]string, error
 	}
 	var names []string
 	for _, m := range matches {
-		if strings.HasPrefix(path.Base(m), tempPrefix) {
+		if strings.HasPrefix(path.Base(m), tempPrefix) || c.hidden(m) {
 			continue
 		}
 		if fi, err := r.Stat(m); err != nil || !fi.Mode().IsRegular() {

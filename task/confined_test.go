@@ -388,3 +388,42 @@ func TestIsRootSystemError(t *testing.T) {
 		}
 	}
 }
+
+// TestConfinedRootHidesTheStateDirectory: whatever a plan's copies say,
+// no node reads or writes the state directory (keys, database), by name,
+// by glob or through a symlink.
+func TestConfinedRootHidesTheStateDirectory(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, ".orrery")
+	os.MkdirAll(filepath.Join(state, "pki"), 0o700)
+	os.WriteFile(filepath.Join(state, "pki", "ca.key"), []byte("CA PRIVATE KEY"), 0o600)
+	os.WriteFile(filepath.Join(dir, "ok.txt"), []byte("ok"), 0o644)
+	os.Symlink(".orrery", filepath.Join(dir, "st"))
+	c := ConfinedRoot{Dir: dir, Hidden: []string{state}}
+	ctx := context.Background()
+	for _, name := range []string{".orrery/pki/ca.key", "./.orrery/pki/ca.key", "st/pki/ca.key", ".orrery"} {
+		if _, err := c.Open(ctx, name); !errors.Is(err, ErrDenied) {
+			t.Errorf("Open(%q) = %v, want denied", name, err)
+		}
+		if _, err := c.Stat(ctx, name); !errors.Is(err, ErrDenied) {
+			t.Errorf("Stat(%q) = %v, want denied", name, err)
+		}
+	}
+	if err := c.Put(ctx, ".orrery/pki/ca.key", 0o644, strings.NewReader("x")); !errors.Is(err, ErrDenied) {
+		t.Errorf("Put into the state directory = %v, want denied", err)
+	}
+	for _, pat := range []string{"*/*/*", "*/pki/*", "st/*/*"} {
+		names, err := c.Glob(ctx, pat)
+		if err != nil || len(names) != 0 {
+			t.Errorf("Glob(%q) = %v, %v; want nothing", pat, names, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(state, "pki", "ca.key")); err != nil || string(b) != "CA PRIVATE KEY" {
+		t.Fatalf("the key changed: %q, %v", b, err)
+	}
+	if rc, err := c.Open(ctx, "ok.txt"); err != nil {
+		t.Fatalf("Open(ok.txt) = %v", err)
+	} else {
+		rc.Close()
+	}
+}

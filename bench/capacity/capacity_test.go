@@ -49,7 +49,8 @@ const (
 // setup-s. Memory: peak-RSS-MB is the whole test process's VmHWM (root
 // and agents, and the setup), run-RSS-MB the peak during Run alone
 // (VmHWM reset through /proc/self/clear_refs before Run), heap-peak-MB
-// the largest live heap sampled every 100 ms during Run.
+// the most heap held by objects (live, or dead and not yet swept),
+// sampled every 100 ms during Run; go-sys-MB is MemStats.Sys at the end.
 func BenchmarkDispatcher(b *testing.B) {
 	agents := envInt(b, "CAPACITY_AGENTS", 1000)
 	jobs := envInt(b, "CAPACITY_JOBS", 100_000)
@@ -211,9 +212,11 @@ func (r *rig) run(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	cpu0 := cpuTime()
 	start := time.Now()
 	sum, err := r.d.Run(ctx)
 	wall := time.Since(start)
+	cpu := cpuTime() - cpu0
 	if os.Getenv("CAPACITY_CPUPROFILE") != "" {
 		pprof.StopCPUProfile()
 	}
@@ -242,24 +245,29 @@ func (r *rig) run(b *testing.B) {
 	b.ReportMetric(wall.Seconds(), "run-s")
 	b.ReportMetric(joined.Seconds(), "join-s")
 	b.ReportMetric(r.setup.Seconds(), "setup-s")
+	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpus-used")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(r.jobs), "cpu-µs/job")
 	b.ReportMetric(float64(runRSS)/1024, "run-RSS-MB")
 	b.ReportMetric(float64(hwm)/1024, "peak-RSS-MB")
 	b.ReportMetric(float64(peakHeap)/(1<<20), "heap-peak-MB")
 	b.ReportMetric(float64(ms.Sys)/(1<<20), "go-sys-MB")
 	b.Logf("%d agents (job limit %d), %d jobs, GOMAXPROCS %d: setup (enrol + register) %.2f s; "+
 		"Run %.2f s = %.0f jobs/s (all nodes welcomed %.2f s after Run began; %.0f jobs/s after that); "+
-		"peak RSS %.1f MB for the whole process (%.1f MB during Run); live heap peak %.1f MB; "+
+		"process CPU during Run %.2f s (%.2f CPUs busy, %.1f µs per job: %.0f jobs/s if %d CPUs were all ours); "+
+		"peak RSS %.1f MB for the whole process, root and agents (%.1f MB during Run); heap objects peak %.1f MB; "+
 		"MemStats: Sys %.1f MB, HeapSys %.1f MB, StackSys %.1f MB, %d goroutines, NumGC %d",
 		r.agents, r.limit, r.jobs, runtime.GOMAXPROCS(0), r.setup.Seconds(),
 		wall.Seconds(), rate, joined.Seconds(), float64(r.jobs)/(wall-joined).Seconds(),
+		cpu.Seconds(), cpu.Seconds()/wall.Seconds(), float64(cpu.Microseconds())/float64(r.jobs),
+		float64(runtime.NumCPU())*float64(r.jobs)/cpu.Seconds(), runtime.NumCPU(),
 		float64(hwm)/1024, float64(runRSS)/1024, float64(peakHeap)/(1<<20),
 		float64(ms.Sys)/(1<<20), float64(ms.HeapSys)/(1<<20), float64(ms.StackSys)/(1<<20),
 		runtime.NumGoroutine(), ms.NumGC)
 	if rate < targetRate {
-		b.Logf("MISSED: %.0f jobs/s < %d", rate, targetRate)
+		b.Errorf("MISSED: %.0f jobs/s < %d", rate, targetRate)
 	}
 	if hwm > targetRSS*1024 {
-		b.Logf("MISSED: peak RSS %.1f MB > %d MB", float64(hwm)/1024, targetRSS)
+		b.Errorf("MISSED: peak RSS %.1f MB > %d MB", float64(hwm)/1024, targetRSS)
 	}
 }
 
@@ -345,7 +353,7 @@ func (a *fakeAgent) beat(every time.Duration, done <-chan struct{}) {
 	}
 }
 
-// sampleHeap samples the live heap every 100 ms until the returned stop
+// sampleHeap samples the heap's objects every 100 ms until the returned stop
 // function is called, which returns the largest sample.
 func sampleHeap() (stop func() uint64) {
 	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
@@ -393,6 +401,15 @@ func procStatusKB(name string) int64 {
 		}
 	}
 	return 0
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // raiseFileLimit raises RLIMIT_NOFILE's soft limit to at least n.

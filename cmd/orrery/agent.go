@@ -109,6 +109,7 @@ func joinToken(file, arg string) (string, error) {
 		return strings.TrimSpace(string(b)), nil
 	}
 	if t := strings.TrimSpace(os.Getenv("ORRERY_TOKEN")); t != "" {
+		os.Unsetenv("ORRERY_TOKEN") // the jobs inherit this environment
 		return t, nil
 	}
 	if arg != "" {

@@ -6,8 +6,9 @@ package main
 // and resetting the path; and, in this test process, a node that
 // authenticated and then asks the root for what it may not.
 //
-// They need root and `ip netns`; in CI (CI=true) they fail when they
-// cannot run, elsewhere they skip.
+// The namespace tests need root, `ip netns` and iptables; in CI (CI=true)
+// they fail when they cannot run, elsewhere they skip.
+// TestNetNSLeastPrivilege needs neither: it runs on loopback.
 
 import (
 	"context"
@@ -327,10 +328,10 @@ endtask
 }
 
 // TestNetNSLeastPrivilege dials the root's port from this process, on
-// loopback (the root is a real `orrery run --listen 127.0.0.1:0`). First
-// peers that never authenticate: each is closed, served nothing, and
-// logged with its address. Then a node that enrols with the join token,
-// registers and is given an attempt, and asks for what its grants do
+// loopback (the root is a real `orrery run --listen 127.0.0.1:0`).
+// Peers that never authenticate are each closed, served nothing, and
+// logged with their address. Meanwhile a node that enrols with the join
+// token, registers and is given an attempt asks for what its grants do
 // not allow: each request is denied, answered with no data, and logged
 // once by the root. Then it does its jobs honestly and the run completes.
 func TestNetNSLeastPrivilege(t *testing.T) {
@@ -706,9 +707,9 @@ func nsKnock(t *testing.T, run *e2eProc, addr string, tok pki.Token) {
 				t.Fatalf("TLS handshake: %v", err)
 			}
 			pc := protocol.NewConnLimits(tc, protocol.NodeLimits)
-			if err := pc.Send(c.first); err != nil {
-				t.Fatal(err)
-			}
+			// The root may refuse a frame from its lengths and close
+			// before all of it is sent: then the send fails.
+			pc.Send(c.first)
 			if d := closed(t, pc); d > 5*time.Second {
 				t.Errorf("closed after %s, want at once", d)
 			}

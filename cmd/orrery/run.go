@@ -106,7 +106,7 @@ func runRun(e *env, args []string) int {
 		Policy: pol, NoNodes: 30 * time.Second, Progress: prog.update, Migrate: migrate, Log: log})
 	// Nodes see the root directory confined: only what their copy
 	// commands name, nothing outside it.
-	nodeRoot := task.ConfinedRoot{Dir: root, TempDir: d.IncomingDir()}
+	nodeRoot := task.ConfinedRoot{Dir: root, TempDir: d.IncomingDir(), Hidden: []string{*stateDir}}
 	stopListening := func() {}
 	if *listen != "" {
 		pt, err := listenPort(*listen, *advertise, *stateDir, d, nodeRoot, log)
