@@ -30,11 +30,16 @@ jobs=${1:-5000}
 repeat=${REPEAT:-3}
 
 work=$(mktemp -d)
-pids=() # every process this script started in the background
+# Every command measured runs in the background in a process group of
+# its own (job control), and the script waits for it: a signal then
+# interrupts the wait at once, and the trap ends each group this script
+# started (xargs's children too) by its ID.
+set -m
+pids=() # the process groups started and not yet reaped
 cleanup() {
 	local p
 	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
+		kill -TERM -- "-$p" 2>/dev/null || true
 	done
 	for p in "${pids[@]}"; do
 		wait "$p" 2>/dev/null || true
@@ -137,14 +142,16 @@ tls_run() {
 
 # embedded_run N: one run of the embedded cluster; sets t.
 embedded_run() {
-	local dir=$work/emb$1 t0 t1 status=0
+	local dir=$work/emb$1 t0 t1
 	mkdir -p "$dir"
 	now
 	t0=$s
-	"$orrery" run --job-limit 2 --state-dir "$dir/state" "$work/true.pln" >"$dir/run.out" 2>"$dir/run.err" || status=$?
+	"$orrery" run --job-limit 2 --state-dir "$dir/state" "$work/true.pln" >"$dir/run.out" 2>"$dir/run.err" &
+	pids+=($!)
+	reap $!
 	now
 	t1=$s
-	[ "$status" = 0 ] || fail_with "orrery run (embedded) exited $status" "$dir/run.out" "$dir/run.err"
+	[ "$rc" = 0 ] || fail_with "orrery run (embedded) exited $rc" "$dir/run.out" "$dir/run.err"
 	check_done "$dir/run.out"
 	t=$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.3f", a - b }')
 	rm -rf "$dir"
@@ -155,9 +162,12 @@ xargs_run() {
 	local t0 t1
 	now
 	t0=$s
-	seq "$jobs" | xargs -P2 -n1 true
+	{ seq "$jobs" | xargs -P2 -n1 true; } &
+	pids+=($!)
+	reap $!
 	now
 	t1=$s
+	[ "$rc" = 0 ] || fail_with "xargs exited $rc"
 	t=$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.3f", a - b }')
 }
 

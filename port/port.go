@@ -63,7 +63,7 @@ type Config struct {
 	// HelloTimeout bounds the TLS handshake and the hello (default 10 s).
 	HelloTimeout time.Duration
 	// RevokeCheck is how often revoked nodes are looked for among the
-	// connected ones (default 1 s).
+	// connected ones (default 250 ms).
 	RevokeCheck time.Duration
 	// SendTimeout bounds each message sent to a node (default 10 s).
 	SendTimeout time.Duration
@@ -101,7 +101,7 @@ func Listen(cfg Config) (*Port, error) {
 		cfg.HelloTimeout = 10 * time.Second
 	}
 	if cfg.RevokeCheck <= 0 {
-		cfg.RevokeCheck = time.Second
+		cfg.RevokeCheck = 250 * time.Millisecond
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

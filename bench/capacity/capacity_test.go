@@ -132,7 +132,8 @@ func setup(b *testing.B, agents, jobs, limit int, pol sched.Policy) *rig {
 	}
 	r.pt, err = port.Listen(port.Config{Addr: "127.0.0.1:0", Authority: auth, Dispatcher: r.d,
 		Root: task.ConfinedRoot{Dir: root, TempDir: r.d.IncomingDir()}, Log: log,
-		MaxConns: agents + 100, MaxPending: agents + 100, HelloTimeout: time.Minute})
+		MaxConns: agents + 100, MaxPending: agents + 100, MaxPendingPerHost: agents + 100, // every agent is on 127.0.0.1
+		HelloTimeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}

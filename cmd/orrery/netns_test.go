@@ -320,7 +320,9 @@ endtask
 	}
 	if !revokedAt.IsZero() {
 		for _, l := range e2eJoblog(t, dir) {
-			if l.Host == "v" && l.Exit == 0 && l.Start > float64(revokedAt.UnixNano())/1e9 {
+			// The root looks for revoked nodes every 250 ms: a start it
+			// sent in that window may still complete.
+			if l.Host == "v" && l.Exit == 0 && l.Start > float64(revokedAt.Add(time.Second).UnixNano())/1e9 {
 				t.Errorf("the revoked node v completed an attempt it started after its revocation: %+v", l)
 			}
 		}
@@ -724,7 +726,7 @@ func nsKnock(t *testing.T, run *e2eProc, addr string, tok pki.Token) {
 func TestNetNSReset(t *testing.T) {
 	lab := newNSLab(t, "a")
 	dir := e2eDir(t)
-	const jobs = 6
+	const jobs = 4 // a new network node starts with a job limit of 4 (slow start)
 	// Even jobs end during the cut (their ends wait for the connection),
 	// odd ones run on after it.
 	e2eWrite(t, filepath.Join(dir, "reset.pln"), fmt.Sprintf(`parameter i integer range from 1 to %d
