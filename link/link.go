@@ -75,8 +75,11 @@ type Link struct {
 	conn *protocol.Conn
 	d    Dispatcher
 	log  *slog.Logger
-	out  chan *protocol.Msg
 	quit chan struct{}
+	wake chan struct{} // a message was queued
+
+	qmu   sync.Mutex
+	queue []*protocol.Msg // waiting to be sent, at most cfg.Queue
 
 	closeOnce  sync.Once
 	registered chan struct{} // closed when the node registers
@@ -120,7 +123,7 @@ func Serve(ctx context.Context, conn *protocol.Conn, d Dispatcher, cfg Config) e
 		cfg.RegisterTimeout = 30 * time.Second
 	}
 	conn.SetSendTimeout(cfg.SendTimeout)
-	l := &Link{cfg: cfg, conn: conn, d: d, log: cfg.Log, out: make(chan *protocol.Msg, cfg.Queue),
+	l := &Link{cfg: cfg, conn: conn, d: d, log: cfg.Log, wake: make(chan struct{}, 1),
 		quit: make(chan struct{}), grants: map[attemptKey]*task.Access{}, name: cfg.ID}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -226,30 +229,35 @@ func (l *Link) violation(what string) error {
 }
 
 // write sends queued messages until Close, then what is still queued
-// (each within the send timeout), and closes the connection.
+// (within one send timeout in all), and closes the connection.
 func (l *Link) write() {
 	defer l.conn.Close()
 	for {
 		select {
-		case m := <-l.out:
-			if l.conn.Send(m) != nil {
+		case <-l.wake:
+			if !l.flush(time.Time{}) {
 				return
 			}
 		case <-l.quit:
-			// What is queued goes out within one send timeout in all.
-			end := time.Now().Add(l.cfg.SendTimeout)
-			for time.Now().Before(end) {
-				select {
-				case m := <-l.out:
-					if l.conn.Send(m) != nil {
-						return
-					}
-				default:
-					return
-				}
-			}
+			l.flush(time.Now().Add(l.cfg.SendTimeout))
+			return
 		}
 	}
+}
+
+// flush sends every queued message, stopping at the deadline unless it
+// is zero, and reports whether the connection still works.
+func (l *Link) flush(deadline time.Time) bool {
+	l.qmu.Lock()
+	batch := l.queue
+	l.queue = nil
+	l.qmu.Unlock()
+	for _, m := range batch {
+		if !deadline.IsZero() && time.Now().After(deadline) || l.conn.Send(m) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // enqueue queues m for the writer; a full queue drops the node.
@@ -259,14 +267,22 @@ func (l *Link) enqueue(m *protocol.Msg) error {
 		return errors.New("the connection is closed")
 	default:
 	}
-	select {
-	case l.out <- m:
-		return nil
-	default:
+	l.qmu.Lock()
+	full := len(l.queue) >= l.cfg.Queue
+	if !full {
+		l.queue = append(l.queue, m)
+	}
+	l.qmu.Unlock()
+	if full {
 		l.log.Warn("node dropped: its send queue is full", "node", l.nodeName())
 		l.Close()
 		return ErrQueueFull
 	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // Welcome implements dispatch.Node.

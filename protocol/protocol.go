@@ -217,6 +217,9 @@ type Resident struct {
 	Group int `json:"group,omitempty"`
 }
 
+// connBuffer is the size of a Conn's read and write buffers.
+const connBuffer = 4 << 10
+
 // ChunkSize is the size of the data frames a file is sent in, and the
 // most data a frame may carry.
 const ChunkSize = 256 << 10
@@ -280,7 +283,9 @@ func NewConn(rw io.ReadWriteCloser) *Conn {
 
 // NewConnLimits wraps a connection, reading under limits.
 func NewConnLimits(rw io.ReadWriteCloser, limits Limits) *Conn {
-	return &Conn{rw: rw, r: bufio.NewReaderSize(rw, 64<<10), w: bufio.NewWriterSize(rw, 64<<10), limits: limits}
+	// Small buffers: a root holds thousands of connections, frames larger
+	// than a buffer pass through it, and TLS keeps records of its own.
+	return &Conn{rw: rw, r: bufio.NewReaderSize(rw, connBuffer), w: bufio.NewWriterSize(rw, connBuffer), limits: limits}
 }
 
 // SetLimits changes the limits the next frames are read under: the root

@@ -230,12 +230,22 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("write state: %w", err)
 	}
 	defer tx.Rollback()
+	// The transaction carries ctx; its statements run without a context
+	// of their own, so the driver starts no watcher goroutine for each,
+	// and each prepared statement is bound to the transaction once.
+	sctx := context.WithoutCancel(ctx)
+	bound := map[string]*sql.Stmt{}
 	for _, o := range b.ops {
-		stmt, err := s.prepared(ctx, o.query)
-		if err != nil {
-			return fmt.Errorf("write state: %w", err)
+		stmt := bound[o.query]
+		if stmt == nil {
+			ps, err := s.prepared(ctx, o.query)
+			if err != nil {
+				return fmt.Errorf("write state: %w", err)
+			}
+			stmt = tx.StmtContext(sctx, ps)
+			bound[o.query] = stmt
 		}
-		if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, o.args...); err != nil {
+		if _, err := stmt.ExecContext(sctx, o.args...); err != nil {
 			return fmt.Errorf("write state: %w", err)
 		}
 	}
