@@ -186,7 +186,9 @@ func newFixture(t *testing.T, cfg port.Config) *fixture {
 		t.Fatal(err)
 	}
 	f.tok = token(t, f.auth)
-	cfg.Addr = "127.0.0.1:0"
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
 	cfg.Authority = f.auth
 	if cfg.Dispatcher == nil {
 		cfg.Dispatcher = f.d

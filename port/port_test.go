@@ -710,3 +710,21 @@ func TestStagingOverTLSLeastPrivilege(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv6 listens on the IPv6 loopback: the certificate names it, and
+// a node joins by it.
+func TestIPv6(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		ln.Close()
+	}
+	f := newFixture(t, port.Config{Addr: "[::1]:0"})
+	if !strings.HasPrefix(f.addr, "[::1]:") {
+		t.Fatalf("listening on %s", f.addr)
+	}
+	f.join(f.client("six")) // it dials [::1]:PORT, verifies the certificate by that address, enrols, registers
+	if ids := f.d.joinedIDs(); len(ids) != 1 || ids[0] != "six" {
+		t.Fatalf("joined %v, want six", ids)
+	}
+}
