@@ -102,9 +102,16 @@ type e2eProc struct {
 // killed when ctx ends or the test ends.
 func e2eStart(t *testing.T, ctx context.Context, dir string, args ...string) *e2eProc {
 	t.Helper()
-	p := &e2eProc{t: t, name: "orrery " + strings.Join(args, " "), done: make(chan struct{})}
-	p.cmd = exec.Command(e2eBinary(t), args...)
-	p.cmd.Dir = dir
+	cmd := exec.Command(e2eBinary(t), args...)
+	cmd.Dir = dir
+	return e2eStartCmd(t, ctx, "orrery "+strings.Join(args, " "), cmd)
+}
+
+// e2eStartCmd starts cmd in its own process group, killed when ctx ends or
+// the test ends.
+func e2eStartCmd(t *testing.T, ctx context.Context, name string, cmd *exec.Cmd) *e2eProc {
+	t.Helper()
+	p := &e2eProc{t: t, name: name, cmd: cmd, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {

@@ -226,32 +226,10 @@ func nsEnv() []string {
 // process group, killed when ctx or the test ends.
 func (l *nsLab) start(t *testing.T, ctx context.Context, ns, dir string, argv ...string) *e2eProc {
 	t.Helper()
-	p := &e2eProc{t: t, name: "[" + strings.TrimPrefix(ns, l.prefix+"-") + "] " + strings.Join(argv, " "), done: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
-	p.cmd.Dir = dir
-	p.cmd.Env = nsEnv()
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", p.name, err)
-	}
-	go func() {
-		p.cmd.Wait()
-		p.state = p.cmd.ProcessState
-		close(p.done)
-	}()
-	go func() {
-		select {
-		case <-ctx.Done():
-			p.killGroup(syscall.SIGKILL)
-		case <-p.done:
-		}
-	}()
-	t.Cleanup(func() {
-		p.killGroup(syscall.SIGKILL)
-		<-p.done
-	})
-	return p
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd.Dir = dir
+	cmd.Env = nsEnv()
+	return e2eStartCmd(t, ctx, "["+strings.TrimPrefix(ns, l.prefix+"-")+"] "+strings.Join(argv, " "), cmd)
 }
 
 // orrery runs `orrery ARGS` in namespace ns.
