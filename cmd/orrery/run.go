@@ -28,7 +28,7 @@ const exitInterrupted = 130
 
 // runRun implements `orrery run`.
 func runRun(e *env, args []string) int {
-	fs := newFlags(e, "run", "[--nodes N] [--job-limit K] [--policy P] [--seed N] [--state-dir DIR] PLAN")
+	fs := newFlags(e, "run", "[--nodes N] [--job-limit K] [--policy P] [--cluster FILE] [--seed N] [--state-dir DIR] [--listen HOST:PORT [--advertise NAME]] PLAN")
 	nodes := fs.Int("nodes", 1, "number of `N` local nodes in the embedded cluster")
 	clusterFile := fs.String("cluster", "", "cluster `file` describing the local nodes (names, job limits, CPU shares, memory)")
 	jobLimit := fs.Int("job-limit", 0, "jobs each node runs at once (default: its CPUs)")
