@@ -728,3 +728,40 @@ func TestIPv6(t *testing.T) {
 		t.Fatalf("joined %v, want six", ids)
 	}
 }
+
+// TestPendingPerHost: one host may hold only a few connections still
+// authenticating; another host still gets a slot.
+func TestPendingPerHost(t *testing.T) {
+	f := newFixture(t, port.Config{HelloTimeout: 5 * time.Second, MaxPending: 64, MaxPendingPerHost: 3})
+	dialFrom := func(ip string) net.Conn {
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		c, err := d.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	stillOpen := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout()
+	}
+	var held []net.Conn
+	for range 3 {
+		held = append(held, dialFrom("127.0.0.1"))
+	}
+	for _, c := range held {
+		if !stillOpen(c) {
+			t.Fatalf("one of the first 3 connections from 127.0.0.1 was closed")
+		}
+	}
+	closedWithin(t, dialFrom("127.0.0.1"), time.Second) // a 4th from the same host
+	if got := f.log.lines("too many connections authenticating from its host"); len(got) != 1 {
+		t.Errorf("refusals logged: %q, want one", got)
+	}
+	if other := dialFrom("127.0.0.2"); !stillOpen(other) {
+		t.Errorf("a connection from another host was closed while 127.0.0.1 held its 3")
+	}
+}
