@@ -84,12 +84,11 @@ type Link struct {
 	closeOnce  sync.Once
 	registered chan struct{} // closed when the node registers
 
-	mu        sync.Mutex
-	name      string // the node's ID once welcomed, for logs
-	welcomed  bool
-	nodestart *task.Access
-	grants    map[attemptKey]*task.Access // the attempts given and not ended; nil once cancelled
-	merged    *task.Access                // nodestart's and every grant's, built when needed
+	mu       sync.Mutex
+	name     string // the node's ID once welcomed, for logs
+	welcomed bool
+	given    map[attemptKey]bool // the attempts given and not ended: their ends are taken
+	grants   task.Grants         // nodestart's, and those of the attempts given and not cancelled
 }
 
 var _ dispatch.Node = (*Link)(nil)
@@ -124,7 +123,7 @@ func Serve(ctx context.Context, conn *protocol.Conn, d Dispatcher, cfg Config) e
 	}
 	conn.SetSendTimeout(cfg.SendTimeout)
 	l := &Link{cfg: cfg, conn: conn, d: d, log: cfg.Log, wake: make(chan struct{}, 1),
-		quit: make(chan struct{}), grants: map[attemptKey]*task.Access{}, name: cfg.ID}
+		quit: make(chan struct{}), given: map[attemptKey]bool{}, name: cfg.ID}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -288,8 +287,11 @@ func (l *Link) enqueue(m *protocol.Msg) error {
 // Welcome implements dispatch.Node.
 func (l *Link) Welcome(w protocol.Welcome, nodestart *task.Access) error {
 	l.mu.Lock()
-	l.name, l.welcomed, l.nodestart, l.merged = w.Node, true, nodestart, nil
+	l.name, l.welcomed = w.Node, true
 	l.mu.Unlock()
+	if nodestart != nil {
+		l.grants.Grant("nodestart", nodestart)
+	}
 	return l.enqueue(&protocol.Msg{Type: protocol.TypeWelcome, Welcome: &w})
 }
 
@@ -308,10 +310,11 @@ func (l *Link) Resume(job int64, attempt int, access *task.Access) {
 // copies nothing more to the root); its end, which the dispatcher
 // awaits, is still taken.
 func (l *Link) Cancel(job int64, attempt int) error {
+	key := attemptKey{job, attempt}
 	l.mu.Lock()
-	l.grants[attemptKey{job, attempt}] = nil
-	l.merged = nil
+	l.given[key] = true
 	l.mu.Unlock()
+	l.grants.Revoke(key)
 	return l.enqueue(&protocol.Msg{Type: protocol.TypeCancel, Job: job, Attempt: attempt})
 }
 
@@ -327,27 +330,25 @@ func (l *Link) Close() {
 }
 
 func (l *Link) grant(job int64, attempt int, access *task.Access) {
+	key := attemptKey{job, attempt}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if access == nil {
-		access = &task.Access{}
+	l.given[key] = true
+	l.mu.Unlock()
+	if access != nil {
+		l.grants.Grant(key, access)
 	}
-	l.grants[attemptKey{job, attempt}] = access
-	l.merged = nil
 }
 
 // ended takes an attempt's grants back when it ends, and reports whether
 // the node had been given it.
 func (l *Link) ended(job int64, attempt int) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	key := attemptKey{job, attempt}
-	if _, ok := l.grants[key]; !ok {
-		return false
-	}
-	delete(l.grants, key)
-	l.merged = nil
-	return true
+	l.mu.Lock()
+	given := l.given[key]
+	delete(l.given, key)
+	l.mu.Unlock()
+	l.grants.Revoke(key)
+	return given
 }
 
 func (l *Link) isWelcomed() bool {
@@ -363,23 +364,7 @@ func (l *Link) nodeName() string {
 }
 
 // allowed returns everything the node may touch on the root now.
-func (l *Link) allowed() *task.Access {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.merged == nil {
-		m := &task.Access{}
-		if l.nodestart != nil {
-			m.Add(l.nodestart)
-		}
-		for _, a := range l.grants {
-			if a != nil {
-				m.Add(a)
-			}
-		}
-		l.merged = m
-	}
-	return l.merged
-}
+func (l *Link) allowed() *task.Access { return l.grants.Access() }
 
 // guard is the root as the node may see it: its grants checked before
 // the confined root is touched, and each refusal logged.

@@ -521,8 +521,11 @@ func TestNodeThatStopsReading(t *testing.T) {
 		slowest = max(slowest, time.Since(t0))
 	}
 	pushed := time.Since(start)
-	if slowest > 100*time.Millisecond {
-		t.Errorf("the slowest Start or Cancel took %s; want a few ms (they must never wait for the node)", slowest)
+	// Had each call waited for its message to be sent (200 ms before the
+	// send times out), 200 calls would take 40 s; the bound is far from
+	// both, so a busy machine does not decide it.
+	if pushed > 5*time.Second {
+		t.Errorf("200 Start and Cancel calls took %s (slowest %s); they must never wait for the node", pushed, slowest)
 	}
 	if full > 1 {
 		t.Errorf("%d starts said the queue is full; want at most one (the link is closed after it)", full)

@@ -469,8 +469,10 @@ func TestFloodOfIdleConnections(t *testing.T) {
 		t.Fatalf("the real node could not join during the flood: %v", err)
 	}
 	waitFor(t, 5*time.Second, "the real node joins", func() bool { return len(f.d.joinedIDs()) == 1 })
-	if took := time.Since(opened); took > hello+time.Second {
-		t.Errorf("the real node joined %s after the flood began; want within HelloTimeout + 1 s = %s", took, hello+time.Second)
+	// It gets in once a stalled peer's slot frees, at HelloTimeout; the
+	// margin is wide so that a busy machine does not decide the test.
+	if took := time.Since(opened); took > hello+4*time.Second {
+		t.Errorf("the real node joined %s after the flood began; want soon after HelloTimeout (%s)", took, hello)
 	}
 	for _, c := range open {
 		closedWithin(t, c, 5*time.Second)
