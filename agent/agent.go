@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"orrery/plan"
@@ -44,6 +46,10 @@ type Config struct {
 	// Status, when set, is told in one line what the agent is doing
 	// (connected, running N, lost the root, retrying).
 	Status func(string)
+	// Wait is how long Serve keeps trying to reach the root while it has
+	// no connection before it gives up with ErrUnreachable; 0 tries for
+	// ever.
+	Wait time.Duration
 }
 
 // Dialer returns a new connection to the dispatcher, its peer
@@ -52,6 +58,10 @@ type Dialer func(ctx context.Context) (*protocol.Conn, error)
 
 // ErrRefused is the error of a dialer whose credentials the root refused.
 var ErrRefused = errors.New("the root refused this node's credentials")
+
+// ErrUnreachable is Serve's error when it could not reach the root for
+// Config.Wait.
+var ErrUnreachable = errors.New("cannot reach the root")
 
 // agentNode is the state of a running agent: it outlives connections.
 type agentNode struct {
@@ -63,7 +73,9 @@ type agentNode struct {
 
 	startOnce sync.Once
 	startErr  error // nodestart's failure, if any
-	nodeDir   string
+	inc       *incarnation
+	expDir    string // WORKDIR/experiment-E: failed jobs' directories are kept here
+	nodeDir   string // this incarnation's job directories and nodestart's
 
 	mu      sync.Mutex
 	peer    *protocol.Peer               // the connection now; nil while there is none
@@ -107,7 +119,13 @@ func newAgentNode(cfg Config) *agentNode {
 		cfg.Status = func(string) {}
 	}
 	return &agentNode{cfg: cfg, log: cfg.Log, running: map[attemptKey]*runningAttempt{}, up: make(chan struct{}),
-		ending: map[attemptKey]*protocol.Msg{}}
+		ending: map[attemptKey]*protocol.Msg{}, inc: claim(cfg.WorkDir, cfg.Log, cfg.Status)}
+}
+
+// finish waits for the attempts to end, and then ends the incarnation.
+func (n *agentNode) finish() {
+	n.wg.Wait()
+	n.inc.end()
 }
 
 // Run serves one dispatcher over rw until the dispatcher says shutdown,
@@ -118,7 +136,7 @@ func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
 	n := newAgentNode(cfg)
 	conn := protocol.NewConnLimits(rw, protocol.NodeLimits)
 	ctx, cancel := context.WithCancel(ctx)
-	defer n.wg.Wait() // runs last: the attempts are stopped first
+	defer n.finish() // runs last: the attempts are stopped first
 	defer cancel()
 	shutdown, err := n.session(ctx, cancel, conn)
 	if shutdown || ctx.Err() != nil {
@@ -135,38 +153,88 @@ func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
 func Serve(ctx context.Context, dial Dialer, cfg Config) error {
 	n := newAgentNode(cfg)
 	ctx, cancel := context.WithCancel(ctx)
-	defer n.wg.Wait() // runs last: the attempts are stopped first
+	defer n.finish() // runs last: the attempts are stopped first
 	defer cancel()
 	backoff := minBackoff
 	connected := false
+	lostAt := time.Now() // since when there has been no connection
+	var saidAt time.Time // when a failed try was last reported
+	var last error       // the last try's error, unless the wait cut it short
 	for {
-		conn, err := dial(ctx)
+		dctx, stopDial := ctx, context.CancelFunc(func() {})
+		if n.cfg.Wait > 0 {
+			dctx, stopDial = context.WithDeadline(ctx, lostAt.Add(n.cfg.Wait))
+		}
+		conn, err := dial(dctx)
+		if err != nil && dctx.Err() != nil && ctx.Err() == nil && last != nil {
+			err = last // the wait ended during the try: the reason is the one before
+		}
+		last = err
+		stopDial()
 		switch {
 		case ctx.Err() != nil:
+			if conn != nil {
+				conn.Close()
+			}
 			return nil
 		case errors.Is(err, ErrRefused):
 			return err
 		case err != nil:
-			what := "the root is not up yet"
-			if connected {
-				what = "cannot reach the root"
+			left := n.cfg.Wait - time.Since(lostAt)
+			if n.cfg.Wait > 0 && left <= 0 {
+				return fmt.Errorf("%w within %s: %s", ErrUnreachable, n.cfg.Wait, brief(err))
 			}
-			n.cfg.Status(fmt.Sprintf("%s (%v); retrying in %s", what, err, backoff))
+			// Each failed try, briefly, at most every sayEvery.
+			if saidAt.IsZero() || time.Since(saidAt) >= sayEvery {
+				saidAt = time.Now()
+				what, until := "cannot reach the root yet", "; trying again, for ever"
+				if connected {
+					what = fmt.Sprintf("cannot reach the root (%d attempts running)", n.runningCount())
+				}
+				if n.cfg.Wait > 0 {
+					until = fmt.Sprintf("; trying again for %s more", left.Round(time.Second))
+				}
+				n.cfg.Status(fmt.Sprintf("%s: %s%s", what, brief(err), until))
+			}
+			pause := backoff
+			if n.cfg.Wait > 0 {
+				pause = min(pause, left)
+			}
 			select {
-			case <-time.After(backoff):
+			case <-time.After(pause):
 			case <-ctx.Done():
 				return nil
 			}
 			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		backoff, connected = minBackoff, true
+		backoff, connected, saidAt = minBackoff, true, time.Time{}
 		shutdown, err := n.session(ctx, cancel, conn)
 		if shutdown || ctx.Err() != nil {
 			return nil
 		}
+		lostAt = time.Now()
 		n.cfg.Status(fmt.Sprintf("lost the root (%v); %d attempts running; reconnecting", err, n.runningCount()))
 	}
+}
+
+// sayEvery is how often Serve reports failed tries to reach the root.
+const sayEvery = 10 * time.Second
+
+// brief is the gist of an error to reach the root: "connection
+// refused", "i/o timeout", "lookup HOST: no such host".
+func brief(err error) string {
+	var errno syscall.Errno
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns):
+		return dns.Error()
+	case errors.As(err, &errno):
+		return errno.Error()
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return "timed out"
+	}
+	return err.Error()
 }
 
 // Backoff between attempts to reach the root.
@@ -337,7 +405,8 @@ func (n *agentNode) welcomed(ctx context.Context, w *protocol.Welcome) error {
 	}
 	n.welcome, n.plan = w, p
 	n.cfg.Exec.File = w.PlanName
-	n.nodeDir = filepath.Join(n.cfg.WorkDir, fmt.Sprintf("experiment-%d", w.Experiment))
+	n.expDir = filepath.Join(n.cfg.WorkDir, fmt.Sprintf("experiment-%d", w.Experiment))
+	n.nodeDir = n.inc.jobsDir(n.expDir)
 	every := w.Heartbeat
 	if every <= 0 {
 		every = time.Second
@@ -414,6 +483,7 @@ func cancelled(jctx context.Context) bool {
 // the dispatcher cancelled fails with errCancelled, and its directory is
 // reused like a successful one's: nothing went wrong with the job.
 func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts task.Options) *protocol.Result {
+	opts = n.inc.guard(opts)
 	n.startOnce.Do(func() { n.startErr = n.nodestart(ctx) })
 	if n.startErr != nil {
 		return &protocol.Result{System: true, Error: "nodestart failed on node " + n.cfg.Name + ": " + n.startErr.Error()}
@@ -423,8 +493,10 @@ func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts t
 		return &protocol.Result{System: true, Error: fmt.Sprintf("job directory on node %s: %v", n.cfg.Name, err)}
 	}
 	job := task.Job{Index: s.Job, Names: n.welcome.Names, Values: s.Values}
-	res, err := task.RunTask(jctx, n.plan.Task(plan.TaskMain), job, dir, root{n}, opts)
+	var moved staged
+	res, err := task.RunTask(jctx, n.plan.Task(plan.TaskMain), job, dir, root{n: n, moved: &moved}, opts)
 	out := convert(res, err)
+	moved.fill(out)
 	stopped := cancelled(jctx)
 	if stopped {
 		out.OK, out.System, out.Error = false, false, errCancelled.Error()
@@ -436,7 +508,9 @@ func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts t
 // jobDir returns an empty directory for an attempt, holding links to the
 // files nodestart left: a reused one when a job before left it clean
 // (making and removing a directory per job costs more than many short
-// jobs themselves), else a new one.
+// jobs themselves), else a new one. Both are this incarnation's own: an
+// attempt never shares a directory with one of an earlier agent, whose
+// processes might still write there.
 func (n *agentNode) jobDir() (string, error) {
 	n.mu.Lock()
 	var dir string
@@ -449,7 +523,7 @@ func (n *agentNode) jobDir() (string, error) {
 	}
 	n.mu.Unlock()
 	if !reused {
-		if err := emptyDir(dir); err != nil { // a new slot, or one an earlier run left
+		if err := emptyDir(dir); err != nil { // a new slot
 			return "", err
 		}
 	}
@@ -461,7 +535,7 @@ func (n *agentNode) jobDir() (string, error) {
 // for a look.
 func (n *agentNode) releaseDir(dir string, ok bool, name string) {
 	if !ok || n.cfg.KeepJobDirs {
-		kept := filepath.Join(n.nodeDir, name)
+		kept := filepath.Join(n.expDir, name)
 		os.RemoveAll(kept)
 		if os.Rename(dir, kept) != nil {
 			return
@@ -504,7 +578,7 @@ func (n *agentNode) nodestart(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, root{n}, n.cfg.Exec)
+	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, root{n: n}, n.inc.guard(n.cfg.Exec))
 	return err
 }
 

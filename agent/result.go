@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"orrery/protocol"
 	"orrery/task"
@@ -70,7 +71,56 @@ func convert(res *task.Result, err error) *protocol.Result {
 		}
 	}
 	out.Stdout, out.Stderr = lastBytes(stdout.String()), lastBytes(stderr.String())
+	out.Ignored = ignored(res.Commands)
 	return out
+}
+
+// ignored lists the commands whose failure onerror ignore let pass:
+// where each is in the plan, its text, its exit status or signal, and
+// its error. Past protocol.MaxIgnored, the last entry says how many more
+// there were.
+func ignored(cmds []task.CommandResult) []protocol.Ignored {
+	var failed []*task.CommandResult
+	for i := range cmds {
+		if cmds[i].Ignored {
+			failed = append(failed, &cmds[i])
+		}
+	}
+	more := 0
+	if len(failed) > protocol.MaxIgnored {
+		more = len(failed) - (protocol.MaxIgnored - 1)
+		failed = failed[:protocol.MaxIgnored-1]
+	}
+	var out []protocol.Ignored
+	for _, c := range failed {
+		ig := protocol.Ignored{Pos: c.Pos.String(), Command: cut(c.Command), Error: cut(fmt.Sprint(c.Err))}
+		if c.Exit >= 0 && c.Argv != nil {
+			exit := c.Exit
+			ig.Exit = &exit
+		}
+		if c.Signal != 0 {
+			ig.Signal = c.Signal.String()
+		}
+		out = append(out, ig)
+	}
+	if more > 0 {
+		out = append(out, protocol.Ignored{Error: fmt.Sprintf("and %d more commands failed under onerror ignore", more)})
+	}
+	return out
+}
+
+// cut bounds a string of an ignored error to protocol.MaxIgnoredText
+// bytes, on a character boundary.
+func cut(s string) string {
+	if len(s) <= protocol.MaxIgnoredText {
+		return s
+	}
+	const ellipsis = "…"
+	i := protocol.MaxIgnoredText - len(ellipsis)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + ellipsis
 }
 
 func lastBytes(s string) []byte {

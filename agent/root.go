@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"sync/atomic"
 	"syscall"
 
 	"orrery/protocol"
@@ -16,8 +17,21 @@ import (
 // over the connection there is now; while there is none they wait for
 // the next one (until the attempt's context ends), and a request cut off
 // by a lost connection is made again on the next one when that is safe
-// (nothing of it was consumed yet).
-type root struct{ n *agentNode }
+// (nothing of it was consumed yet). When moved is set, it counts the
+// bytes the attempt's copies move each way.
+type root struct {
+	n     *agentNode
+	moved *staged
+}
+
+// staged counts the bytes an attempt's copies move: in, from the root
+// to the node; out, from the node to the root.
+type staged struct{ in, out atomic.Int64 }
+
+// fill records the counts in an attempt's result.
+func (s *staged) fill(res *protocol.Result) {
+	res.StagedIn, res.StagedOut = s.in.Load(), s.out.Load()
+}
 
 var _ task.Root = root{}
 
@@ -104,6 +118,9 @@ func (f *resumingFile) Read(b []byte) (int, error) {
 	for {
 		n, err := f.rc.Read(b)
 		f.off += int64(n)
+		if f.r.moved != nil {
+			f.r.moved.in.Add(int64(n))
+		}
 		if n > 0 || err == nil || err == io.EOF || !lostConnection(err) || f.ctx.Err() != nil {
 			return n, err
 		}
@@ -120,13 +137,17 @@ func (f *resumingFile) Close() error { return f.rc.Close() }
 // connection was lost before any of r was read.
 func (r root) Put(ctx context.Context, name string, perm fs.FileMode, in io.Reader) error {
 	cr := &countingReader{r: in}
-	return r.retry(ctx, func(p *protocol.Peer) error {
+	err := r.retry(ctx, func(p *protocol.Peer) error {
 		err := p.Put(ctx, name, perm, cr)
 		if err != nil && cr.n > 0 && lostConnection(err) {
 			return errors.Join(task.ErrRootSystem, err) // not safe to send again
 		}
 		return err
 	})
+	if r.moved != nil {
+		r.moved.out.Add(cr.n)
+	}
+	return err
 }
 
 // countingReader counts the bytes read through it.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"orrery/procfs"
 )
@@ -183,6 +184,49 @@ func Self() (*Group, error) {
 	return g, nil
 }
 
+// Kill kills every process in the group (cgroup.kill on v2 where the
+// kernel has it, else SIGKILL to each, again until none is left) and
+// waits at most a few seconds for them to end: a node's jobs do not
+// outlive it, even those that left their process group.
+func (g *Group) Kill() error {
+	for _, d := range g.dirs {
+		write(d, "cgroup.kill", "1") // v2 (Linux 5.14); where absent, the loop below
+	}
+	deadline := time.Now().Add(killWait)
+	for {
+		left := 0
+		for _, d := range g.dirs {
+			pids, _ := readPids(d)
+			for _, p := range pids {
+				if pid, err := strconv.Atoi(p); err == nil && !zombie(p) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+					left++
+				}
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cgroup: %d processes still in %s after SIGKILL", left, g.dirs[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// zombie reports whether process pid has ended and waits to be reaped
+// (or is gone).
+func zombie(pid string) bool {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) == 0 || f[0] == "Z"
+}
+
+// killWait bounds how long Kill waits for the group's processes to end.
+const killWait = 5 * time.Second
+
 // Remove deletes the group; processes still in it are moved to the parent
 // first.
 func (g *Group) Remove() error {
@@ -219,8 +263,9 @@ func readPids(dir string) ([]string, error) {
 
 // RemoveStale removes the groups below Orrery's parent groups that a
 // process no longer running made: owner returns the PID a group's name
-// records (and false for names it does not know). It is how a run cleans
-// up after an earlier one that was killed.
+// records (and false for names it does not know), after killing the
+// processes still in them. It is how a run cleans up after an earlier one
+// that was killed.
 func RemoveStale(owner func(name string) (int, bool)) error {
 	parents := []string{filepath.Join(Root, "orrery")}
 	if !V2() {
@@ -240,7 +285,11 @@ func RemoveStale(owner func(name string) (int, bool)) error {
 			if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
 				continue // its maker still runs
 			}
+			// Its maker was killed: so are the processes it left.
 			g := &Group{dirs: []string{filepath.Join(parent, e.Name())}}
+			if err := g.Kill(); err != nil {
+				errs = append(errs, err)
+			}
 			if err := g.Remove(); err != nil {
 				errs = append(errs, err)
 			}

@@ -55,6 +55,11 @@ func (c *Cluster) startLimited(ctx context.Context, n NodeSpec, workDir, group s
 	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.Stderr = os.Stderr
+	// Killed with this process, even by SIGKILL: its watchdog then kills
+	// its jobs at once. (The signal comes when the thread that started
+	// it ends; Go keeps its threads unless one is locked and its
+	// goroutine returns, which this one is not.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
@@ -82,6 +87,13 @@ func (c *Cluster) startLimited(ctx context.Context, n NodeSpec, workDir, group s
 		c.mu.Lock()
 		delete(c.groups, n.Name)
 		c.mu.Unlock()
+		if err == nil || ctx.Err() != nil {
+			// The node ended with the run: what its jobs left goes,
+			// even outside their process groups. (A node that failed
+			// mid-run may hold jobs migrated from other nodes: Remove
+			// hands them back to this process's group.)
+			g.Kill()
+		}
 		g.Remove()
 		if err != nil && ctx.Err() == nil {
 			c.addErr(fmt.Errorf("node %s: %w", n.Name, err))

@@ -71,12 +71,18 @@ type Progress struct {
 	Started   time.Time
 	Finished  bool
 	LastError string // the most recent job failure, for a glance
+	// OutOfService is how many of the Nodes were taken out of service:
+	// their attempts kept failing as system failures (see sched).
+	OutOfService int
 }
 
 // Summary is how a run ended.
 type Summary struct {
 	Progress
 	Wall time.Duration
+	// Ignored is how many of the done jobs had commands whose failure
+	// onerror ignore let pass.
+	Ignored int64
 }
 
 // ErrInterrupted is returned by Run when its context was cancelled: the

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"orrery/protocol"
@@ -219,7 +220,7 @@ func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
 				delete(j.runs, a)
 				r.endAttempt(store.Attempt{Job: idx, N: a, Node: nc.id, State: store.AttemptLost, Ended: now,
 					Error: "node " + nc.id + " came back without the attempt (lost with the connection)"}, len(j.runs) == 0)
-				r.core.SystemFailure(idx, a, "lost with the connection", now)
+				r.core.AttemptLost(idx, a, "lost with the connection", now)
 			}
 		}
 	}
@@ -265,7 +266,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	r.measure(nc, key, res, now)
 	a := store.Attempt{Job: ev.Job, N: ev.Attempt, Node: node, Ended: now, Exit: res.Exit,
 		Signal: res.Signal, Wall: res.Wall, CPU: res.CPU, MaxRSS: res.MaxRSS, Error: res.Error,
-		Stdout: res.Stdout, Stderr: res.Stderr}
+		Stdout: res.Stdout, Stderr: res.Stderr, Ignored: ignoredOf(res), StagedIn: res.StagedIn, StagedOut: res.StagedOut}
 	if s, ok := r.stopping[key]; ok && s.node == node {
 		// A cancelled attempt has stopped: record what it used.
 		delete(r.stopping, key)
@@ -286,7 +287,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		// attempt ends.
 		a.State = store.AttemptFailed
 		r.batch.EndAttempt(r.exp.ID, a)
-		r.core.SystemFailure(ev.Job, ev.Attempt, res.Error, a.Ended)
+		r.core.AttemptFailed(ev.Job, ev.Attempt, a.Ended)
 		return
 	}
 	if !res.System {
@@ -304,7 +305,13 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	case res.System:
 		a.State = store.AttemptLost
 		r.endAttempt(a, len(j.runs) == 0) // else its duplicate runs on
-		r.core.SystemFailure(ev.Job, ev.Attempt, res.Error, a.Ended)
+		if strings.Contains(res.Error, task.ErrRootSystem.Error()) {
+			// The root's side failed (its disk, its descriptors): no
+			// fault of the node's.
+			r.core.AttemptLost(ev.Job, ev.Attempt, res.Error, a.Ended)
+		} else {
+			r.core.SystemFailure(ev.Job, ev.Attempt, res.Error, a.Ended)
+		}
 	default:
 		a.State = store.AttemptFailed
 		r.batch.Finish(r.exp.ID, a, store.Failed)
@@ -449,6 +456,8 @@ func (r *runState) lost(node, reason string) {
 	r.batch.Event(r.exp.ID, "node.lost", 0, node, reason)
 	r.core.RemoveNode(node, reason, now)
 	r.prog.Nodes = len(r.nodes)
+	r.prog.OutOfService = r.core.NodesOutOfService()
+	delete(r.outOfService, node)
 }
 
 // tell calls f with the node's connection, when it has one.

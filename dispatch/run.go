@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -80,6 +79,12 @@ type runState struct {
 
 	lastProgress time.Time
 	idleSince    time.Time
+	// outOfService are the nodes the core took out of service, and why.
+	outOfService map[string]string
+
+	state    *stateWatch // the state directory as Run opened it
+	stateErr error       // set when it failed under the run: nothing more is recorded
+	saved    Progress    // the counts as last recorded
 }
 
 // Run runs the experiment until every job has ended: rootstart first
@@ -89,6 +94,7 @@ func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 	exp := d.cfg.Experiment
 	r := &runState{d: d, ctx: ctx, exp: exp, jobs: map[int64]*liveJob{}, nodes: map[string]*nodeConn{},
 		links: map[Node]*nodeConn{}, began: map[attemptKey]time.Time{}, stopping: map[attemptKey]stopping{},
+		outOfService: map[string]string{},
 		core: sched.New(sched.Config{Policy: d.cfg.Policy, Retries: d.cfg.Retries,
 			HeartbeatTimeout: 10 * d.cfg.Heartbeat, Duplicates: true, Restarts: true,
 			Moves: d.cfg.Migrate != nil})}
@@ -121,10 +127,17 @@ func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 // store, so it never claims what was not saved.
 func (r *runState) summary() Summary {
 	ctx := context.WithoutCancel(r.ctx)
-	if counts, err := r.d.cfg.Store.Counts(ctx, r.exp.ID); err == nil {
+	if r.stateErr != nil {
+		// The store cannot be trusted now: what it last recorded.
+		r.prog.Done, r.prog.Failed, r.prog.LastError = r.saved.Done, r.saved.Failed, r.saved.LastError
+	} else if counts, err := r.d.cfg.Store.Counts(ctx, r.exp.ID); err == nil {
 		r.prog.Done, r.prog.Failed = counts[store.Done], counts[store.Failed]
 	}
-	return Summary{Progress: r.prog, Wall: r.now().Sub(r.prog.Started)}
+	sum := Summary{Progress: r.prog, Wall: r.now().Sub(r.prog.Started)}
+	if r.stateErr == nil {
+		sum.Ignored, _, _ = r.d.cfg.Store.IgnoredJobs(ctx, r.exp.ID, 0)
+	}
+	return sum
 }
 
 // now is the dispatcher's clock's time.
@@ -152,11 +165,15 @@ func (r *runState) prepare() error {
 	if err := os.MkdirAll(r.d.IncomingDir(), 0o755); err != nil {
 		return err
 	}
+	if err := r.watchState(); err != nil {
+		return err
+	}
 	counts, err := st.Counts(r.ctx, r.exp.ID)
 	if err != nil {
 		return err
 	}
 	r.prog.Done, r.prog.Failed = counts[store.Done], counts[store.Failed]
+	r.saved = r.prog
 	r.prog.Total, r.prog.Exact = r.d.cfg.Sweep.Count()
 	r.it = r.d.cfg.Sweep.Iter()
 	r.it.Resume(r.exp.Cursor, r.exp.LastIndex)
@@ -189,7 +206,7 @@ func (r *runState) rootTask(name string, once bool) error {
 		}
 		r.batch.Event(r.exp.ID, name+".failed", 0, "", msg)
 		st.Apply(context.WithoutCancel(r.ctx), &r.batch)
-		return fmt.Errorf("%s failed: %s", name, msg)
+		return &RootTaskError{Task: name, Detail: msg}
 	}
 	r.batch.Event(r.exp.ID, name+".done", 0, "", "")
 	return st.Apply(r.ctx, &r.batch)
@@ -224,6 +241,9 @@ func (r *runState) loop() error {
 		case e := <-r.d.events:
 			r.handle(e)
 		case <-tick:
+			if err := r.checkState(nil); err != nil {
+				return r.abandon(err)
+			}
 			for _, id := range r.core.Tick(r.now()) {
 				r.lost(id, "node "+id+" missed its heartbeats")
 			}
@@ -262,12 +282,15 @@ func (r *runState) giveUpStopping() {
 // checkIdle gives up when work is left and no node has been there for
 // the configured time.
 func (r *runState) checkIdle() error {
+	if r.stalled() {
+		return r.allOutOfService()
+	}
 	if len(r.nodes) > 0 {
 		r.idleSince = r.now()
 		return nil
 	}
 	if r.d.cfg.NoNodes > 0 && r.now().Sub(r.idleSince) > r.d.cfg.NoNodes {
-		return errors.New("no node is connected; the jobs left are saved")
+		return ErrNoNodes
 	}
 	return nil
 }
@@ -289,7 +312,11 @@ func (r *runState) feed() error {
 			return nil
 		})
 		if err != nil {
-			return err
+			if r.ctx.Err() != nil {
+				r.interrupt()
+				return ErrInterrupted
+			}
+			return r.abandon(r.checkState(err))
 		}
 		if n == 0 {
 			r.pendingDone = true
@@ -373,6 +400,8 @@ func (r *runState) act() error {
 			}
 		case sched.Move:
 			r.move(a)
+		case sched.OutOfService:
+			r.takeOut(a)
 		case sched.Fail:
 			r.batch.FailJob(r.exp.ID, a.Job, a.Reason)
 			delete(r.jobs, a.Job)
@@ -380,12 +409,18 @@ func (r *runState) act() error {
 			r.prog.LastError = fmt.Sprintf("job %d: %s", a.Job, a.Reason)
 		}
 	}
+	// The state directory first: a job failure may be its consequence
+	// (a copy into incoming/ that failed), and is not the job's.
+	if err := r.checkState(nil); err != nil {
+		return r.abandon(err)
+	}
 	if err := r.d.cfg.Store.Apply(r.ctx, &r.batch); err != nil {
 		if r.ctx.Err() != nil {
 			return ErrInterrupted
 		}
-		return err
+		return r.abandon(r.checkState(err))
 	}
+	r.saved = r.prog
 	for _, f := range r.afterApply {
 		f()
 	}

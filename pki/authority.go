@@ -71,6 +71,9 @@ func Open(stateDir string) (*Authority, error) {
 		return nil, fmt.Errorf("open key material: %w", err)
 	}
 	dir := filepath.Join(stateDir, "pki")
+	if err := checkVersion(stateDir, dir); err != nil {
+		return nil, err // before anything in the directory changes
+	}
 	if err := preparePKIDir(dir); err != nil {
 		return nil, fmt.Errorf("open key material: %w", err)
 	}
@@ -93,6 +96,12 @@ func (a *Authority) init() error {
 	// too, now that no one else changes the directory.
 	if err := preparePKIDir(a.dir); err != nil {
 		return err
+	}
+	if err := checkVersion(filepath.Dir(a.dir), a.dir); err != nil {
+		return err // written meanwhile by another build
+	}
+	if err := writeVersion(a.dir); err != nil {
+		return fmt.Errorf("record the key material's version: %w", err)
 	}
 	haveCert, err := exists(a.dir, caCertFile)
 	if err != nil {

@@ -15,6 +15,12 @@
 //	nodes                   one line per enrolment: "NODE-ID SERIAL-HEX TIME"
 //	revoked                 one line per revoked node: "NODE-ID TIME"
 //	lock                    flock(2) target that serialises every change
+//	version                 the version of these files' formats: "1", one line
+//
+// A directory without a version file (made before the formats had one)
+// is version 1, and Open writes the file; one of a newer version is
+// refused, untouched, with a message that says what to do (see
+// FormatVersion).
 //
 // Files are written whole to a temporary file (mode 0600 from creation),
 // synced and renamed into place, under an exclusive flock on pki/lock, so

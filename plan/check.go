@@ -2,6 +2,9 @@ package plan
 
 import (
 	"math"
+	"sort"
+	"strings"
+
 	"orrery/suggest"
 )
 
@@ -112,12 +115,58 @@ func (p *parser) checkRefs(t *Template, known map[string]bool, shell bool) {
 			continue
 		}
 		if shell && p.plan.Dialect == Classic {
+			p.warnNearName(part, known)
 			*part = Part{Pos: part.Pos, Text: part.Raw}
 			continue
 		}
 		p.errorf(part.Pos, "unknown name %s in %s%s", part.Raw, "substitution", suggest.DidYouMean(part.Text, keys(known)))
 	}
 	t.Parts = appendParts(nil, t.Parts)
+}
+
+// warnNearName warns about a reference in classic shell text that is
+// left for the shell but is probably a misspelt parameter: $alpah when
+// alpha is a parameter. Shell variables ($HOME, $i) and the variables a
+// job gets (ORRERY_JOBINDEX…) are not warned about unless a known name is
+// that near: the same but for case, or (for names of four letters or
+// more) at most two edits away.
+func (p *parser) warnNearName(part *Part, known map[string]bool) {
+	if strings.HasPrefix(part.Text, "ORRERY_") {
+		return
+	}
+	if near := nearName(part.Text, keys(known)); near != "" {
+		ref := "$" + near
+		if strings.HasPrefix(part.Raw, "${") {
+			ref = "${" + near + "}"
+		}
+		p.warnf(part.Pos, "%s is not a parameter; did you mean %s?", part.Raw, ref)
+	}
+}
+
+// nearName returns the known name that name is probably a misspelling
+// of, or "".
+func nearName(name string, known []string) string {
+	sort.Strings(known)
+	for _, k := range known {
+		if strings.EqualFold(k, name) {
+			return k
+		}
+	}
+	if len(name) < 4 {
+		return ""
+	}
+	n := suggest.Nearest(name, known)
+	if n == "" || abs(len(n)-len(name)) > 2 {
+		return "" // suggest also offers long completions of a prefix
+	}
+	return n
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 func keys(m map[string]bool) []string {

@@ -13,7 +13,8 @@ import (
 )
 
 // corpusDir holds the plan and run files of the nimrodg parser's test
-// suite; PLAN-LANGUAGE.md gives the expected outcome of each.
+// suite; docs/plan-language.md ("The nimrodg corpus") gives the expected
+// outcome of each.
 var corpusDir = filepath.Join("..", "testdata", "nimrodg") // a copy of ../shared/testdata/nimrodg, kept unchanged
 
 // corpusErr is an expected error: its line and a part of its message.

@@ -45,6 +45,10 @@ type Config struct {
 	// Addr is the address to listen on (HOST:PORT; any host, IPv6 in
 	// brackets, port 0 for any).
 	Addr string
+	// Listener, when set, is a socket already bound to Addr, which the
+	// port serves instead of binding its own (so a caller can refuse an
+	// address before it makes anything).
+	Listener net.Listener
 	// Advertise is how others reach the port (NAME or NAME:PORT); the
 	// server certificate names it.
 	Advertise string
@@ -110,9 +114,11 @@ func Listen(cfg Config) (*Port, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--listen %q: %w", cfg.Addr, err)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, err
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, err
+		}
 	}
 	tc, err := cfg.Authority.ServerConfig(Names(host, cfg.Advertise))
 	if err != nil {

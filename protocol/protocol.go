@@ -45,6 +45,11 @@ import (
 // opens with a hello (the credential) and, when the node enrols, an
 // enrolled answer; a register lists the attempts the node still runs, so
 // a node that reconnects resumes them.
+//
+// Fields added to a message without changing what the others mean keep
+// the version (headers are JSON, and a peer ignores the fields it does
+// not know, and reads those it misses as zero): a result's ignored
+// errors and staged bytes came so, within version 3.
 const Version = 3
 
 // ALPN is the TLS application protocol a node agent asks for on the
@@ -193,6 +198,30 @@ type Result struct {
 	MaxRSS int64         `json:"max_rss"` // bytes
 	Stdout []byte        `json:"stdout,omitempty"`
 	Stderr []byte        `json:"stderr,omitempty"`
+	// Ignored lists the commands whose failure onerror ignore let pass,
+	// in the order they ran: at most MaxIgnored, each string at most
+	// MaxIgnoredText bytes.
+	Ignored []Ignored `json:"ignored,omitempty"`
+	// StagedIn and StagedOut are the bytes the attempt's copies moved
+	// from the root to the node and from the node to the root.
+	StagedIn  int64 `json:"staged_in,omitempty"`
+	StagedOut int64 `json:"staged_out,omitempty"`
+}
+
+// Bounds of Result.Ignored, which keep an ended event's header within
+// RootLimits beside the two streams' output.
+const (
+	MaxIgnored     = 16
+	MaxIgnoredText = 512
+)
+
+// Ignored is a command that failed under onerror ignore.
+type Ignored struct {
+	Pos     string `json:"pos"`              // LINE:COL of the command in the plan
+	Command string `json:"command"`          // the command in canonical form
+	Exit    *int   `json:"exit,omitempty"`   // the exit status of a process that exited
+	Signal  string `json:"signal,omitempty"` // the signal that killed it
+	Error   string `json:"error"`            // what went wrong
 }
 
 // Heartbeat says an agent is alive, and how busy its node is.

@@ -146,7 +146,7 @@ func (c *Core) usher(cs *clusterState, now time.Time) bool {
 			}
 			var dst *nodeState
 			for _, n := range cs.nodes {
-				if n != src && fits(n, r) && (dst == nil || after(n) > after(dst)) {
+				if n != src && n.out == "" && fits(n, r) && (dst == nil || after(n) > after(dst)) {
 					dst = n
 				}
 			}
@@ -173,7 +173,7 @@ func (c *Core) level(cs *clusterState, toIdle bool, now time.Time) bool {
 		return false
 	}
 	for _, n := range cs.nodes {
-		if n != src && (dst == nil || after(n) > after(dst)) {
+		if n != src && n.out == "" && (dst == nil || after(n) > after(dst)) {
 			dst = n
 		}
 	}

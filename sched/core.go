@@ -13,7 +13,6 @@ package sched
 
 import (
 	"cmp"
-	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -69,7 +68,8 @@ type Usage struct {
 	Stage  time.Duration // the part of Wall spent staging
 }
 
-// Action is something the driver must do: Start, Move, Cancel or Fail.
+// Action is something the driver must do: Start, Move, Cancel, Fail or
+// OutOfService.
 type Action interface{ isAction() }
 
 // Start tells the driver to start an attempt of a job on a node.
@@ -102,17 +102,32 @@ type Fail struct {
 	Reason string
 }
 
-func (Start) isAction()  {}
-func (Move) isAction()   {}
-func (Cancel) isAction() {}
-func (Fail) isAction()   {}
+// OutOfService tells the driver the core took a node out of service:
+// its attempts kept failing as system failures (a black-hole node). No
+// attempt starts there any more; those running there are left to finish.
+// Reason says why, with the last failure's error.
+type OutOfService struct {
+	Node   string
+	Reason string
+}
+
+func (Start) isAction()        {}
+func (Move) isAction()         {}
+func (Cancel) isAction()       {}
+func (Fail) isAction()         {}
+func (OutOfService) isAction() {}
 
 // Config sets up a core.
 type Config struct {
 	Policy Policy
 	// Retries is how many times a job is tried again after system
 	// failures (a lost node, failed staging) before it fails. Default 3.
+	// Failures on a node then taken out of service do not count.
 	Retries int
+	// BlackHole is how many system failures in a row, with no attempt
+	// between them that reached the job's own outcome, take a node out
+	// of service (default BlackHole; -1: never).
+	BlackHole int
 	// HeartbeatTimeout is how long a node may stay silent before it is
 	// lost. Default 15 s.
 	HeartbeatTimeout time.Duration
@@ -151,6 +166,11 @@ type nodeState struct {
 	held     int    // attempts holding one of its slots (started here)
 	resident int64  // known resident memory of its runs
 	free     bool   // listed in Core.free
+	out      string // why it is out of service ("": in service)
+	// streak are the system failures of its attempts since the last one
+	// that reached the job's own outcome: not charged to their jobs
+	// until it is known whether they are the node's (see blackhole.go).
+	streak []blame
 }
 
 // run is one attempt of a job on a node.
@@ -171,6 +191,7 @@ type jobState struct {
 	attempt  int      // attempts started so far
 	failures int      // system failures so far
 	tried    []string // nodes where a system failure happened
+	reason   string   // the last system failure's error
 	runs     []*run   // running attempts (two when duplicated)
 	held     *clusterState
 	expect   float64 // predicted work, cached by the queue
@@ -210,6 +231,9 @@ func New(cfg Config) *Core {
 	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 3
+	}
+	if cfg.BlackHole == 0 {
+		cfg.BlackHole = BlackHole
 	}
 	if cfg.HeartbeatTimeout == 0 {
 		cfg.HeartbeatTimeout = 15 * time.Second
@@ -288,13 +312,17 @@ func (c *Core) SetSpeed(id string, speed float64) {
 	if n == nil || speed <= 0 || math.IsInf(speed, 0) || math.IsNaN(speed) {
 		return
 	}
-	n.cluster.power += float64(n.CPUs) * (speed - n.Speed)
+	if n.out == "" {
+		n.cluster.power += float64(n.CPUs) * (speed - n.Speed)
+	}
 	n.Speed = speed
 }
 
 // setLimit works out a node's job limit and keeps the free list true.
 func (c *Core) setLimit(n *nodeState) {
 	switch {
+	case n.out != "":
+		n.limit = 0
 	case c.pol.NoQueue:
 		n.limit = 1 << 30
 	case n.Limit > 0:
@@ -362,8 +390,10 @@ func (c *Core) RemoveNode(id, reason string, now time.Time) {
 	}
 	slices.SortFunc(lost, func(a, b *run) int { return cmp.Compare(a.job.Index, b.job.Index) })
 	for _, r := range lost {
-		c.SystemFailure(r.job.Index, r.attempt, reason, now)
+		c.AttemptLost(r.job.Index, r.attempt, reason, now)
 	}
+	// Failures it had not yet answered for were its own: it broke.
+	c.settle(n, false)
 	if n.free {
 		n.limit = 0
 		c.listFree(n)
@@ -372,8 +402,11 @@ func (c *Core) RemoveNode(id, reason string, now time.Time) {
 	c.byOrder = slices.DeleteFunc(c.byOrder, func(x *nodeState) bool { return x == n })
 	cs := n.cluster
 	cs.nodes = slices.DeleteFunc(cs.nodes, func(x *nodeState) bool { return x == n })
-	cs.cpus -= n.CPUs
-	cs.power -= float64(n.CPUs) * n.Speed
+	if n.out == "" {
+		cs.cpus -= n.CPUs
+		cs.power -= float64(n.CPUs) * n.Speed
+	}
+	c.lastInService()
 }
 
 // Enqueue adds a job to the back of the queue.
@@ -399,6 +432,9 @@ func (c *Core) Finished(index int64, attempt int, u Usage, now time.Time) {
 	}
 	cs := r.node.cluster
 	cs.done++
+	// The node ran the job's commands: its failures before were chance,
+	// or their jobs'.
+	c.settle(r.node, true)
 	for _, o := range slices.Clone(j.runs) {
 		c.release(o, now)
 		if o != r {
@@ -408,28 +444,64 @@ func (c *Core) Finished(index int64, attempt int, u Usage, now time.Time) {
 	delete(c.jobs, index)
 }
 
-// SystemFailure reports that an attempt failed for a reason not the job's
-// own (staging failed, the node broke): the job runs again, elsewhere
-// when it can, until it runs out of retries. A duplicate's failure only
-// ends that attempt.
+// SystemFailure reports that a node failed an attempt for a reason not
+// the job's own (its job directory, nodestart, staging): the job runs
+// again, elsewhere when it can, until it runs out of retries. A
+// duplicate's failure only ends that attempt. The failure counts against
+// the node: one that keeps failing attempts is taken out of service, and
+// the failures there are not charged to the jobs (see blackhole.go).
 func (c *Core) SystemFailure(index int64, attempt int, reason string, now time.Time) {
 	j, r := c.attempt(index, attempt)
 	if r == nil {
 		return
 	}
-	node := r.node.ID
+	n := r.node
 	c.release(r, now)
-	j.tried = append(j.tried, node)
+	j.tried = append(j.tried, n.ID)
+	j.reason = reason
+	alone := len(j.runs) == 0 // no other attempt of the job runs on
+	if alone {
+		c.queue.pushFront(j, c.model)
+	}
+	c.blame(n, j, alone, reason)
+}
+
+// AttemptLost reports that an attempt was lost for a reason that is
+// neither the job's nor its node's doing as far as the core can tell
+// (lost with its node's connection, or with the node): the job runs
+// again, elsewhere when it can, and is charged a retry.
+func (c *Core) AttemptLost(index int64, attempt int, reason string, now time.Time) {
+	j, r := c.attempt(index, attempt)
+	if r == nil {
+		return
+	}
+	c.release(r, now)
+	j.tried = append(j.tried, r.node.ID)
+	j.reason = reason
 	if len(j.runs) > 0 {
 		return
 	}
-	j.failures++
-	if j.failures > c.cfg.Retries {
-		delete(c.jobs, index)
-		c.actions = append(c.actions, Fail{Job: index, Reason: fmt.Sprintf("%s (%d system failures)", reason, j.failures)})
+	c.queue.pushFront(j, c.model)
+	c.charge(j, 1)
+}
+
+// AttemptFailed reports that one attempt of a job that runs elsewhere
+// too (a duplicate) ended with the job's own failure: only that attempt
+// ends, since the other may still succeed (its node may have what the
+// job lacked). It never counts against the node. When no other attempt
+// runs, it is taken as lost.
+func (c *Core) AttemptFailed(index int64, attempt int, now time.Time) {
+	j, r := c.attempt(index, attempt)
+	if r == nil {
 		return
 	}
-	c.queue.pushFront(j, c.model)
+	if len(j.runs) == 1 {
+		c.AttemptLost(index, attempt, "the attempt failed", now)
+		return
+	}
+	c.settle(r.node, true)
+	c.release(r, now)
+	j.tried = append(j.tried, r.node.ID)
 }
 
 // Resident reports the resident memory of a running attempt.

@@ -223,7 +223,7 @@ func (c *Core) busyClasses(now time.Time) []*busyHeap {
 	byClass := map[int]*busyHeap{}
 	var classes []*busyHeap
 	for _, n := range c.byOrder {
-		if n.free || len(n.runs) == 0 {
+		if n.free || len(n.runs) == 0 || n.out != "" {
 			continue
 		}
 		c.progress(n, now)
@@ -327,10 +327,11 @@ func (c *Core) fill(slots []slot, next func() *jobState, now time.Time) {
 
 // placeHome starts every waiting job on the home node.
 func (c *Core) placeHome(now time.Time) {
-	if len(c.byOrder) == 0 {
+	i := slices.IndexFunc(c.byOrder, func(n *nodeState) bool { return n.out == "" })
+	if i < 0 {
 		return
 	}
-	home := c.byOrder[0]
+	home := c.byOrder[i]
 	for j := c.queue.pop(c.model); j != nil; j = c.queue.pop(c.model) {
 		c.start(j, home, now)
 	}

@@ -111,7 +111,7 @@ func (c *Core) startTail(now time.Time) {
 		var best *load
 		bestScore, bestEnd := math.Inf(1), math.Inf(1)
 		for _, l := range loads {
-			if !c.room(l.node, j) {
+			if !c.room(l.node, j) || l.node.out != "" {
 				continue
 			}
 			cs := l.node.cluster
@@ -249,7 +249,7 @@ func dests(last *load, sorted []*load) []*load {
 		if len(out) == tailDests {
 			break
 		}
-		if d != last {
+		if d != last && d.node.out == "" {
 			out = append(out, d)
 		}
 	}

@@ -114,6 +114,9 @@ func TestPaperTable4(t *testing.T) {
 	if testing.Short() {
 		t.Skip("about twenty seconds of simulation")
 	}
+	if raceEnabled {
+		t.Skip("minutes of one goroutine's simulation under the race detector; run without -race (as .ci/run does)")
+	}
 	if r := result(t, "paper-table4", "all", "mec"); math.Abs(r.Efficiency-0.98) > 0.02 {
 		t.Errorf("all: mec at %.3f of the bound; want within 2 points of the paper's 98%%", r.Efficiency)
 	}

@@ -58,6 +58,35 @@ type Attempt struct {
 	Error   string
 	Stdout  []byte
 	Stderr  []byte
+	// Ignored lists the commands whose failure onerror ignore let pass,
+	// in the order they ran.
+	Ignored []Ignored
+	// StagedIn and StagedOut are the bytes the attempt's copies staged
+	// from the root to the node and back (GNU Parallel's Send and
+	// Receive).
+	StagedIn, StagedOut int64
+}
+
+// Ignored is a command that failed under onerror ignore.
+type Ignored struct {
+	Pos     string `json:"pos"`              // LINE:COL in the plan
+	Command string `json:"command"`          // the command in canonical form
+	Exit    *int   `json:"exit,omitempty"`   // a process's exit status
+	Signal  string `json:"signal,omitempty"` // the signal that killed it
+	Error   string `json:"error"`            // what went wrong
+}
+
+// ignoredJSON encodes an attempt's ignored errors for the store: NULL
+// when there are none.
+func ignoredJSON(ig []Ignored) any {
+	if len(ig) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(ig)
+	if err != nil {
+		return nil
+	}
+	return string(b)
 }
 
 // Create records a new experiment and sets e.ID.
@@ -187,9 +216,9 @@ func (b *Batch) Finish(exp int64, a Attempt, state JobState) {
 // already settled it.
 func (b *Batch) EndAttempt(exp int64, a Attempt) {
 	b.add(`UPDATE attempt SET state=?, ended_at=?, exit_code=?, signal=?, wall_ns=?, cpu_ns=?, max_rss=?,
-		error=?, stdout=?, stderr=? WHERE experiment=? AND job=? AND n=?`,
+		error=?, stdout=?, stderr=?, ignored=?, staged_in=?, staged_out=? WHERE experiment=? AND job=? AND n=?`,
 		a.State, nanos(a.Ended), a.Exit, a.Signal, int64(a.Wall), int64(a.CPU), a.MaxRSS,
-		a.Error, a.Stdout, a.Stderr, exp, a.Job, a.N)
+		a.Error, a.Stdout, a.Stderr, ignoredJSON(a.Ignored), max(a.StagedIn, 0), max(a.StagedOut, 0), exp, a.Job, a.N)
 }
 
 // FailJob records that a job failed for good without a final attempt of

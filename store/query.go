@@ -70,7 +70,7 @@ func (s *Store) Jobs(ctx context.Context, exp int64, state JobState, after int64
 // (job == 0), in order of job and attempt.
 func (s *Store) Attempts(ctx context.Context, exp, job int64, fn func(Attempt) error) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT job, n, node, state, started_at, ended_at, exit_code, signal,
-		wall_ns, cpu_ns, max_rss, error, stdout, stderr FROM attempt
+		wall_ns, cpu_ns, max_rss, error, stdout, stderr, ignored, staged_in, staged_out FROM attempt
 		WHERE experiment=? AND (?=0 OR job=?) ORDER BY job, n`, exp, job, job)
 	if err != nil {
 		return fmt.Errorf("read attempts: %w", err)
@@ -79,12 +79,18 @@ func (s *Store) Attempts(ctx context.Context, exp, job int64, fn func(Attempt) e
 	for rows.Next() {
 		var a Attempt
 		var started int64
-		var ended, exit, wall, cpu, rss sql.NullInt64
-		var sig, msg sql.NullString
+		var ended, exit, wall, cpu, rss, in, out sql.NullInt64
+		var sig, msg, ignored sql.NullString
 		if err := rows.Scan(&a.Job, &a.N, &a.Node, &a.State, &started, &ended, &exit, &sig,
-			&wall, &cpu, &rss, &msg, &a.Stdout, &a.Stderr); err != nil {
+			&wall, &cpu, &rss, &msg, &a.Stdout, &a.Stderr, &ignored, &in, &out); err != nil {
 			return fmt.Errorf("read attempts: %w", err)
 		}
+		if ignored.Valid {
+			if err := json.Unmarshal([]byte(ignored.String), &a.Ignored); err != nil {
+				return fmt.Errorf("read attempt %d of job %d: ignored errors: %w", a.N, a.Job, err)
+			}
+		}
+		a.StagedIn, a.StagedOut = in.Int64, out.Int64
 		a.Started = time.Unix(0, started)
 		if ended.Valid {
 			a.Ended = time.Unix(0, ended.Int64)
@@ -110,4 +116,30 @@ func (s *Store) HasEvent(ctx context.Context, exp int64, kind string) (bool, err
 		return false, fmt.Errorf("read events: %w", err)
 	}
 	return n > 0, nil
+}
+
+// IgnoredJobs returns how many done jobs ended with errors that onerror
+// ignore let pass (their successful attempt has ignored errors), and the
+// first limit of them by index.
+func (s *Store) IgnoredJobs(ctx context.Context, exp int64, limit int) (int64, []int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT a.job FROM attempt a
+		JOIN job j ON j.experiment=a.experiment AND j.idx=a.job
+		WHERE a.experiment=? AND a.ignored IS NOT NULL AND a.state=? AND j.state=? ORDER BY a.job`,
+		exp, AttemptOK, Done)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read jobs with ignored errors: %w", err)
+	}
+	defer rows.Close()
+	var n int64
+	var first []int64
+	for rows.Next() {
+		var job int64
+		if err := rows.Scan(&job); err != nil {
+			return 0, nil, fmt.Errorf("read jobs with ignored errors: %w", err)
+		}
+		if n++; len(first) < limit {
+			first = append(first, job)
+		}
+	}
+	return n, first, rows.Err()
 }

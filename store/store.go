@@ -9,6 +9,9 @@
 // before it starts, and a finished attempt is recorded before its job is
 // counted done. Reopening the store after a crash marks the attempts
 // that were running as interrupted so their jobs run again.
+//
+// The schema has a version (SchemaVersion): Open migrates a database of
+// an older build in place and refuses, untouched, one of a newer build.
 package store
 
 import (
@@ -20,6 +23,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	_ "embed" // the version-0 schema
 
 	_ "modernc.org/sqlite" // the SQLite driver
 )
@@ -36,8 +41,24 @@ type Store struct {
 	stmts map[string]*sql.Stmt // prepared once, used by every batch
 }
 
+// SchemaVersion is the version of the store's schema that this build
+// writes, kept in the database's header (PRAGMA user_version). A
+// database of an older version is migrated when it is opened; one of a
+// newer version is refused. Every change to the schema adds a step to
+// migrations and raises SchemaVersion by one.
+const SchemaVersion = 1
+
+// schemaV0 is the schema of the builds before the store had a version
+// (user_version 0), exactly as they made it.
+//
+//go:embed schema_v0.sql
+var schemaV0 string
+
+// schema is the current schema, for a new database: the version-0
+// schema with every migration applied (TestMigratedIsFresh holds the
+// two the same).
 const schema = `
-CREATE TABLE IF NOT EXISTS experiment (
+CREATE TABLE experiment (
 	id         INTEGER PRIMARY KEY,
 	plan_path  TEXT    NOT NULL,
 	plan_text  TEXT    NOT NULL,
@@ -50,7 +71,7 @@ CREATE TABLE IF NOT EXISTS experiment (
 	last_index INTEGER NOT NULL DEFAULT 0,
 	generated  INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS job (
+CREATE TABLE job (
 	experiment INTEGER NOT NULL REFERENCES experiment(id),
 	idx        INTEGER NOT NULL,
 	ordinal    INTEGER NOT NULL,
@@ -61,8 +82,8 @@ CREATE TABLE IF NOT EXISTS job (
 	updated_at INTEGER NOT NULL,
 	PRIMARY KEY (experiment, idx)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS job_state ON job(experiment, state);
-CREATE TABLE IF NOT EXISTS attempt (
+CREATE INDEX job_state ON job(experiment, state);
+CREATE TABLE attempt (
 	experiment INTEGER NOT NULL,
 	job        INTEGER NOT NULL,
 	n          INTEGER NOT NULL,
@@ -78,9 +99,13 @@ CREATE TABLE IF NOT EXISTS attempt (
 	error      TEXT,
 	stdout     BLOB,
 	stderr     BLOB,
+	ignored    TEXT,
+	staged_in  INTEGER,
+	staged_out INTEGER,
 	PRIMARY KEY (experiment, job, n)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS event (
+CREATE INDEX attempt_ignored ON attempt(experiment, job) WHERE ignored IS NOT NULL;
+CREATE TABLE event (
 	id         INTEGER PRIMARY KEY,
 	experiment INTEGER NOT NULL,
 	at         INTEGER NOT NULL,
@@ -91,22 +116,133 @@ CREATE TABLE IF NOT EXISTS event (
 );
 `
 
-// Open opens (creating when missing) the state directory dir.
+// migrations[v] takes a database of version v to version v+1. Each runs
+// in the one transaction that migrates the database (and sets its
+// version), so a crash leaves the database as it was.
+var migrations = []string{
+	// 0 → 1: the commands whose failure onerror ignore let pass (JSON),
+	// and the bytes staged to the node and back, per attempt.
+	0: `ALTER TABLE attempt ADD COLUMN ignored TEXT;
+ALTER TABLE attempt ADD COLUMN staged_in INTEGER;
+ALTER TABLE attempt ADD COLUMN staged_out INTEGER;
+CREATE INDEX attempt_ignored ON attempt(experiment, job) WHERE ignored IS NOT NULL;`,
+}
+
+// ErrNewer is the error of Open for a database written by a newer build.
+var ErrNewer = errors.New("written by a newer Orrery")
+
+// Open opens (creating when missing) the state directory dir. A
+// database of an older version is migrated in place, in one
+// transaction; one of a newer version is refused with an error (wrapping
+// ErrNewer) that says what to do, and left as it is.
 func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	// No journal_mode here: setting it writes to the database, which
+	// must wait until its version is known to be one this build reads.
 	dsn := filepath.Join(dir, FileName) +
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+		"?_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	if err := prepare(ctx, db, dir); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open state in %s: %w", dir, err)
+		return nil, err
 	}
 	return &Store{db: db, dir: dir, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+// prepare checks the database's version and, unless it is this build's,
+// creates or migrates the schema, in one transaction that holds the
+// database's write lock, so two processes opening it at once migrate it
+// once. A database in WAL mode stays so; a new or migrated one is put
+// in WAL mode.
+func prepare(ctx context.Context, db *sql.DB, dir string) error {
+	fail := func(err error) error { return fmt.Errorf("open state in %s: %w", dir, err) }
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	v, fresh, err := version(ctx, conn)
+	if err != nil {
+		return fail(err)
+	}
+	if err := newer(dir, v); err != nil {
+		return err
+	}
+	if v == SchemaVersion && !fresh {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
+		return fail(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fail(err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	// Again under the lock: another process may have got there first.
+	if v, fresh, err = version(ctx, conn); err != nil {
+		return fail(err)
+	}
+	if err := newer(dir, v); err != nil {
+		return err
+	}
+	var steps []string
+	switch {
+	case fresh:
+		steps = []string{schema}
+	case v < SchemaVersion:
+		steps = append([]string{schemaV0}, migrations[v:]...) // v0's tables exist in any older database
+	}
+	for i, q := range steps {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fail(fmt.Errorf("migrate the store from version %d (step %d): %w", v, i, err))
+		}
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
+		return fail(err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fail(err)
+	}
+	done = true
+	return nil
+}
+
+// version reads the database's version and whether it is new (no table
+// yet).
+func version(ctx context.Context, conn *sql.Conn) (v int, fresh bool, err error) {
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return 0, false, err
+	}
+	var tables int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type='table'").Scan(&tables); err != nil {
+		return 0, false, err
+	}
+	return v, v == 0 && tables == 0, nil
+}
+
+// newer refuses a database of a version this build does not know.
+func newer(dir string, v int) error {
+	if v >= 0 && v <= SchemaVersion {
+		return nil
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	if v < 0 {
+		return fmt.Errorf("state directory %s: its store has version %d, which no Orrery writes: give a new --state-dir", dir, v)
+	}
+	return fmt.Errorf("state directory %s was %w (store version %d; this build reads up to %d): use that version, or give a new --state-dir",
+		dir, ErrNewer, v, SchemaVersion)
 }
 
 // Close closes the store.

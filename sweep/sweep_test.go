@@ -311,7 +311,9 @@ parameter d integer range from 1000 to 1 step -1`)
 		}
 		first = append(first, it.Job().Values)
 	}
-	if elapsed := time.Since(start); elapsed > 2*time.Second {
+	// Generating the jobs would take hours: the bound is far from both,
+	// so a busy machine does not decide the test.
+	if elapsed := time.Since(start); elapsed > 30*time.Second {
 		t.Errorf("building, counting and starting 10^12 jobs took %v", elapsed)
 	}
 	if n != 1_000_000_000_000 || !exact {

@@ -102,7 +102,7 @@ func TestBackgroundChildIsKilled(t *testing.T) {
 	f := newFixture(t)
 	start := time.Now()
 	res := f.mustRun("", `	shexec "sleep 100 & echo $! > child.pid; echo done"`)
-	if took := time.Since(start); took > 3*time.Second {
+	if took := time.Since(start); took > 30*time.Second { // far from both: the child sleeps 100 s
 		t.Errorf("the command took %v: it waited for its background child", took)
 	}
 	if got := res.Commands[0].Stdout.String(); got != "done\n" {
@@ -139,7 +139,7 @@ func TestCancelKillsGroupAfterGrace(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || res.Failed != 1 {
 		t.Fatalf("err %v, Failed %d (cancel must fail the task even under onerror ignore)", err, res.Failed)
 	}
-	if took < grace || took > grace+3*time.Second {
+	if took < grace || took > grace+30*time.Second { // the child would sleep 100 s
 		t.Errorf("the task ended %v after cancel; want SIGKILL after the %v grace", took, grace)
 	}
 	if c := res.Commands[1]; c.Signal != syscall.SIGKILL || c.Exit != -1 {
@@ -163,7 +163,7 @@ func TestCancelTerminates(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	if took := time.Since(start); took > 30*time.Second { // sleep 100; the signal below tells SIGTERM from the SIGKILL after the grace
 		t.Errorf("took %v: SIGTERM should have stopped sleep at once", took)
 	}
 	if c := res.Commands[0]; c.Signal != syscall.SIGTERM {
@@ -201,7 +201,7 @@ func TestProcessOutsideGroupDoesNotHangOutput(t *testing.T) {
 	if got := res.Commands[0].Stdout.String(); got != "out\n" {
 		t.Errorf("stdout %q", got)
 	}
-	if took < grace || took > grace+3*time.Second {
+	if took < grace || took > grace+20*time.Second { // the escaped process sleeps 30 s
 		t.Errorf("took %v: reading output should stop %v after the command ends", took, grace)
 	}
 	if !running(pid) {

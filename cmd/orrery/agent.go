@@ -26,11 +26,11 @@ const exitRefused = 3
 // runAgent implements `orrery agent --connect ADDR`: one node agent as
 // its own process, over the root's TLS port.
 func runAgent(e *env, args []string) int {
-	fs := newFlags(e, "agent", "--connect HOST:PORT [--token-file FILE] [--name NAME] [--cpus N] [--job-limit K] [--speed S] [--memory SIZE] [--work-dir DIR]\n\n"+
+	fs := newFlags(e, "agent", "--connect HOST:PORT [--token-file FILE] [--name NAME] [--cpus N] [--job-limit K] [--speed S] [--memory SIZE] [--work-dir DIR] [--wait DURATION]\n\n"+
 		"The join token (printed by `orrery token` on the root) comes from --token-file, else $ORRERY_TOKEN,\n"+
 		"else --token (visible to every user of this machine in the process list: avoid it).\n"+
-		"Exit status: 0 when the root ended the experiment or told the node to stop, 3 when the root\n"+
-		"refused the node's credentials (a wrong or rotated token, a revoked node), 1 for any other failure.")
+		"The agent may start before the root: it keeps trying to reach it (see --wait).")
+	usageFooter(e, fs, agentExitHelp)
 	addr := fs.String("connect", "", "the root's `address` (host:port) to connect to")
 	tokenFile := fs.String("token-file", "", "`file` holding the join token")
 	tokenArg := fs.String("token", "", "the join `token` (prefer --token-file or $ORRERY_TOKEN: a command line is visible to every user)")
@@ -42,8 +42,13 @@ func runAgent(e *env, args []string) int {
 	memory := fs.String("memory", "", "RAM this node offers, such as 4G (default: the machine's); orrery keeps its jobs' resident memory within it")
 	work := fs.String("work-dir", filepath.Join(os.TempDir(), "orrery-agent"), "`directory` for job directories")
 	keep := fs.Bool("keep", false, "keep the job directories of successful jobs")
+	wait := fs.Duration("wait", 0, "give up with exit status 4 when the root cannot be reached for this `DURATION` (such as 90s, 2h); 0 keeps trying for ever")
 	if status, ok := noArgs(fs, args); !ok {
 		return status
+	}
+	if *wait < 0 {
+		fmt.Fprintln(e.stderr, "orrery: agent: --wait must not be negative (0 keeps trying for ever)")
+		return exitInvalid
 	}
 	if *addr == "" {
 		fs.Usage()
@@ -60,7 +65,7 @@ func runAgent(e *env, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := agent.Config{Name: *name, CPUs: *cpus, JobLimit: *limit, Speed: *speed,
-		Memory: mem, WorkDir: *work, KeepJobDirs: *keep,
+		Memory: mem, WorkDir: *work, KeepJobDirs: *keep, Wait: *wait,
 		Status: func(s string) { fmt.Fprintf(e.stderr, "orrery agent: %s\n", s) }}
 	if fd, ok := strings.CutPrefix(*addr, "fd:"); ok {
 		// A socket the root passed to a node it started itself.
@@ -71,7 +76,10 @@ func runAgent(e *env, args []string) int {
 		}
 		if err := agent.Run(ctx, conn, cfg); err != nil {
 			fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
-			return exitFailed
+			return exitSystem
+		}
+		if ctx.Err() != nil {
+			return exitInterrupted
 		}
 		return exitOK
 	}
@@ -91,12 +99,29 @@ func runAgent(e *env, args []string) int {
 	case errors.Is(err, agent.ErrRefused):
 		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
 		return exitRefused
+	case errors.Is(err, agent.ErrUnreachable):
+		fmt.Fprintf(e.stderr, "orrery agent: gave up: %v (root %s, --wait %s)\n", err, *addr, *wait)
+		return exitSystem
 	case err != nil:
 		fmt.Fprintf(e.stderr, "orrery: agent: %v\n", err)
-		return exitFailed
+		return exitSystem
+	case ctx.Err() != nil:
+		return exitInterrupted
 	}
+	fmt.Fprintf(e.stderr, "orrery agent: the experiment is over (root %s ended it); exiting\n", *addr)
 	return exitOK
 }
+
+// agentExitHelp is the exit-status paragraph of `orrery agent --help`.
+const agentExitHelp = `Exit status:
+  0    the root ended the experiment (or told the node to stop)
+  2    bad usage: a wrong flag, no join token
+  3    the root refused the node's credentials (a wrong or rotated token, a revoked node):
+       trying again would not help
+  4    Orrery's own failure: the root could not be reached within --wait, or the
+       connection of a node the root started failed
+  130  interrupted (Ctrl-C, SIGTERM): its running attempts were stopped
+`
 
 // joinToken finds the join token: in the file, else in $ORRERY_TOKEN,
 // else on the command line.

@@ -18,6 +18,8 @@ type checkReport struct {
 	Parameters []paramReport `json:"parameters"`
 	Tasks      []taskReport  `json:"tasks"`
 	Warnings   []string      `json:"warnings"`
+
+	warnings []plan.Warning // as printed for a person
 }
 
 type paramReport struct {
@@ -73,7 +75,8 @@ func report(l *loaded) checkReport {
 	for _, t := range p.Tasks {
 		r.Tasks = append(r.Tasks, taskReport{Name: t.Name, Commands: len(t.Commands)})
 	}
-	for _, w := range append(append([]plan.Warning(nil), p.Warnings...), s.Warnings...) {
+	r.warnings = append(append([]plan.Warning(nil), p.Warnings...), s.Warnings...)
+	for _, w := range r.warnings {
 		r.Warnings = append(r.Warnings, w.String())
 	}
 	return r
@@ -109,11 +112,21 @@ func printReport(e *env, r checkReport) {
 		fmt.Fprintf(w, " %s (%s)", t.Name, plural(int64(t.Commands), "command"))
 	}
 	fmt.Fprintln(w)
-	if len(r.Warnings) > 0 {
-		fmt.Fprintln(w, "warnings:")
-		for _, m := range r.Warnings {
-			fmt.Fprintln(w, "  "+m)
-		}
+	for _, m := range r.warnings {
+		fmt.Fprintln(w, warningLine(m))
+	}
+}
+
+// warningLine returns a plan warning as a person reads it:
+// "FILE:LINE:COL: warning: message".
+func warningLine(w plan.Warning) string {
+	return fmt.Sprintf("%s:%d:%d: warning: %s", w.File, w.Pos.Line, w.Pos.Col, w.Msg)
+}
+
+// printWarnings prints a plan's warnings on stderr, one line each.
+func printWarnings(e *env, ws []plan.Warning) {
+	for _, w := range ws {
+		fmt.Fprintln(e.stderr, warningLine(w))
 	}
 }
 

@@ -385,11 +385,11 @@ func TestGenerateOutputFile(t *testing.T) {
 		t.Errorf("a failed generate changed %s", out)
 	}
 
-	// A directory that does not exist: exit 1, nothing written.
+	// A directory that does not exist: bad usage (exit 2), nothing written.
 	missing := filepath.Join(dir, "no", "such", "dir", "jobs.run")
 	code, _, stderr := cli(t, "generate", "-o", missing, planPath)
-	if code != exitFailed || stderr == "" {
-		t.Errorf("-o into a missing directory: exit %d, stderr %q; want %d and a message", code, stderr, exitFailed)
+	if code != exitInvalid || stderr == "" {
+		t.Errorf("-o into a missing directory: exit %d, stderr %q; want %d and a message", code, stderr, exitInvalid)
 	}
 	if _, err := os.Stat(missing); err == nil {
 		t.Errorf("%s was created", missing)

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // runGenerate implements `orrery generate`.
@@ -41,15 +44,25 @@ func runGenerate(e *env, args []string) int {
 	if *out == "" {
 		if _, err := write(e.stdout, *limit); err != nil {
 			fmt.Fprintf(e.stderr, "orrery: write: %v\n", err)
-			return exitFailed
+			return exitSystem
 		}
 		return exitOK
 	}
 	if err := writeFileAtomic(*out, func(w io.Writer) error { _, err := write(w, *limit); return err }); err != nil {
-		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
-		return exitFailed
+		fmt.Fprintf(e.stderr, "orrery: -o: %v\n", err)
+		if badPath(err) {
+			return exitInvalid // a directory that is not there, or not the user's
+		}
+		return exitSystem
 	}
 	return exitOK
+}
+
+// badPath reports whether err says a path named on the command line
+// cannot be used: missing, not a directory, or not permitted.
+func badPath(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ENOTDIR) ||
+		errors.Is(err, syscall.EISDIR)
 }
 
 // writeFileAtomic writes a file through a temporary file in the same

@@ -1,12 +1,13 @@
 package main
 
-// The test "live and simulated agree": the paper's CPU test
-// (examples/cputest) runs for real on a cluster file of nodes throttled
-// by cgroup CPU quotas, and its makespan is compared with what
-// `orrery sim` predicts for the same cluster file and the same jobs.
+// The CPU test on a throttled cluster file: the paper's CPU test
+// (examples/cputest) runs for real on nodes throttled by cgroup CPU
+// quotas, and `orrery sim` is given the same cluster file and jobs. What
+// the test checks does not depend on how busy the machine is; how close
+// the live makespan comes to the simulated one does, and is measured by
+// bench/livesim.sh.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -24,12 +25,11 @@ import (
 
 const (
 	// livesimTarget is the makespan the test aims at, in seconds: the
-	// burner is scaled so that FCFS on livesimCluster takes about this long.
-	livesimTarget = 60.0
-	// livesimTolerance is how far, relative to the simulated makespan,
-	// the live one may be.
-	livesimTolerance = 0.10
-	// livesimRunTimeout bounds the real run.
+	// burner is scaled so that FCFS on livesimCluster takes about this
+	// long. bench/livesim.sh runs the same for a minute.
+	livesimTarget = 6.0
+	// livesimRunTimeout bounds the real run: a busy machine slows the
+	// nodes down, which this test does not judge.
 	livesimRunTimeout = 150 * time.Second
 )
 
@@ -44,22 +44,25 @@ node slow cpus 1 cpu-share 0.5 job-limit 1
 // livesimSpeeds are the speeds of livesimCluster's nodes, in file order.
 var livesimSpeeds = []float64{1, 0.5}
 
-// TestE2ELiveAndSimAgree runs the paper's CPU test (16 burner processes:
-// 8 of 1000 work units, 4 of 200, 4 of 100) for real with
+// TestE2ELiveCPUTest runs the paper's CPU test (16 burner processes: 8 of
+// 1000 work units, 4 of 200, 4 of 100) for real with
 // `orrery run --cluster --policy fcfs` on two nodes throttled by cgroup
-// CPU quotas, and checks that its makespan is within 10% of what
-// `orrery sim` predicts for the same cluster file and jobs.
+// CPU quotas, and checks what holds however busy the machine is:
+//   - the run completes: every job done in one attempt, with its units,
+//     jobs on both nodes, and no process left;
+//   - FCFS's order: the jobs start in plan order, the first two on
+//     different nodes, and a node runs one job at a time;
+//   - the CPU time per unit the jobs report is the calibrated one (the
+//     burner's scale reaches every job through its environment);
+//   - `orrery sim`, given the run's cluster file and jobs, predicts the
+//     FCFS makespan worked out by hand (within 1%).
 //
-// The burner is calibrated first, unthrottled on this machine: u seconds
-// of CPU per unit at full speed, scaled so the run takes about a minute.
-// A job of N units is then N·u GHz·s of work for the simulator (speed 1 is
-// one full CPU). The live makespan is measured from the first attempt's
-// start to the last attempt's end as the joblog records them, so orrery's
-// start-up, rootstart (compiling the burner) and shutdown are not in it;
-// staging and process start (a few ms a job) are, as they are real.
-func TestE2ELiveAndSimAgree(t *testing.T) {
+// Whether the live makespan is within 10% of the simulated one depends
+// on the CPU other work leaves to the throttled nodes: bench/livesim.sh
+// measures it.
+func TestE2ELiveCPUTest(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the CPU test for about a minute")
+		t.Skip("runs the CPU test for several seconds")
 	}
 	if reason := livesimUnsupported(); reason != "" {
 		t.Skip(reason)
@@ -77,7 +80,7 @@ func TestE2ELiveAndSimAgree(t *testing.T) {
 	units := livesimUnits(t, string(planText))
 	// FCFS gives a job to the first free node in the order the nodes
 	// joined, which in a live run is whichever registered first; the
-	// comparison holds only when that order does not matter.
+	// schedule is the same either way only when that order does not matter.
 	if a, b := fcfsListSchedule(units, livesimSpeeds, 1), fcfsListSchedule(units, []float64{livesimSpeeds[1], livesimSpeeds[0]}, 1); a != b {
 		t.Fatalf("cputest.pln's jobs %v: FCFS's makespan depends on which node joins first (%v or %v units)", units, a, b)
 	}
@@ -91,46 +94,30 @@ func TestE2ELiveAndSimAgree(t *testing.T) {
 	e2eWrite(t, filepath.Join(dir, "cputest.pln"), fmt.Sprintf("%s\n# livesim: the burner's scale, calibrated\nparameter BURN_UNIT_LOOPS integer %d\n", planText, loops))
 	e2eWrite(t, filepath.Join(dir, "cluster.txt"), livesimCluster)
 
-	ctx, cancel := context.WithTimeout(context.Background(), livesimRunTimeout)
-	defer cancel()
-	began, busyBefore := time.Now(), livesimBusy()
-	p := e2eStart(t, ctx, dir, "run", "--cluster", "cluster.txt", "--policy", "fcfs", "cputest.pln")
-	code := p.wait(livesimRunTimeout)
-	wall, busyAfter := time.Since(began), livesimBusy()
-	e2eNoPanic(t, "run", p.stderr.String())
+	code, stdout, stderr := e2eRun(t, dir, livesimRunTimeout, "run", "--cluster", "cluster.txt", "--policy", "fcfs", "cputest.pln")
 	if code != 0 {
-		t.Fatalf("run: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, p.stdout.String(), p.stderr.String())
+		t.Fatalf("run: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if left := e2eWaitNoProcs(dir, 10*time.Second); len(left) > 0 {
+		t.Errorf("processes left after the run: %v", left)
 	}
 
-	live := livesimMakespan(t, dir, units)
-	hand := fcfsListSchedule(units, livesimSpeeds, u)
-	t.Logf("run: %.1f s of wall time for orrery run; makespan %.3f s", wall.Seconds(), live)
-	// The cluster file takes 1.5 of the machine's CPUs for granted: other
-	// work on the machine slows the nodes down, which no model of this
-	// cluster file can know. The run's own CPU time (orrery, its agents
-	// and every job: the descendants it waited for) against all the CPU
-	// time the machine spent meanwhile says how much other work there was.
-	ours := (p.state.UserTime() + p.state.SystemTime()).Seconds()
-	other := (busyAfter - busyBefore - ours) / wall.Seconds()
-	busyNote := ""
-	if busyBefore >= 0 && busyAfter >= 0 {
-		t.Logf("CPU time during the run: %.1f s by orrery and its jobs, %.2f CPUs on average by other work on the machine", ours, other)
-		if other > 0.1 {
-			busyNote = fmt.Sprintf("; other work on the machine used %.2f CPUs on average during the run, and the cluster file needs 1.5 of %d CPUs free", other, runtime.NumCPU())
-		}
-	}
-	t.Logf("FCFS list schedule by hand (jobs in order to the node that frees first): %.3f s; live/hand = %.4f",
-		hand, live/hand)
+	live := livesimSchedule(t, dir, units)
 	if uRun, ok := livesimRunUnit(t, dir, units); ok {
+		// CPU time, unlike wall time, is what the job did whatever else
+		// runs; the bounds only allow for the noise of a shared machine.
 		t.Logf("the jobs' own CPU time gives %.4f ms/unit (calibration: %.4f ms/unit, ratio %.4f)",
 			uRun*1e3, u*1e3, uRun/u)
+		if r := uRun / u; r < 1/1.5 || r > 1.5 {
+			t.Errorf("the jobs used %.4f ms of CPU per unit, the calibration %.4f ms: the burner's scale did not reach them", uRun*1e3, u*1e3)
+		}
 	}
+	hand := fcfsListSchedule(units, livesimSpeeds, u)
 	sim := livesimSim(t, dir, units, u)
-	ratio := live / sim
-	t.Logf("live %.3f s, simulated %.3f s: live/sim = %.4f (|live-sim|/sim = %.1f%%)", live, sim, ratio, 100*math.Abs(ratio-1))
-	if math.Abs(live-sim)/sim > livesimTolerance {
-		t.Errorf("live makespan %.3f s is not within %.0f%% of the simulated %.3f s (live/sim %.4f; FCFS by hand %.3f s)%s",
-			live, 100*livesimTolerance, sim, ratio, hand, busyNote)
+	t.Logf("makespan: simulated %.3f s, FCFS by hand %.3f s, live %.3f s (live/sim %.4f: not judged here, see bench/livesim.sh)",
+		sim, hand, live, live/sim)
+	if math.Abs(sim-hand)/hand > 0.01 {
+		t.Errorf("orrery sim predicts %.3f s for the run's cluster file and jobs under FCFS; the list schedule worked out by hand takes %.3f s", sim, hand)
 	}
 }
 
@@ -157,31 +144,6 @@ func livesimUnsupported() string {
 		return "no C compiler (cc) to build the burner"
 	}
 	return ""
-}
-
-// livesimBusy returns the CPU time, in seconds, that the machine's CPUs
-// have spent busy (or taken by the hypervisor) since boot, or -1.
-func livesimBusy() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return -1
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return -1
-	}
-	// user nice system idle iowait irq softirq steal, in USER_HZ (100 a
-	// second on Linux); guest time is already in user.
-	busy := 0.0
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		v, err := strconv.ParseFloat(f[i], 64)
-		if err != nil {
-			return -1
-		}
-		busy += v
-	}
-	return busy / 100
 }
 
 // livesimUnits returns the units of the plan's jobs, in plan order: the
@@ -266,10 +228,13 @@ func fcfsListSchedule(units, speeds []float64, u float64) float64 {
 	return slices.Max(free)
 }
 
-// livesimMakespan checks that every job ran once and succeeded, with the
-// plan's units, and returns the span from the first attempt's start to
-// the last one's end, from the joblog.
-func livesimMakespan(t *testing.T, dir string, units []float64) float64 {
+// livesimSchedule checks that every job ran once and succeeded, with the
+// plan's units, in FCFS's order: the jobs start in plan order (the root
+// records an attempt's start when it hands the job out), the first two
+// on different nodes, and each node runs one job at a time. It returns
+// the span from the first attempt's start to the last one's end, from
+// the joblog.
+func livesimSchedule(t *testing.T, dir string, units []float64) float64 {
 	t.Helper()
 	jobs := e2eJobs(t, dir)
 	if len(jobs) != len(units) {
@@ -284,15 +249,33 @@ func livesimMakespan(t *testing.T, dir string, units []float64) float64 {
 	if len(lines) != len(units) {
 		t.Fatalf("joblog: %d attempts, want %d", len(lines), len(units))
 	}
+	slices.SortFunc(lines, func(a, b e2eJoblogLine) int { return int(a.Seq - b.Seq) })
 	first, last := math.Inf(1), math.Inf(-1)
 	for _, l := range lines {
 		first = min(first, l.Start)
 		last = max(last, l.Start+l.Runtime)
 	}
+	// The joblog's times are rounded to the millisecond.
+	const slack = 0.002
 	perNode := map[string]int{}
-	for _, l := range lines {
+	ends := map[string]float64{} // the end of each node's last job so far
+	for i, l := range lines {
 		perNode[l.Host]++
 		t.Logf("job %2d on %-4s %7.3f – %7.3f s", l.Seq, l.Host, l.Start-first, l.Start+l.Runtime-first)
+		if l.Seq != int64(i+1) {
+			t.Fatalf("joblog: attempts of jobs %v, want one of each job 1–%d", lines, len(units))
+		}
+		if i > 0 && l.Start < lines[i-1].Start {
+			t.Errorf("job %d started before job %d: FCFS hands jobs out in plan order", l.Seq, lines[i-1].Seq)
+		}
+		if end, ok := ends[l.Host]; ok && l.Start < end-slack {
+			t.Errorf("job %d started on %s at %.3f s, before that node's previous job ended at %.3f s (job limit 1)",
+				l.Seq, l.Host, l.Start-first, end-first)
+		}
+		ends[l.Host] = l.Start + l.Runtime
+	}
+	if lines[0].Host == lines[1].Host {
+		t.Errorf("jobs 1 and 2 both ran on %s; FCFS starts one on each free node", lines[0].Host)
 	}
 	if perNode["fast"] == 0 || perNode["slow"] == 0 {
 		t.Errorf("jobs per node %v, want jobs on both fast and slow", perNode)
@@ -301,7 +284,7 @@ func livesimMakespan(t *testing.T, dir string, units []float64) float64 {
 }
 
 // livesimRunUnit returns the CPU seconds per unit the jobs themselves
-// reported (results/proc-N.txt), for the log.
+// reported (results/proc-N.txt).
 func livesimRunUnit(t *testing.T, dir string, units []float64) (float64, bool) {
 	t.Helper()
 	var cpu, total float64
@@ -328,7 +311,7 @@ func livesimRunUnit(t *testing.T, dir string, units []float64) (float64, bool) {
 // (u CPU seconds at speed 1, one full CPU).
 func livesimScenario(units []float64, u float64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `# The CPU test of TestE2ELiveAndSimAgree: the cluster file it ran on
+	fmt.Fprintf(&b, `# The CPU test of TestE2ELiveCPUTest: the cluster file it ran on
 # and the jobs of examples/cputest/cputest.pln in plan order.
 scenario livesim
 runs 1

@@ -19,13 +19,17 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
+
+	"orrery/suggest"
 )
 
-// Exit statuses.
+// Exit statuses (see exitStatusHelp and the README).
 const (
 	exitOK      = 0
-	exitFailed  = 1 // the command ran and something failed
+	exitFailed  = 1 // run: some job failed; other commands: what was asked for is not there
 	exitInvalid = 2 // a bad plan or bad usage: nothing ran
+	exitSystem  = 4 // Orrery's own failure: the state directory gone or unwritable, its disk full, no node
 )
 
 // command is one subcommand.
@@ -70,6 +74,9 @@ func main() {
 
 // run runs the command line args and returns the exit status.
 func run(e *env, args []string) int {
+	if len(args) >= 2 && args[0] == "help" {
+		return commandHelp(e, args[1:])
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(e.stdout)
 		if len(args) == 0 {
@@ -92,7 +99,29 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun \"orrery COMMAND -h\" for a command's flags.")
+	fmt.Fprintln(w, "\nRun \"orrery help COMMAND\" (or \"orrery COMMAND -h\") for a command's flags.")
+}
+
+// commandHelp implements `orrery help COMMAND`: the command's own help,
+// as `orrery COMMAND -h` prints it, on standard output.
+func commandHelp(e *env, args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(e.stderr, "Usage: orrery help [COMMAND]")
+		return exitInvalid
+	}
+	var names []string
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(&env{stdout: e.stdout, stderr: e.stdout}, []string{"-h"})
+		}
+		names = append(names, c.name)
+	}
+	if args[0] == "help" {
+		usage(e.stdout)
+		return exitOK
+	}
+	fmt.Fprintf(e.stderr, "orrery: help: unknown command %q%s\n", args[0], suggest.OneOf(args[0], names))
+	return exitInvalid
 }
 
 // newFlags returns a FlagSet for a subcommand that writes its usage to
@@ -105,6 +134,26 @@ func newFlags(e *env, name, args string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// self is how to run orrery again in commands printed as advice: as the
+// user ran it when they named a path (./orrery), else orrery (found on
+// $PATH, or built by go run into a directory that is gone by then).
+func self() string {
+	a := os.Args[0]
+	if !strings.ContainsRune(a, '/') || strings.Contains(a, "go-build") {
+		return "orrery"
+	}
+	return shellQuote(a)
+}
+
+// usageFooter adds text after the flags in fs's usage.
+func usageFooter(e *env, fs *flag.FlagSet, text string) {
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		fmt.Fprint(e.stderr, "\n"+text)
+	}
 }
 
 // parseArgs parses flags that may come before or after the positional

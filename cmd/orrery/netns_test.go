@@ -234,7 +234,7 @@ endtask
 				t.Fatalf("the root kept a connection that sent nothing for 20 s (the hello timeout is 10 s)")
 			case len(r.received) > 0:
 				t.Errorf("the root sent %d bytes to a peer that sent nothing: %q", len(r.received), r.received)
-			case r.elapsed < 8*time.Second || r.elapsed > 13*time.Second:
+			case r.elapsed < 8*time.Second || r.elapsed > 18*time.Second: // not before the timeout; after it, a busy machine may take a while
 				t.Errorf("the root closed a silent connection after %s, want about 10 s (the hello timeout)", r.elapsed)
 			}
 			t.Logf("silent connection closed by the root after %s", r.elapsed.Round(time.Millisecond))

@@ -6,18 +6,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"orrery/dispatch"
 )
 
-// progress shows a run's progress: live bars on a terminal, otherwise a
-// line every few seconds.
+// progress shows a run's progress: live bars when standard output is a
+// terminal, and a line every few seconds on standard error whenever that
+// is not a terminal (a log file keeps the progress) or there are no bars.
 type progress struct {
 	e      *env
 	mu     sync.Mutex
 	last   dispatch.Progress
+	lines  bool // print the periodic line
 	lineAt time.Time
 
 	p      *mpb.Progress
@@ -31,8 +34,7 @@ func isTerminal(w any) bool {
 	if !ok {
 		return false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return isatty.IsTerminal(f.Fd())
 }
 
 func newProgress(e *env) *progress {
@@ -45,6 +47,7 @@ func newProgress(e *env) *progress {
 				decor.Any(func(decor.Statistics) string { return pr.status() }),
 				decor.Name(" ETA "), decor.EwmaETA(decor.ET_STYLE_GO, 30)))
 	}
+	pr.lines = pr.bar == nil || !isTerminal(e.stderr)
 	return pr
 }
 
@@ -54,7 +57,11 @@ func (pr *progress) status() string {
 	defer pr.mu.Unlock()
 	s := pr.last
 	rate := float64(s.Done+s.Failed) / max(time.Since(s.Started).Seconds(), 1e-3)
-	return fmt.Sprintf(" %d running, %d failed, %d nodes, %.1f jobs/s", s.Running, s.Failed, s.Nodes, rate)
+	out := ""
+	if s.OutOfService > 0 {
+		out = fmt.Sprintf(", %d out of service", s.OutOfService)
+	}
+	return fmt.Sprintf(" %d running, %d failed, %d nodes%s, %.1f jobs/s", s.Running, s.Failed, s.Nodes, out, rate)
 }
 
 // update takes a new snapshot (called from the dispatcher's goroutine).
@@ -72,13 +79,15 @@ func (pr *progress) update(s dispatch.Progress) {
 			pr.bar.SetCurrent(ended)
 		}
 		pr.tickAt = time.Now()
-		return
 	}
-	if time.Since(pr.lineAt) >= 5*time.Second {
+	if pr.lines && time.Since(pr.lineAt) >= lineEvery {
 		pr.lineAt = time.Now()
 		fmt.Fprintf(pr.e.stderr, "orrery: %d/%d done,%s\n", s.Done, s.Total, pr.status())
 	}
 }
+
+// lineEvery is how often the periodic progress line is printed.
+const lineEvery = 5 * time.Second
 
 // finish ends the bars before the summary is printed.
 func (pr *progress) finish(sum dispatch.Summary) {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -15,28 +16,33 @@ import (
 )
 
 // openState opens the state directory of --state-dir (default ./.orrery)
-// and its latest experiment.
-func openState(e *env, dir string) (*store.Store, *store.Experiment, bool) {
+// and its latest experiment. Unless status is exitOK, it has said why:
+// no experiment there (bad usage), or a state it cannot read (its own
+// failure).
+func openState(e *env, dir string) (st *store.Store, exp *store.Experiment, status int) {
 	if dir == "" {
 		dir = ".orrery"
 	}
 	if _, err := os.Stat(dir); err != nil {
 		fmt.Fprintf(e.stderr, "orrery: no experiment here: %v (run in the plan's directory, or pass --state-dir)\n", err)
-		return nil, nil, false
+		return nil, nil, exitInvalid
 	}
 	ctx := context.Background()
 	st, err := store.Open(ctx, dir)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
-		return nil, nil, false
+		return nil, nil, exitSystem
 	}
-	exp, err := st.Latest(ctx)
+	exp, err = st.Latest(ctx)
 	if err != nil {
 		st.Close()
 		fmt.Fprintf(e.stderr, "orrery: %s: %v\n", dir, err)
-		return nil, nil, false
+		if errors.Is(err, store.ErrNoExperiment) {
+			return nil, nil, exitInvalid
+		}
+		return nil, nil, exitSystem
 	}
-	return st, exp, true
+	return st, exp, exitOK
 }
 
 // stateFlag adds --state-dir to a command's flags.
@@ -52,32 +58,60 @@ func runStatus(e *env, args []string) int {
 	if status, ok := noArgs(fs, args); !ok {
 		return status
 	}
-	st, exp, ok := openState(e, *dir)
-	if !ok {
-		return exitFailed
+	st, exp, status := openState(e, *dir)
+	if status != exitOK {
+		return status
 	}
 	defer st.Close()
 	counts, err := st.Counts(context.Background(), exp.ID)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
-		return exitFailed
+		return exitSystem
 	}
-	out := map[string]any{"experiment": exp.ID, "plan": exp.PlanPath, "dialect": exp.Dialect,
+	ignored, ignoredJobs, err := st.IgnoredJobs(context.Background(), exp.ID, 10)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitSystem
+	}
+	nodesOut, err := st.NodesOutOfService(context.Background(), exp.ID)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitSystem
+	}
+	out := map[string]any{"ignored_errors": ignored, "experiment": exp.ID, "plan": exp.PlanPath, "dialect": exp.Dialect,
 		"seed": exp.Seed, "created": exp.Created.Format(time.RFC3339), "generated_all": exp.Generated,
 		"pending": counts[store.Pending], "running": counts[store.Running],
 		"done": counts[store.Done], "failed": counts[store.Failed], "dispatched": exp.LastIndex}
+	out["out_of_service"] = nodesOutJSON(nodesOut)
+	totals := totalsOf(exp, counts)
+	totals.addJSON(out)
 	if *asJSON {
 		return printJSON(e, out)
 	}
 	fmt.Fprintf(e.stdout, "experiment %d of %s (%s dialect, seed %d), started %s\n",
 		exp.ID, exp.PlanPath, exp.Dialect, exp.Seed, exp.Created.Format(time.RFC3339))
-	fmt.Fprintf(e.stdout, "jobs: %d done, %d failed, %d running, %d pending; %d handed out",
-		counts[store.Done], counts[store.Failed], counts[store.Running], counts[store.Pending], exp.LastIndex)
-	if exp.Generated {
-		fmt.Fprint(e.stdout, " (all)")
+	fmt.Fprintln(e.stdout, totals)
+	if ignored > 0 {
+		fmt.Fprintf(e.stdout, "%d with ignored errors (a command failed under onerror ignore): %s; see orrery log JOB\n",
+			ignored, jobList(ignoredJobs, ignored))
 	}
-	fmt.Fprintln(e.stdout)
+	printNodesOut(e.stdout, nodesOut)
 	return exitOK
+}
+
+// jobList names the first of n jobs: "job 3", "jobs 1, 4, …".
+func jobList(first []int64, n int64) string {
+	s := make([]string, len(first))
+	for i, j := range first {
+		s[i] = strconv.FormatInt(j, 10)
+	}
+	if int64(len(first)) < n {
+		s = append(s, "…")
+	}
+	if n == 1 {
+		return "job " + strings.Join(s, ", ")
+	}
+	return "jobs " + strings.Join(s, ", ")
 }
 
 func printJSON(e *env, v any) int {
@@ -85,7 +119,7 @@ func printJSON(e *env, v any) int {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
-		return exitFailed
+		return exitSystem
 	}
 	return exitOK
 }
@@ -114,9 +148,9 @@ func runJobs(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "orrery: --state %q: want pending, running, done or failed\n", *state)
 		return exitInvalid
 	}
-	st, exp, ok := openState(e, *dir)
-	if !ok {
-		return exitFailed
+	st, exp, status := openState(e, *dir)
+	if status != exitOK {
+		return status
 	}
 	defer st.Close()
 	enc := json.NewEncoder(e.stdout)
@@ -145,7 +179,7 @@ func runJobs(e *env, args []string) int {
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
-		return exitFailed
+		return exitSystem
 	}
 	return exitOK
 }
@@ -163,9 +197,9 @@ func runLog(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "orrery: log: %q is not a job number\n", arg)
 		return exitInvalid
 	}
-	st, exp, ok := openState(e, *dir)
-	if !ok {
-		return exitFailed
+	st, exp, status := openState(e, *dir)
+	if status != exitOK {
+		return status
 	}
 	defer st.Close()
 	n := 0
@@ -183,6 +217,7 @@ func runLog(e *env, args []string) int {
 		if a.Error != "" {
 			fmt.Fprintf(e.stdout, "error: %s\n", a.Error)
 		}
+		printIgnored(e, filepath.Base(exp.PlanPath), a.Ignored)
 		if len(a.Stdout) > 0 {
 			fmt.Fprintf(e.stdout, "--- stdout\n%s", a.Stdout)
 		}
@@ -193,13 +228,36 @@ func runLog(e *env, args []string) int {
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
-		return exitFailed
+		return exitSystem
 	}
 	if n == 0 {
 		fmt.Fprintf(e.stderr, "orrery: job %d has not run\n", job)
 		return exitFailed
 	}
 	return exitOK
+}
+
+// printIgnored prints an attempt's commands whose failure onerror
+// ignore let pass: where, what, its exit status or signal, and why.
+func printIgnored(e *env, file string, ig []store.Ignored) {
+	if len(ig) == 0 {
+		return
+	}
+	fmt.Fprintln(e.stdout, "ignored errors (onerror ignore):")
+	for _, c := range ig {
+		if c.Pos == "" {
+			fmt.Fprintf(e.stdout, "  %s\n", c.Error)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "  %s:%s: %s", file, c.Pos, c.Command)
+		if c.Exit != nil {
+			fmt.Fprintf(e.stdout, ": exit %d", *c.Exit)
+		}
+		if c.Signal != "" {
+			fmt.Fprintf(e.stdout, ": signal %s", c.Signal)
+		}
+		fmt.Fprintf(e.stdout, "\n      %s\n", c.Error)
+	}
 }
 
 // runRerun implements `orrery rerun --failed`: failed jobs become pending,
@@ -215,17 +273,17 @@ func runRerun(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "orrery: rerun: say which jobs: --failed")
 		return exitInvalid
 	}
-	st, exp, ok := openState(e, *dir)
-	if !ok {
-		return exitFailed
+	st, exp, status := openState(e, *dir)
+	if status != exitOK {
+		return status
 	}
 	defer st.Close()
 	n, err := st.RerunFailed(context.Background(), exp.ID)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
-		return exitFailed
+		return exitSystem
 	}
-	fmt.Fprintf(e.stdout, "%d failed jobs will run again: orrery run %s\n", n, exp.PlanPath)
+	fmt.Fprintf(e.stdout, "%d failed jobs will run again: %s\n", n, runAgainCommand(*dir, exp.PlanPath))
 	return exitOK
 }
 
@@ -237,9 +295,9 @@ func runJoblog(e *env, args []string) int {
 	if status, ok := noArgs(fs, args); !ok {
 		return status
 	}
-	st, exp, ok := openState(e, *dir)
-	if !ok {
-		return exitFailed
+	st, exp, status := openState(e, *dir)
+	if status != exitOK {
+		return status
 	}
 	defer st.Close()
 	ctx := context.Background()
@@ -259,13 +317,13 @@ func runJoblog(e *env, args []string) int {
 		if runtime == 0 && !a.Ended.IsZero() {
 			runtime = a.Ended.Sub(a.Started).Seconds()
 		}
-		_, err := fmt.Fprintf(e.stdout, "%d\t%s\t%.3f\t%.3f\t0\t0\t%d\t%d\tjob %d attempt %d\n", a.Job, a.Node,
-			float64(a.Started.UnixNano())/1e9, runtime, exit, sig, a.Job, a.N)
+		_, err := fmt.Fprintf(e.stdout, "%d\t%s\t%.3f\t%.3f\t%d\t%d\t%d\t%d\tjob %d attempt %d\n", a.Job, a.Node,
+			float64(a.Started.UnixNano())/1e9, runtime, a.StagedIn, a.StagedOut, exit, sig, a.Job, a.N)
 		return err
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
-		return exitFailed
+		return exitSystem
 	}
 	return exitOK
 }

@@ -724,11 +724,14 @@ endtask
 `)
 	state := filepath.Join(mnt, ".orrery")
 	code, stdout, stderr := e2eRun(t, dir, e2eRunTimeout, "run", "--job-limit", "2", "--state-dir", state, "full.pln")
-	if code == 0 {
-		t.Fatalf("run on a full disk: exit 0, want an error\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	if code != wantSystem {
+		t.Fatalf("run on a full disk: exit %d, want %d (Orrery's own failure)\nstdout:\n%s\nstderr:\n%s", code, wantSystem, stdout, stderr)
 	}
-	if !strings.Contains(stderr, "full") && !strings.Contains(stderr, "no space") {
-		t.Errorf("run on a full disk: stderr does not say the disk is full:\n%s", stderr)
+	if len(nsLines(stderr, "the disk that holds the state directory", "is full", "Make room, then resume with: ", "orrery run")) != 1 {
+		t.Errorf("run on a full disk: stderr does not say once that the disk is full:\n%s", stderr)
+	}
+	if failedClaim.MatchString(stdout) || failedClaim.MatchString(stderr) {
+		t.Errorf("run on a full disk claims failed jobs:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
 	}
 	jobs := e2eJobs(t, dir, "--state-dir", state, "--state", "done")
 	t.Logf("full disk: %d jobs recorded done; run said %q", len(jobs), strings.TrimSpace(stdout))

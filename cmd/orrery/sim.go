@@ -86,7 +86,7 @@ func listScenarios(e *env) int {
 		sc, err := sim.Builtin(name)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "orrery: built-in %v\n", err)
-			return exitFailed
+			return exitSystem
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", name, sc.Summary())
 	}
@@ -164,19 +164,30 @@ func simulate(e *env, arg string, f simFlags) int {
 	if f.trace != "" {
 		tf, err := os.Create(f.trace)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
-			return exitFailed
+			fmt.Fprintf(e.stderr, "orrery: --trace: %v\n", err)
+			if badPath(err) {
+				return exitInvalid
+			}
+			return exitSystem
 		}
 		defer tf.Close()
 		trace = tf
 	}
 	rep := simReport{Scenario: sc.Name, Results: []simResult{}}
+	total := 0
+	for _, c := range cases {
+		total += len(c.Policies) * runs
+	}
+	meter := newSimMeter(e.stderr, isTerminal(e.stderr), total)
 	for _, c := range cases {
 		for _, pol := range c.Policies {
+			meter.show(c.Name, pol)
 			r, err := sim.Run(sc, c, pol, runs, f.seed)
+			meter.add(runs)
 			if err != nil {
+				meter.clear()
 				fmt.Fprintf(e.stderr, "orrery: case %s, policy %s: %v\n", c.Name, pol, err)
-				return exitFailed
+				return exitInvalid // a scenario that cannot be simulated
 			}
 			if trace != nil {
 				traceRun(trace, sc, c, pol, f.seed)
@@ -184,12 +195,51 @@ func simulate(e *env, arg string, f simFlags) int {
 			rep.Results = append(rep.Results, resultOf(c, pol, r))
 		}
 	}
+	meter.clear()
 	if f.asJSON {
 		return printJSON(e, rep)
 	}
 	fmt.Fprintf(e.stdout, "scenario %s, seed %d, %s per case and policy\n", sc.Name, f.seed, plural(int64(runs), "run"))
 	printSimTable(e.stdout, rep.Results)
 	return exitOK
+}
+
+// simMeter shows how far `orrery sim` has come, on a terminal: one line
+// on standard error, rewritten in place, of the runs done out of all and
+// the case running; cleared before the results are printed. When
+// standard error is not a terminal it shows nothing, so that scripts and
+// logs get only the results.
+type simMeter struct {
+	w           io.Writer // nil: show nothing
+	done, total int
+}
+
+// newSimMeter returns a meter writing to w when show is set (w is a
+// terminal), else one that writes nothing.
+func newSimMeter(w io.Writer, show bool, total int) *simMeter {
+	m := &simMeter{total: total}
+	if show {
+		m.w = w
+	}
+	return m
+}
+
+// show rewrites the line: the runs done, and the case and policy that
+// run next.
+func (m *simMeter) show(caseName, policy string) {
+	if m.w != nil {
+		fmt.Fprintf(m.w, "\rorrery sim: %d/%d runs done; running case %s, policy %s\x1b[K", m.done, m.total, caseName, policy)
+	}
+}
+
+// add counts n more runs done.
+func (m *simMeter) add(n int) { m.done += n }
+
+// clear erases the line.
+func (m *simMeter) clear() {
+	if m.w != nil {
+		fmt.Fprint(m.w, "\r\x1b[K")
+	}
 }
 
 // pickCases returns the cases to run, each with the policies to run it

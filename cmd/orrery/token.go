@@ -53,7 +53,7 @@ func runToken(e *env, args []string) int {
 	}
 	a, err := pki.Open(dir)
 	if err != nil {
-		return fail(exitFailed, "%v", err)
+		return fail(exitSystem, "%v", err)
 	}
 	switch {
 	case revoking:
@@ -62,12 +62,12 @@ func runToken(e *env, args []string) int {
 		return listNodes(e, a)
 	case *rotate:
 		if err := a.Rotate(); err != nil {
-			return fail(exitFailed, "%v", err)
+			return fail(exitSystem, "%v", err)
 		}
 	}
 	tok, err := a.Token()
 	if err != nil {
-		return fail(exitFailed, "%v", err)
+		return fail(exitSystem, "%v", err)
 	}
 	fmt.Fprintln(e.stdout, tok)
 	return exitOK
@@ -120,7 +120,7 @@ func revokeNode(e *env, a *pki.Authority, id string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: token: %v\n", err)
-		return exitFailed
+		return exitSystem
 	}
 	fmt.Fprintf(e.stdout, "revoked node %s: the root refuses its next connection\n", id)
 	return exitOK
@@ -131,7 +131,7 @@ func listNodes(e *env, a *pki.Authority) int {
 	nodes, err := a.Nodes()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: token: %v\n", err)
-		return exitFailed
+		return exitSystem
 	}
 	if len(nodes) == 0 {
 		fmt.Fprintln(e.stdout, "no node has enrolled yet")
