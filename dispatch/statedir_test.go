@@ -108,3 +108,39 @@ type sqliteErr int
 
 func (e sqliteErr) Error() string { return fmt.Sprintf("sqlite error %d", int(e)) }
 func (e sqliteErr) Code() int     { return int(e) }
+
+// TestStateDirDoubt: a state directory whose files fail to stat with an
+// error other than "not there" (here a symbolic-link loop in place of
+// incoming/; on a network file system, a time-out) does not stop the run
+// at once, as a passing error should not; once it has lasted stateDoubt,
+// Run stops with a StateError.
+func TestStateDirDoubt(t *testing.T) {
+	h := newHarness(t, 4, sched.FCFS, nil)
+	a := h.node("a")
+	a.join("a", 1, false)
+	if len(a.takeStarts()) != 1 {
+		t.Fatal("no start")
+	}
+	in := h.d.IncomingDir()
+	if err := os.Remove(in); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(in), in); err != nil { // a loop: stat fails with ELOOP
+		t.Fatal(err)
+	}
+	h.settle()
+	h.clock.advance(stateDoubt / 2)
+	h.settle()
+	select {
+	case err := <-h.done:
+		t.Fatalf("Run ended at the first failed stat: %v", err)
+	default:
+	}
+	h.clock.advance(stateDoubt)
+	h.settle()
+	err := h.wait()
+	var se *StateError
+	if !errors.As(err, &se) || se.Problem != StateUnwritable || !errors.Is(err, syscall.ELOOP) {
+		t.Fatalf("Run: %v, want a StateError (unwritable) wrapping ELOOP", err)
+	}
+}

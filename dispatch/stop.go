@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"orrery/store"
 )
@@ -70,7 +71,16 @@ type stateWatch struct {
 	dir      string
 	db       os.FileInfo // the database file
 	incoming os.FileInfo // the directory for files arriving on the root
+	// doubtSince is when a stat of the state directory first failed
+	// with an error other than "not there"; zero while they succeed.
+	doubtSince time.Time
 }
+
+// stateDoubt is how long the state directory's files may fail to stat,
+// other than by being gone, before the run takes them for lost. Gone
+// (ENOENT, ENOTDIR) or another file is trusted at once: SQLite would
+// write on to a file no one can read.
+const stateDoubt = 3 * time.Second
 
 // watchState records the state directory as Run starts using it.
 func (r *runState) watchState() error {
@@ -103,6 +113,16 @@ func (r *runState) checkState(cause error) error {
 		switch {
 		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 			return &StateError{Dir: w.dir, Problem: StateRemoved, Err: err}
+		case err != nil && cause == nil:
+			// Another error (EIO, a network file system's time-out)
+			// may pass: trusted once it has lasted stateDoubt.
+			if w.doubtSince.IsZero() {
+				w.doubtSince = r.now()
+			}
+			if r.now().Sub(w.doubtSince) < stateDoubt {
+				return nil
+			}
+			return &StateError{Dir: w.dir, Problem: StateUnwritable, Err: err}
 		case err != nil:
 			return &StateError{Dir: w.dir, Problem: StateUnwritable, Err: err}
 		case !os.SameFile(fi, f.was):
@@ -112,6 +132,7 @@ func (r *runState) checkState(cause error) error {
 			return &StateError{Dir: w.dir, Problem: StateRemoved}
 		}
 	}
+	w.doubtSince = time.Time{}
 	switch {
 	case cause == nil:
 		return nil

@@ -25,6 +25,13 @@ const versionFile = "version"
 // build.
 var ErrNewer = errors.New("written by a newer Orrery")
 
+// Check refuses, without changing anything, key material in stateDir
+// that this build does not read (as Open would). A state directory with
+// no key material yet passes.
+func Check(stateDir string) error {
+	return checkVersion(stateDir, filepath.Join(stateDir, "pki"))
+}
+
 // checkVersion refuses a pki directory whose version this build does
 // not read. A missing directory or version file is no error.
 func checkVersion(stateDir, dir string) error {

@@ -23,8 +23,13 @@ func openState(e *env, dir string) (st *store.Store, exp *store.Experiment, stat
 	if dir == "" {
 		dir = ".orrery"
 	}
-	if _, err := os.Stat(dir); err != nil {
-		fmt.Fprintf(e.stderr, "orrery: no experiment here: %v (run in the plan's directory, or pass --state-dir)\n", err)
+	// A directory without a database holds no experiment: say so, and
+	// make nothing there (store.Open would create one).
+	if _, err := os.Stat(filepath.Join(dir, store.FileName)); err != nil {
+		if _, derr := os.Stat(dir); derr != nil {
+			err = derr
+		}
+		fmt.Fprintf(e.stderr, "orrery: no experiment in %s: %v (run in the plan's directory, or pass --state-dir)\n", dir, err)
 		return nil, nil, exitInvalid
 	}
 	ctx := context.Background()

@@ -97,6 +97,14 @@ func runRun(e *env, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *listen != "" {
+		// Key material this build cannot read is refused before the
+		// store is opened, so that nothing in the directory changes.
+		if err := pki.Check(*stateDir); err != nil {
+			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+			return exitSystem
+		}
+	}
 	st, err := store.Open(ctx, *stateDir)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
@@ -136,7 +144,7 @@ func runRun(e *env, args []string) int {
 			return exitSystem
 		}
 		fmt.Fprintf(e.stderr, "orrery: listening for agents on %s\n", pt.Addr())
-		joins := "orrery agent --connect " + joinAddr(pt.Addr(), *advertise) + " --token-file FILE"
+		joins := "orrery agent --connect " + shellQuote(joinAddr(pt.Addr(), *advertise)) + " --token-file FILE"
 		if len(spec.Nodes) == 0 {
 			fmt.Fprintf(e.stderr, "orrery: waiting for nodes (%s); a node joins with: %s\n", forDuration(*wait), joins)
 		} else {

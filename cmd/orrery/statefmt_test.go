@@ -135,6 +135,15 @@ func TestE2ETooNewStateDir(t *testing.T) {
 		t.Errorf("orrery token on too-new key material: exit %d, stderr %q; want one line saying a newer Orrery wrote it", code, stderr)
 	}
 	fmtSame(t, "orrery token", before, fmtSnapshot(t, stateDir))
+
+	// A run that would listen refuses such key material before it opens
+	// the store: a changed plan would otherwise have added an experiment.
+	e2eWrite(t, filepath.Join(dir, "p2.pln"), strings.Replace(fmtPlan, "result", "outcome", 1))
+	code, _, stderr = e2eRun(t, dir, e2eCmdTimeout, "run", "--listen", "127.0.0.1:0", "p2.pln")
+	if code != exitSystem || !strings.Contains(stderr, "newer Orrery") || !strings.Contains(stderr, "version 9") {
+		t.Errorf("orrery run --listen on too-new key material: exit %d, stderr %q; want %d and a newer Orrery named", code, stderr, exitSystem)
+	}
+	fmtSame(t, "orrery run --listen", before, fmtSnapshot(t, stateDir))
 }
 
 // TestE2EOldStateDirResumes: a state directory of the build before the
