@@ -71,11 +71,12 @@ type agentNode struct {
 	welcome *protocol.Welcome
 	plan    *plan.Plan
 
-	startOnce sync.Once
-	startErr  error // nodestart's failure, if any
-	inc       *incarnation
-	expDir    string // WORKDIR/experiment-E: failed jobs' directories are kept here
-	nodeDir   string // this incarnation's job directories and nodestart's
+	startMu sync.Mutex // held while nodestart runs
+	started bool       // nodestart succeeded: it is not run again
+
+	inc     *incarnation
+	expDir  string // WORKDIR/experiment-E: failed jobs' directories are kept here
+	nodeDir string // this incarnation's job directories and nodestart's
 
 	mu      sync.Mutex
 	peer    *protocol.Peer               // the connection now; nil while there is none
@@ -477,20 +478,19 @@ func cancelled(jctx context.Context) bool {
 	return errors.Is(context.Cause(jctx), errCancelled)
 }
 
-// attempt runs nodestart (once per node, under the node's context ctx, so
-// that cancelling the attempt that runs it does not fail it for all) and
+// attempt runs nodestart (until it succeeds once, under the node's context
+// ctx, so that cancelling the attempt that runs it does not fail it for all) and
 // then the job's main task under the attempt's context jctx. An attempt
 // the dispatcher cancelled fails with errCancelled, and its directory is
 // reused like a successful one's: nothing went wrong with the job.
 func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts task.Options) *protocol.Result {
 	opts = n.inc.guard(opts)
-	n.startOnce.Do(func() { n.startErr = n.nodestart(ctx) })
-	if n.startErr != nil {
-		return &protocol.Result{System: true, Error: "nodestart failed on node " + n.cfg.Name + ": " + n.startErr.Error()}
+	if err := n.startNode(ctx); err != nil {
+		return &protocol.Result{System: true, Side: protocol.SideNode, Error: "nodestart failed on node " + n.cfg.Name + ": " + err.Error()}
 	}
 	dir, err := n.jobDir()
 	if err != nil {
-		return &protocol.Result{System: true, Error: fmt.Sprintf("job directory on node %s: %v", n.cfg.Name, err)}
+		return &protocol.Result{System: true, Side: protocol.SideNode, Error: fmt.Sprintf("job directory on node %s: %v", n.cfg.Name, err)}
 	}
 	job := task.Job{Index: s.Job, Names: n.welcome.Names, Values: s.Values}
 	var moved staged
@@ -564,6 +564,22 @@ func emptyDir(dir string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// startNode runs nodestart unless it succeeded already: a failure is not
+// kept, so the next attempt tries again (the node may have been repaired).
+// Attempts wait while it runs.
+func (n *agentNode) startNode(ctx context.Context) error {
+	n.startMu.Lock()
+	defer n.startMu.Unlock()
+	if n.started {
+		return nil
+	}
+	if err := n.nodestart(ctx); err != nil {
+		return err
+	}
+	n.started = true
 	return nil
 }
 

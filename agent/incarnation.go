@@ -41,8 +41,13 @@ const recordsDir = "agents"
 
 // recordsFormat is the first line of an incarnation's "boot" file: the
 // version of its records' format. Records of another version are left
-// alone, never read as this one's.
-const recordsFormat = "orrery-agent-records 1"
+// alone, never read as this one's. The lines after it are "boot ID",
+// "host NAME" and "pidns INODE": where the records' PIDs mean something.
+const recordsFormat = "orrery-agent-records 2"
+
+// lifeEnv is the environment variable that marks every process of an
+// incarnation's jobs with its ID.
+const lifeEnv = "ORRERY_AGENT_LIFE"
 
 var (
 	incarnations atomic.Int64
@@ -81,17 +86,59 @@ func claim(workDir string, log *slog.Logger, status func(string)) *incarnation {
 	} else if killed > 0 {
 		status(fmt.Sprintf("killed %d processes that an earlier agent on %s left running", killed, workDir))
 	}
-	dir := filepath.Join(workDir, recordsDir, inc.id)
-	err := os.MkdirAll(dir, 0o755)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, "boot"), []byte(recordsFormat+"\n"+reaper.BootID()+"\n"), 0o644)
-	}
+	dir, err := makeRecords(workDir, inc.id)
 	if err != nil {
 		log.Error("cannot record this agent's jobs", "err", err)
 	} else {
 		inc.records = dir
 	}
 	return inc
+}
+
+// origin is where an incarnation's records were made: the PIDs they hold
+// name processes of this machine, boot and PID namespace only.
+type origin struct{ boot, host, pidns string }
+
+// here returns this process's origin; ok is false when a part of it
+// cannot be told (then no records are acted on).
+func here() (o origin, ok bool) {
+	o.boot = reaper.BootID()
+	o.host, _ = os.Hostname()
+	o.pidns = reaper.PIDNamespace()
+	return o, o.boot != "" && o.host != "" && o.pidns != ""
+}
+
+// String returns the boot file's lines after the format line.
+func (o origin) String() string {
+	return "boot " + o.boot + "\nhost " + o.host + "\npidns " + o.pidns + "\n"
+}
+
+// makeRecords makes the records directory of incarnation id, its boot
+// file in place before it appears under its name: a records directory
+// without one is never an incarnation's that just started.
+func makeRecords(workDir, id string) (string, error) {
+	agents := filepath.Join(workDir, recordsDir)
+	if err := os.MkdirAll(agents, 0o755); err != nil {
+		return "", err
+	}
+	if fi, err := os.Lstat(agents); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("%s is not a directory", agents)
+	}
+	o, _ := here()
+	tmp, err := os.MkdirTemp(agents, ".new-")
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(agents, id)
+	err = os.WriteFile(filepath.Join(tmp, "boot"), []byte(recordsFormat+"\n"+o.String()), 0o644)
+	if err == nil {
+		err = os.Rename(tmp, dir)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	return dir, nil
 }
 
 // jobsDir is where the incarnation's job directories of an experiment
@@ -111,18 +158,33 @@ func (inc *incarnation) end() {
 	liveMu.Unlock()
 }
 
-// guard returns exec with a Started hook that records each process group
-// and lists it with the watchdog until it ends (and calls exec's own
-// hook, if any).
+// guard returns exec with the incarnation's mark (ORRERY_AGENT_LIFE=ID)
+// in the jobs' environment and a Started hook that lists each process
+// group with the watchdog and then records it, until it ends (and calls
+// exec's own hook, if any).
 func (inc *incarnation) guard(exec task.Options) task.Options {
+	base := exec.Env
+	if base == nil {
+		base = os.Environ()
+	}
+	env := make([]string, 0, len(base)+1)
+	for _, kv := range base {
+		if !strings.HasPrefix(kv, lifeEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	exec.Env = append(env, inc.mark())
 	outer := exec.Started
 	exec.Started = func(pgid int) func() {
-		record := inc.record(pgid)
+		// The watchdog first: should this process be killed between the
+		// two, the watchdog still kills the group at once (the other
+		// way round, only a later agent on this work directory would).
 		if inc.watchdog != nil {
 			if err := inc.watchdog.Add(pgid); err != nil {
 				inc.log.Error("watchdog", "err", err)
 			}
 		}
+		record := inc.record(pgid)
 		var ended func()
 		if outer != nil {
 			ended = outer(pgid)
@@ -141,6 +203,9 @@ func (inc *incarnation) guard(exec task.Options) task.Options {
 	}
 	return exec
 }
+
+// mark returns the environment entry that marks the incarnation's jobs.
+func (inc *incarnation) mark() string { return lifeEnv + "=" + inc.id }
 
 // record writes the file that names process group pgid and returns its
 // path, or "".
@@ -165,28 +230,48 @@ func (inc *incarnation) record(pgid int) string {
 // reapEarlier kills the processes of the groups that ended incarnations
 // recorded in workDir, and removes their records and job directories.
 // Incarnations whose agent still runs (another agent on the same work
-// directory) are left alone. It returns how many processes it killed.
+// directory), records of another format, and records made on another
+// machine, boot or PID namespace are left alone. It returns how many
+// processes it killed.
 func reapEarlier(workDir string, log *slog.Logger) (int, error) {
-	entries, err := os.ReadDir(filepath.Join(workDir, recordsDir))
+	agents := filepath.Join(workDir, recordsDir)
+	fi, err := os.Lstat(agents)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	boot := reaper.BootID()
-	killed := 0
+	if !fi.IsDir() {
+		return 0, fmt.Errorf("%s is not a directory: records left alone", agents)
+	}
+	entries, err := os.ReadDir(agents)
+	if err != nil {
+		return 0, err
+	}
+	me, ok := here()
+	if !ok {
+		return 0, errors.New("cannot tell this machine's boot ID, host name or PID namespace: earlier agents' records left alone")
+	}
+	killed, elsewhere := 0, 0
 	var errs []error
 	for _, e := range entries {
-		if !e.IsDir() || running(e.Name()) {
-			continue
+		if !e.IsDir() || !validID(e.Name()) {
+			continue // not an incarnation's (a symbolic link, a name of another form, one being made)
 		}
-		dir := filepath.Join(workDir, recordsDir, e.Name())
-		groups, ok := recorded(dir, boot)
-		if !ok {
+		dir := filepath.Join(agents, e.Name())
+		o, ok := recordsOrigin(dir)
+		switch {
+		case !ok:
 			log.Warn("left alone: records of another format", "dir", dir)
 			continue
+		case o != me:
+			elsewhere++
+			continue
+		case running(e.Name()):
+			continue
 		}
+		groups := recorded(dir, lifeEnv+"="+e.Name())
 		n, err := reaper.Kill(groups, reapWait)
 		killed += n
 		if n > 0 {
@@ -200,29 +285,45 @@ func reapEarlier(workDir string, log *slog.Logger) (int, error) {
 			errs = append(errs, err)
 		}
 	}
+	if elsewhere > 0 {
+		log.Info("left alone: records of agents on another machine, boot or PID namespace", "dir", agents, "agents", elsewhere)
+	}
 	return killed, errors.Join(errs...)
 }
 
-// recorded returns the process groups recorded in an incarnation's
-// records directory: none when they were recorded before the machine
-// last booted. ok is false for records of another format (or a boot
-// file that cannot be read yet), which are left alone.
-func recorded(dir, boot string) (groups []reaper.Group, ok bool) {
+// recordsOrigin reads an incarnation's boot file; ok is false when it
+// cannot be read or is of another format.
+func recordsOrigin(dir string) (o origin, ok bool) {
 	b, err := os.ReadFile(filepath.Join(dir, "boot"))
 	if err != nil {
-		return nil, errors.Is(err, os.ErrNotExist)
+		return origin{}, false
 	}
-	format, bootID, _ := strings.Cut(string(b), "\n")
-	if format != recordsFormat {
-		return nil, false
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if lines[0] != recordsFormat {
+		return origin{}, false
 	}
-	if strings.TrimSpace(bootID) != boot {
-		return nil, true
+	for _, l := range lines[1:] {
+		k, v, _ := strings.Cut(l, " ")
+		switch k {
+		case "boot":
+			o.boot = v
+		case "host":
+			o.host = v
+		case "pidns":
+			o.pidns = v
+		}
 	}
+	return o, o.boot != "" && o.host != "" && o.pidns != ""
+}
+
+// recorded returns the process groups recorded in an incarnation's
+// records directory, each with the incarnation's mark.
+func recorded(dir, mark string) []reaper.Group {
+	var groups []reaper.Group
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		id, ok := strings.CutPrefix(e.Name(), "pgid-")
-		if !ok {
+		if !ok || !e.Type().IsRegular() {
 			continue
 		}
 		pgid, err := strconv.Atoi(id)
@@ -231,20 +332,38 @@ func recorded(dir, boot string) (groups []reaper.Group, ok bool) {
 		if err != nil || err2 != nil || err3 != nil || pgid <= 1 {
 			continue
 		}
-		groups = append(groups, reaper.Group{ID: pgid, Start: start})
+		groups = append(groups, reaper.Group{ID: pgid, Start: start, Mark: mark})
 	}
-	return groups, true
+	return groups
 }
 
-// running reports whether incarnation id (PID-START-SEQ) has not ended:
-// one of this process's that has not, or one of another agent process
-// that still runs. A name it cannot read counts as running: it is left
-// alone.
-func running(id string) bool {
+// validID reports whether id has the form of an incarnation's ID:
+// PID-START-SEQ, three numbers in decimal digits.
+func validID(id string) bool {
 	f := strings.Split(id, "-")
 	if len(f) != 3 {
+		return false
+	}
+	for _, p := range f {
+		if p == "" || len(p) > 20 || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+		if _, err := strconv.ParseUint(p, 10, 64); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// running reports whether incarnation id (PID-START-SEQ) of this
+// machine, boot and PID namespace has not ended: one of this process's
+// that has not, or one of another agent process that still runs. An ID
+// of another form counts as running: it is left alone.
+func running(id string) bool {
+	if !validID(id) {
 		return true
 	}
+	f := strings.Split(id, "-")
 	pid, err1 := strconv.Atoi(f[0])
 	start, err2 := strconv.ParseUint(f[1], 10, 64)
 	if err1 != nil || err2 != nil {
@@ -263,19 +382,47 @@ func running(id string) bool {
 
 // removeIncarnation removes the job directories and the records of
 // incarnation id; the records go last, so that a failure leaves them for
-// the next agent.
+// the next agent. Symbolic links are never followed: an experiment-E
+// entry that is one is passed over, and a job or records directory that
+// is one is removed as a link.
 func removeIncarnation(workDir, id string) error {
-	dirs, _ := filepath.Glob(filepath.Join(workDir, "experiment-*", "agent-"+id))
+	if !validID(id) {
+		return fmt.Errorf("agent records %q: not an agent's ID", id)
+	}
+	entries, err := os.ReadDir(workDir)
+	if err != nil {
+		return err
+	}
 	var errs []error
-	for _, d := range dirs {
-		if err := os.RemoveAll(d); err != nil {
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "experiment-") || !e.IsDir() {
+			continue
+		}
+		if err := removeReal(filepath.Join(workDir, e.Name(), "agent-"+id)); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if len(errs) == 0 {
-		if err := os.RemoveAll(filepath.Join(workDir, recordsDir, id)); err != nil {
+		if err := removeReal(filepath.Join(workDir, recordsDir, id)); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeReal removes path: a directory with what it holds, a symbolic
+// link as a link (never what it points to). Its parent is a real
+// directory.
+func removeReal(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return os.RemoveAll(path)
+	default:
+		return os.Remove(path)
+	}
 }

@@ -26,6 +26,9 @@ func convert(res *task.Result, err error) *protocol.Result {
 	}
 	if res == nil {
 		out.System, out.Error = true, fmt.Sprint(err)
+		if errors.Is(err, task.ErrRootSystem) {
+			out.Side = protocol.SideRoot
+		}
 		return out
 	}
 	out.Wall, out.CPU, out.MaxRSS = res.Wall, res.CPU(), res.MaxRSS
@@ -36,6 +39,9 @@ func convert(res *task.Result, err error) *protocol.Result {
 		// connection to the root, or a failure on the root's side (out of
 		// file descriptors, its disk) is the system's, not the job's.
 		out.System = !errors.As(err, &ce) || errors.Is(err, protocol.ErrLost) || errors.Is(err, task.ErrRootSystem)
+		if errors.Is(err, task.ErrRootSystem) {
+			out.Side = protocol.SideRoot
+		}
 	}
 	if res.Failed >= 0 && res.Failed < len(res.Commands) {
 		c := res.Commands[res.Failed]

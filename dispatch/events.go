@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"orrery/protocol"
@@ -304,12 +303,22 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		r.prog.Done++
 	case res.System:
 		a.State = store.AttemptLost
-		r.endAttempt(a, len(j.runs) == 0) // else its duplicate runs on
-		if strings.Contains(res.Error, task.ErrRootSystem.Error()) {
+		if res.Side == protocol.SideRoot {
 			// The root's side failed (its disk, its descriptors): no
-			// fault of the node's.
+			// fault of the node's. When it is the state directory that
+			// cannot be written, the run stops; the job is not charged.
+			if err := r.probeState(); err != nil {
+				r.stateBroke = err
+				return
+			}
+		}
+		r.endAttempt(a, len(j.runs) == 0) // else its duplicate runs on
+		switch res.Side {
+		case protocol.SideRoot:
 			r.core.AttemptLost(ev.Job, ev.Attempt, res.Error, a.Ended)
-		} else {
+		case protocol.SideNode:
+			r.core.NodeFailure(ev.Job, ev.Attempt, res.Error, a.Ended)
+		default:
 			r.core.SystemFailure(ev.Job, ev.Attempt, res.Error, a.Ended)
 		}
 	default:

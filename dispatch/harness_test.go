@@ -73,7 +73,7 @@ endtask
 `
 
 // newHarness starts a dispatcher for a sweep of jobs jobs under policy.
-func newHarness(t *testing.T, jobs int, policy sched.Policy, migrate func(int, string) error) *harness {
+func newHarness(t *testing.T, jobs int, policy sched.Policy, migrate func(int, string) error, opts ...func(*Config)) *harness {
 	t.Helper()
 	root := t.TempDir()
 	d := plan.Modern
@@ -96,8 +96,12 @@ func newHarness(t *testing.T, jobs int, policy sched.Policy, migrate func(int, s
 		t.Fatal(err)
 	}
 	h := &harness{t: t, clock: newFakeClock(), st: st, exp: exp, done: make(chan error, 1)}
-	h.d = New(Config{Plan: p, Sweep: sw, Store: st, Experiment: exp, Root: root, Policy: policy,
-		Heartbeat: time.Second, Clock: h.clock, Migrate: migrate})
+	cfg := Config{Plan: p, Sweep: sw, Store: st, Experiment: exp, Root: root, Policy: policy,
+		Heartbeat: time.Second, Clock: h.clock, Migrate: migrate}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h.d = New(cfg)
 	runCtx, cancel := context.WithCancel(ctx)
 	go func() {
 		sum, err := h.d.Run(runCtx)

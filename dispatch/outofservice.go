@@ -10,9 +10,10 @@ import (
 	"orrery/sched"
 )
 
-// ErrAllOutOfService is the error Run's error wraps when work is left
-// and every node left was taken out of service (see sched.OutOfService):
-// nothing can run the jobs. They are saved; a later run does them.
+// ErrAllOutOfService is the error Run's error (an *OutOfServiceError)
+// wraps when work was left and every node left was out of service (see
+// sched.OutOfService) for Config.NoNodes: nothing could run the jobs.
+// They are saved; a later run does them.
 var ErrAllOutOfService = errors.New("every node is out of service")
 
 // takeOut records the core's decision to take a node out of service,
@@ -28,21 +29,40 @@ func (r *runState) takeOut(o sched.OutOfService) {
 	})
 }
 
-// allOutOfService is Run's error when work is left, nodes are there, but
-// every one of them is out of service and nothing runs any more.
-func (r *runState) allOutOfService() error {
-	var why []string
-	for _, id := range slices.Sorted(maps.Keys(r.outOfService)) {
-		if r.nodes[id] != nil {
-			why = append(why, "node "+id+": "+r.outOfService[id])
-		}
-	}
-	return fmt.Errorf("%w (%s); the jobs left are saved: see orrery status, and run again once a node works", ErrAllOutOfService, strings.Join(why, "; "))
+// OutOfServiceError is Run's error when work was left and no node in
+// service was connected for Config.NoNodes, while nodes were out of
+// service: nothing could run the jobs. They are saved (not failed); a
+// later run does them. errors.Is(err, ErrAllOutOfService) holds.
+type OutOfServiceError struct {
+	Nodes []NodeOut // the nodes out of service, by ID
 }
 
-// stalled reports whether every node the run counts on is out of
-// service and nothing runs on them any more (their attempts were left
-// to finish), so no job can ever start.
-func (r *runState) stalled() bool {
-	return len(r.nodes) > 0 && r.core.NodesInService() == 0 && r.core.Running() == 0 && len(r.stopping) == 0
+// NodeOut is a node out of service, and why.
+type NodeOut struct {
+	Node, Reason string
+}
+
+func (e *OutOfServiceError) Error() string {
+	var why []string
+	for _, n := range e.Nodes {
+		why = append(why, "node "+n.Node+": "+n.Reason)
+	}
+	return fmt.Sprintf("%v (%s); the jobs left are saved", ErrAllOutOfService, strings.Join(why, "; "))
+}
+
+func (e *OutOfServiceError) Unwrap() error { return ErrAllOutOfService }
+
+// allOutOfService is Run's error when the wait for a node ended and
+// nodes are out of service (nil when none is).
+func (r *runState) allOutOfService() error {
+	e := &OutOfServiceError{}
+	for _, id := range slices.Sorted(maps.Keys(r.outOfService)) {
+		if r.nodes[id] != nil {
+			e.Nodes = append(e.Nodes, NodeOut{Node: id, Reason: r.outOfService[id]})
+		}
+	}
+	if len(e.Nodes) == 0 {
+		return nil
+	}
+	return e
 }

@@ -78,13 +78,19 @@ type runState struct {
 	afterApply []func()
 
 	lastProgress time.Time
-	idleSince    time.Time
+	idleSince    time.Time // since when no connected node in service was there
+	waiting      bool      // said that no node is in service
 	// outOfService are the nodes the core took out of service, and why.
 	outOfService map[string]string
 
 	state    *stateWatch // the state directory as Run opened it
 	stateErr error       // set when it failed under the run: nothing more is recorded
 	saved    Progress    // the counts as last recorded
+
+	// stateBroke is set when a node's copy showed the state directory
+	// cannot be written (see probeState): the run stops before it
+	// records anything more.
+	stateBroke error
 }
 
 // Run runs the experiment until every job has ended: rootstart first
@@ -194,7 +200,7 @@ func (r *runState) rootTask(name string, once bool) error {
 			return err
 		}
 	}
-	res, err := task.RunRootTask(r.ctx, t, task.Job{Names: r.d.cfg.Sweep.Names}, r.d.cfg.Root, r.d.cfg.Exec)
+	res, err := task.RunRootTask(r.ctx, t, task.Job{Names: r.d.cfg.Sweep.Names}, r.d.cfg.Root, guardRoot(r.d.cfg.Exec, r.d.log))
 	if err != nil {
 		if r.ctx.Err() != nil {
 			return ErrInterrupted
@@ -279,20 +285,38 @@ func (r *runState) giveUpStopping() {
 	}
 }
 
-// checkIdle gives up when work is left and no node has been there for
-// the configured time.
+// checkIdle gives up when work is left and no node that can run it
+// (connected and in service) has been there for the configured time
+// (Config.NoNodes; 0: wait for ever). Nodes out of service, or
+// disconnected, are as good as none: another may join, or come back.
 func (r *runState) checkIdle() error {
-	if r.stalled() {
-		return r.allOutOfService()
-	}
-	if len(r.nodes) > 0 {
+	if r.serving() {
 		r.idleSince = r.now()
+		r.waiting = false
 		return nil
 	}
+	if !r.waiting && len(r.nodes) > 0 && r.core.NodesInService() == 0 {
+		r.waiting = true
+		r.d.log.Warn("no node in service: the jobs wait for a node to join (--wait)", "out_of_service", len(r.outOfService))
+	}
 	if r.d.cfg.NoNodes > 0 && r.now().Sub(r.idleSince) > r.d.cfg.NoNodes {
+		r.interrupt()
+		if err := r.allOutOfService(); err != nil {
+			return err
+		}
 		return ErrNoNodes
 	}
 	return nil
+}
+
+// serving reports whether a connected node in service is there.
+func (r *runState) serving() bool {
+	for id, nc := range r.nodes {
+		if nc.link != nil && r.core.InService(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // feed queues as many jobs as the core wants: first jobs an earlier run
@@ -411,6 +435,9 @@ func (r *runState) act() error {
 	}
 	// The state directory first: a job failure may be its consequence
 	// (a copy into incoming/ that failed), and is not the job's.
+	if r.stateBroke != nil {
+		return r.abandon(r.stateBroke)
+	}
 	if err := r.checkState(nil); err != nil {
 		return r.abandon(err)
 	}

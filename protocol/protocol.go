@@ -206,7 +206,18 @@ type Result struct {
 	// from the root to the node and from the node to the root.
 	StagedIn  int64 `json:"staged_in,omitempty"`
 	StagedOut int64 `json:"staged_out,omitempty"`
+	// Side says, for a system failure, whose side failed: SideNode (the
+	// node's own machinery: its job directory, nodestart), SideRoot (the
+	// root's: its disk, its descriptors), or "" when it may be the job's
+	// (a copy that failed, say).
+	Side string `json:"side,omitempty"`
 }
+
+// The sides a system failure can be on (Result.Side).
+const (
+	SideNode = "node"
+	SideRoot = "root"
+)
 
 // Bounds of Result.Ignored, which keep an ended event's header within
 // RootLimits beside the two streams' output.

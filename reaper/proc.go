@@ -3,6 +3,7 @@ package reaper
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -11,13 +12,18 @@ import (
 )
 
 // Group names a process group so that it can be found again after the
-// process that started it is gone: its ID and its leader's start time.
-// A process belongs to it when it is in a group of that ID and started no
-// earlier than the leader: a group ID is reused only once every process
-// of the old group has ended.
+// process that started it is gone: its ID, its leader's start time, and a
+// mark in its processes' environment. A process belongs to it when it is
+// in a group of that ID, started no earlier than the leader (a group ID
+// is reused only once every process of the old group has ended), and
+// holds the mark: a group ID may be reused meanwhile by an unrelated
+// group, whose processes lack it.
 type Group struct {
 	ID    int
 	Start uint64 // the leader's start, in clock ticks after boot
+	// Mark is an environment entry, NAME=VALUE, that the group's
+	// processes were started with. Without one, nothing is killed.
+	Mark string
 }
 
 // Lookup returns process group pgid, its start time read from its
@@ -53,26 +59,72 @@ func BootID() string {
 	return strings.TrimSpace(string(b))
 }
 
+// PIDNamespace returns an identifier of this process's PID namespace
+// (the inode of /proc/self/ns/pid): process IDs from another namespace
+// name other processes. It is "" when it cannot be read.
+func PIDNamespace() string {
+	fi, err := os.Stat("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	return strconv.FormatUint(st.Ino, 10)
+}
+
 // Kill sends SIGKILL to every process of the groups, again until none is
 // left (a process may fork meanwhile), and waits at most wait for them to
 // end. It returns the processes it killed, and an error naming those
 // still there at the end.
+//
+// A process is killed only when it is one of a group's (see Group) and
+// its environment, read from /proc/PID/environ, holds the group's mark; a
+// process whose environment cannot be read (another user's, or one that
+// ran a set-user-ID program) is spared, and so is one that cannot be
+// signalled (EPERM): neither is this user's. A group whose leader (the
+// process whose ID is the group's) runs with another start time than
+// recorded is another group: it is spared whole.
 func Kill(groups []Group, wait time.Duration) (int, error) {
-	if len(groups) == 0 {
+	want := map[int][]Group{}
+	for _, g := range groups {
+		if g.ID <= 1 || g.Mark == "" {
+			continue
+		}
+		if st, ok := readStat(g.ID); ok && st.start != g.Start {
+			continue // the ID is a new process's: the group ended
+		}
+		want[g.ID] = append(want[g.ID], g)
+	}
+	if len(want) == 0 {
 		return 0, nil
 	}
-	want := map[int]uint64{}
-	for _, g := range groups {
-		if s, ok := want[g.ID]; !ok || g.Start < s {
-			want[g.ID] = g.Start
-		}
+	type proc struct {
+		pid   int
+		start uint64
 	}
+	ours := map[proc]bool{} // whether each process seen holds its group's mark
 	killed := map[int]bool{}
 	deadline := time.Now().Add(wait)
 	for {
 		var left []int
 		eachProc(func(pid int, st stat) {
-			if start, ok := want[st.pgrp]; ok && st.start >= start && st.state != 'Z' {
+			if st.state == 'Z' {
+				return
+			}
+			p := proc{pid, st.start}
+			mine, seen := ours[p]
+			if !seen {
+				for _, g := range want[st.pgrp] {
+					if st.start >= g.Start && hasEnv(pid, g.Mark) {
+						mine = true
+						break
+					}
+				}
+				ours[p] = mine
+			}
+			if mine {
 				left = append(left, pid)
 			}
 		})
@@ -83,12 +135,43 @@ func Kill(groups []Group, wait time.Duration) (int, error) {
 			return len(killed), fmt.Errorf("reaper: processes %v did not end within %s of SIGKILL", left, wait)
 		}
 		for _, pid := range left {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			switch err := syscall.Kill(pid, syscall.SIGKILL); err {
+			case nil:
 				killed[pid] = true
+			case syscall.EPERM: // not this user's: not ours
+				if st, ok := readStat(pid); ok {
+					ours[proc{pid, st.start}] = false
+				}
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// maxEnviron bounds how much of a process's environment hasEnv reads.
+const maxEnviron = 8 << 20
+
+// hasEnv reports whether process pid's environment holds entry, as it
+// was when the process started (or as the process has since rewritten
+// it); false when it cannot be read.
+func hasEnv(pid int, entry string) bool {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxEnviron))
+	if err != nil {
+		return false
+	}
+	for len(b) > 0 {
+		e, rest, _ := bytes.Cut(b, []byte{0})
+		if string(e) == entry {
+			return true
+		}
+		b = rest
+	}
+	return false
 }
 
 // stat is what Kill needs of /proc/PID/stat.

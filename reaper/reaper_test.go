@@ -72,11 +72,13 @@ func waitGone(pgid int, d time.Duration) []int {
 	}
 }
 
-// startGroup starts groupScript in a process group of its own and waits
-// until its three processes run. The group is killed when the test ends.
-func startGroup(t *testing.T) int {
+// startGroup starts groupScript in a process group of its own, with env
+// added to its environment, and waits until its three processes run. The
+// group is killed when the test ends.
+func startGroup(t *testing.T, env ...string) int {
 	t.Helper()
 	cmd := exec.Command("/bin/sh", "-c", groupScript)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -193,19 +195,32 @@ func TestRemovedGroupSpared(t *testing.T) {
 }
 
 // TestKill: Kill ends every process of a recorded group, grandchildren
-// included, but not a group of the same ID that started after the record.
+// included, but not a group of the same ID that started after the
+// record, nor one whose processes lack the recorded mark, nor one whose
+// leader started at another time than recorded.
 func TestKill(t *testing.T) {
-	pgid := startGroup(t)
+	mark := fmt.Sprintf("ORRERY_REAPER_TEST=%d-%d", os.Getpid(), time.Now().UnixNano())
+	pgid := startGroup(t, mark)
 	g, ok := Lookup(pgid)
 	if !ok || g.ID != pgid || g.Start == 0 {
 		t.Fatalf("Lookup(%d) = %+v, %v", pgid, g, ok)
 	}
-	later := Group{ID: pgid, Start: g.Start + 1e9} // in ten years' clock ticks
-	if n, err := Kill([]Group{later}, time.Second); n != 0 || err != nil {
-		t.Fatalf("Kill of a group recorded after its processes started: %d killed, %v", n, err)
-	}
-	if left := members(pgid); len(left) != 3 {
-		t.Fatalf("group %d: %v, want its 3 processes spared", pgid, left)
+	g.Mark = mark
+	for _, other := range []struct {
+		what string
+		g    Group
+	}{
+		{"a group recorded after its processes started", Group{ID: pgid, Start: g.Start + 1e9, Mark: mark}}, // in ten years' clock ticks
+		{"a group without the mark", Group{ID: pgid, Start: g.Start, Mark: mark + "-other"}},
+		{"a group with no mark recorded", Group{ID: pgid, Start: g.Start}},
+		{"a group whose leader started after the record", Group{ID: pgid, Start: g.Start - 1, Mark: mark}},
+	} {
+		if n, err := Kill([]Group{other.g}, time.Second); n != 0 || err != nil {
+			t.Errorf("Kill of %s: %d killed, %v", other.what, n, err)
+		}
+		if left := members(pgid); len(left) != 3 {
+			t.Fatalf("Kill of %s: group %d: %v, want its 3 processes spared", other.what, pgid, left)
+		}
 	}
 	n, err := Kill([]Group{g}, 5*time.Second)
 	if err != nil || n != 3 {
@@ -216,6 +231,19 @@ func TestKill(t *testing.T) {
 	}
 	if _, ok := Lookup(pgid); ok {
 		t.Errorf("Lookup finds group %d after it was killed", pgid)
+	}
+}
+
+// TestPIDNamespace: the identifier is the inode that /proc/self/ns/pid
+// names.
+func TestPIDNamespace(t *testing.T) {
+	ns := PIDNamespace()
+	if ns == "" {
+		t.Fatal("no PID namespace")
+	}
+	link, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil || link != "pid:["+ns+"]" {
+		t.Errorf("PIDNamespace() = %q, /proc/self/ns/pid -> %q (%v)", ns, link, err)
 	}
 }
 

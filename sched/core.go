@@ -188,11 +188,15 @@ type run struct {
 
 type jobState struct {
 	Job
-	attempt  int      // attempts started so far
-	failures int      // system failures so far
-	tried    []string // nodes where a system failure happened
-	reason   string   // the last system failure's error
-	runs     []*run   // running attempts (two when duplicated)
+	attempt  int       // attempts started so far
+	failures int       // system failures so far
+	tried    []string  // nodes where a system failure happened
+	failedOn []string  // nodes where a system or node failure of it happened (not a lost attempt)
+	failedAt time.Time // when the last of them happened
+	ownOn    []string  // nodes where a node failure of it happened (NodeFailure)
+	failed   bool      // failed for good after its system failures
+	reason   string    // the last system failure's error
+	runs     []*run    // running attempts (two when duplicated)
 	held     *clusterState
 	expect   float64 // predicted work, cached by the queue
 	mem      int64   // the most resident memory an attempt reported
@@ -445,12 +449,26 @@ func (c *Core) Finished(index int64, attempt int, u Usage, now time.Time) {
 }
 
 // SystemFailure reports that a node failed an attempt for a reason not
-// the job's own (its job directory, nodestart, staging): the job runs
-// again, elsewhere when it can, until it runs out of retries. A
-// duplicate's failure only ends that attempt. The failure counts against
-// the node: one that keeps failing attempts is taken out of service, and
-// the failures there are not charged to the jobs (see blackhole.go).
+// the job's own as far as the core can tell (staging, a lost connection
+// to the root): the job runs again, elsewhere when it can, until it runs
+// out of retries. A duplicate's failure only ends that attempt. The
+// failure counts against the node: one that keeps failing attempts is
+// taken out of service, and the failures there are not charged to the
+// jobs; unless the jobs fail on every node alike (see blackhole.go).
 func (c *Core) SystemFailure(index int64, attempt int, reason string, now time.Time) {
+	c.systemFailure(index, attempt, reason, false, now)
+}
+
+// NodeFailure reports that a node failed an attempt for a reason that is
+// the node's own for certain (its job directory cannot be made, its
+// nodestart failed, the agent's own machinery): as SystemFailure, but
+// the failures count against the node even when it is the last in
+// service, which it may then leave (see blackhole.go).
+func (c *Core) NodeFailure(index int64, attempt int, reason string, now time.Time) {
+	c.systemFailure(index, attempt, reason, true, now)
+}
+
+func (c *Core) systemFailure(index int64, attempt int, reason string, own bool, now time.Time) {
 	j, r := c.attempt(index, attempt)
 	if r == nil {
 		return
@@ -458,12 +476,19 @@ func (c *Core) SystemFailure(index int64, attempt int, reason string, now time.T
 	n := r.node
 	c.release(r, now)
 	j.tried = append(j.tried, n.ID)
+	if !slices.Contains(j.failedOn, n.ID) {
+		j.failedOn = append(j.failedOn, n.ID)
+	}
+	if own && !slices.Contains(j.ownOn, n.ID) {
+		j.ownOn = append(j.ownOn, n.ID)
+	}
+	j.failedAt = now
 	j.reason = reason
 	alone := len(j.runs) == 0 // no other attempt of the job runs on
 	if alone {
 		c.queue.pushFront(j, c.model)
 	}
-	c.blame(n, j, alone, reason)
+	c.blame(n, j, alone, own, reason)
 }
 
 // AttemptLost reports that an attempt was lost for a reason that is
@@ -567,7 +592,15 @@ func (c *Core) Wanted() int {
 			break
 		}
 	}
-	return max(free+c.cfg.Window-c.queue.len()-c.held(), 0)
+	// Jobs that failed as system failures wait for another node, or
+	// let others go first: they fill no free slot.
+	failed := 0
+	for _, j := range c.queue.items {
+		if len(j.failedOn) > 0 {
+			failed++
+		}
+	}
+	return max(free+c.cfg.Window-(c.queue.len()-failed)-c.held(), 0)
 }
 
 func (c *Core) held() int {

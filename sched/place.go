@@ -149,8 +149,8 @@ func (c *Core) placeTail(slots []slot, now time.Time) {
 		}
 		w := c.model.expect(j.Params)
 		s := slots[used]
-		if !c.room(s.node, j) {
-			wait = append(wait, j) // no room for its memory there: it waits
+		if !c.room(s.node, j) || c.holdsOff(j, s.node, now) {
+			wait = append(wait, j) // no room for its memory there, or it failed there: it waits
 			continue
 		}
 		here := stageCost(s.node.cluster, j) + w/s.rate
@@ -278,51 +278,92 @@ func (c *Core) expectLeft(r *run) float64 {
 const overdue = 3
 
 // fill gives jobs from next to the slots, in order, skipping slots on
-// nodes where a job already failed when another slot is free.
+// nodes where a job already failed when another slot is free. A job whose
+// only free slots are on nodes where it failed as a system failure waits
+// while another node in service could take it (see Core.holdsOff); where
+// it failed as the node's own failure, or on the last node in service,
+// it lets the jobs behind it go first (see Core.afterOthers).
 func (c *Core) fill(slots []slot, next func() *jobState, now time.Time) {
 	used := make([]bool, len(slots))
-	first := 0
-	var wait []*jobState // jobs whose memory fits on no free slot now
+	left := len(slots)
+	var back []*jobState  // jobs that wait: their memory fits on no free slot now, or held back
+	var later []*jobState // jobs that failed on the free slots' nodes: after the others
 	defer func() {
-		for i := len(wait) - 1; i >= 0; i-- {
-			c.queue.pushFront(wait[i], c.model)
+		for i := len(back) - 1; i >= 0; i-- {
+			c.queue.pushFront(back[i], c.model)
 		}
 	}()
-	for left := len(slots); left > 0; left-- {
-		j := next()
-		if j == nil {
-			return
-		}
-		for used[first] {
-			first++
-		}
-		pick := first
-		if len(j.tried) > 0 {
-			for i := first; i < len(slots); i++ {
-				if !used[i] && !slices.Contains(j.tried, slots[i].node.ID) {
-					pick = i
-					break
-				}
+	// choose returns the slot for j, or -1 when its memory fits on none.
+	choose := func(j *jobState) int {
+		pick := -1
+		for i := range slots {
+			if used[i] {
+				continue
+			}
+			if pick < 0 {
+				pick = i
+			}
+			if len(j.tried) == 0 || !slices.Contains(j.tried, slots[i].node.ID) {
+				pick = i
+				break
 			}
 		}
-		if c.pol.Learn && !c.room(slots[pick].node, j) {
+		if pick >= 0 && c.pol.Learn && !c.room(slots[pick].node, j) {
 			pick = -1
-			for i := first; i < len(slots); i++ {
+			for i := range slots {
 				if !used[i] && c.room(slots[i].node, j) {
 					pick = i
 					break
 				}
 			}
-			if pick < 0 {
-				// It fits nowhere free now: it waits for room.
-				wait = append(wait, j)
-				left++
-				continue
-			}
+		}
+		return pick
+	}
+	for left > 0 && len(back)+len(later) < tailScan {
+		j := next()
+		if j == nil {
+			break
+		}
+		pick := choose(j)
+		switch {
+		case pick < 0:
+			back = append(back, j) // it fits nowhere free now: it waits for room
+			continue
+		case c.holdsOff(j, slots[pick].node, now):
+			back = append(back, j)
+			continue
+		case c.afterOthers(j, slots[pick].node):
+			later = append(later, j)
+			continue
 		}
 		used[pick] = true
+		left--
 		c.start(j, slots[pick].node, now)
 	}
+	for i, j := range later {
+		if left == 0 {
+			back = append(back, later[i:]...)
+			break
+		}
+		pick := choose(j)
+		if pick < 0 {
+			back = append(back, j)
+			continue
+		}
+		used[pick] = true
+		left--
+		c.start(j, slots[pick].node, now)
+	}
+}
+
+// afterOthers reports whether j, placed on n, lets the jobs behind it go
+// first: it failed there as the node's own failure, or n is the last
+// node in service and j failed there. Then a broken node's streak holds
+// distinct jobs. A job that failed as a system failure on every node in
+// service (of several) goes again at once: whether it fails everywhere
+// alike is what tells its failures from the nodes'.
+func (c *Core) afterOthers(j *jobState, n *nodeState) bool {
+	return slices.Contains(j.ownOn, n.ID) || slices.Contains(j.failedOn, n.ID) && c.NodesInService() == 1
 }
 
 // placeHome starts every waiting job on the home node.

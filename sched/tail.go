@@ -111,7 +111,7 @@ func (c *Core) startTail(now time.Time) {
 		var best *load
 		bestScore, bestEnd := math.Inf(1), math.Inf(1)
 		for _, l := range loads {
-			if !c.room(l.node, j) || l.node.out != "" {
+			if !c.room(l.node, j) || l.node.out != "" || c.holdsOff(j, l.node, now) {
 				continue
 			}
 			cs := l.node.cluster

@@ -30,7 +30,9 @@ import (
 //     and renames it into place, so the file appears complete or not at
 //     all and no partial file is left on error; missing parent
 //     directories are created inside Dir; write permission for group and
-//     others is dropped from the node's permission bits;
+//     others is dropped from the node's permission bits; a failure to
+//     write the temporary file in TempDir is the root's own (it wraps
+//     ErrRootSystem), whatever its cause (a full disk, permission);
 //   - Glob lists regular files only, as names relative to Dir, sorted,
 //     leaving out the symlinks that point out and files being written.
 //
@@ -192,10 +194,19 @@ func (c ConfinedRoot) Put(ctx context.Context, name string, perm fs.FileMode, rd
 			return confinedErr("put", name, err)
 		}
 	}
-	tmp := path.Join(c.tempDir(r, dir), tempPrefix+rand.Text())
+	tdir := c.tempDir(r, dir)
+	// A file written in TempDir (the root's own, in its state directory)
+	// that cannot be written is the root's failure, never the job's.
+	own := func(err error) error {
+		if tdir != dir && !errors.Is(err, ErrRootSystem) {
+			return fmt.Errorf("%w: writing in %s: %w", ErrRootSystem, c.TempDir, err)
+		}
+		return err
+	}
+	tmp := path.Join(tdir, tempPrefix+rand.Text())
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return confinedErr("put", name, err)
+		return own(confinedErr("put", name, err))
 	}
 	defer func() {
 		if err != nil {
@@ -203,19 +214,38 @@ func (c ConfinedRoot) Put(ctx context.Context, name string, perm fs.FileMode, rd
 			r.Remove(tmp)
 		}
 	}()
-	if _, err := io.Copy(f, ctxReader{ctx, rd}); err != nil {
+	w := &writeErr{w: f}
+	if _, err := io.Copy(w, ctxReader{ctx, rd}); err != nil {
+		if w.err != nil {
+			return own(err)
+		}
 		return err
 	}
 	if err := f.Chmod(perm.Perm() &^ 0o022); err != nil {
-		return err
+		return own(err)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return own(err)
 	}
 	if err := r.Rename(tmp, clean); err != nil {
 		return confinedErr("put", name, err)
 	}
 	return nil
+}
+
+// writeErr is a writer that keeps its first error, to tell a failed
+// write from a failed read.
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (w *writeErr) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
 }
 
 // tempDir returns where Put writes a file bound for the directory dir

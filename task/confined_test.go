@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -425,5 +426,40 @@ func TestConfinedRootHidesTheStateDirectory(t *testing.T) {
 		t.Fatalf("Open(ok.txt) = %v", err)
 	} else {
 		rc.Close()
+	}
+}
+
+// TestConfinedRootTempDirWriteFails: a file that cannot be written in
+// TempDir (the root's own directory) fails as the root's failure
+// (ErrRootSystem), not as the job's, whatever the cause. The cause here
+// is a file size limit (EFBIG), set in a child process of the test so
+// that it binds nothing else; Go ignores SIGXFSZ.
+func TestConfinedRootTempDirWriteFails(t *testing.T) {
+	if base := os.Getenv("ORRERY_TEST_FSIZE_BASE"); base != "" {
+		lim := syscall.Rlimit{Cur: 1024, Max: 1024}
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+			fmt.Println("setrlimit:", err)
+			os.Exit(0)
+		}
+		r := ConfinedRoot{Dir: filepath.Join(base, "root"), TempDir: filepath.Join(base, "root", ".incoming")}
+		err := r.Put(context.Background(), "results/out.txt", 0o644, strings.NewReader(strings.Repeat("x", 8192)))
+		fmt.Printf("root-side=%v efbig=%v err=%v\n", IsRootSystemError(err), errors.Is(err, syscall.EFBIG), err)
+		os.Exit(0)
+	}
+	base := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(base, "root", ".incoming"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestConfinedRootTempDirWriteFails$")
+	cmd.Env = append(os.Environ(), "ORRERY_TEST_FSIZE_BASE="+base)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "root-side=true efbig=true") {
+		t.Errorf("a write that failed in TempDir: %s; want a root-side failure wrapping EFBIG", out)
+	}
+	if got := names(t, filepath.Join(base, "root")); len(got) != 0 {
+		t.Errorf("files left behind: %q", got)
 	}
 }

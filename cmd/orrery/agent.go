@@ -40,7 +40,7 @@ func runAgent(e *env, args []string) int {
 	limit := fs.Int("job-limit", 0, "jobs at once (default: its CPUs)")
 	speed := fs.Float64("speed", 1, "relative CPU `speed` (1 = reference; the root believes it only of nodes it started)")
 	memory := fs.String("memory", "", "RAM this node offers, such as 4G (default: the machine's); orrery keeps its jobs' resident memory within it")
-	work := fs.String("work-dir", filepath.Join(os.TempDir(), "orrery-agent"), "`directory` for job directories")
+	work := fs.String("work-dir", defaultAgentWorkDir(), "`directory` for job directories: the user's own, writable by no one else (made if missing)")
 	keep := fs.Bool("keep", false, "keep the job directories of successful jobs")
 	wait := fs.Duration("wait", 0, "give up with exit status 4 when the root cannot be reached for this `DURATION` (such as 90s, 2h); 0 keeps trying for ever")
 	if status, ok := noArgs(fs, args); !ok {
@@ -61,6 +61,10 @@ func runAgent(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "orrery: agent: --memory %q: %v\n", *memory, err)
 			return exitInvalid
 		}
+	}
+	if err := checkWorkDir(*work); err != nil {
+		fmt.Fprintf(e.stderr, "orrery: agent: --work-dir %s\n", err)
+		return exitInvalid
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -122,6 +126,49 @@ const agentExitHelp = `Exit status:
        connection of a node the root started failed
   130  interrupted (Ctrl-C, SIGTERM): its running attempts were stopped
 `
+
+// defaultAgentWorkDir is the default work directory of `orrery agent`:
+// the user's own, TMPDIR/orrery-agent-UID.
+func defaultAgentWorkDir() string {
+	return filepath.Join(os.TempDir(), "orrery-agent-"+strconv.Itoa(os.Getuid()))
+}
+
+// checkWorkDir makes dir if it is missing (only this user can write
+// into it), and refuses one that another user could have put records in
+// (that make the agent kill this user's processes, or remove its files):
+// a symbolic link, one owned by another user, one writable by group or
+// others. Its error starts with dir.
+func checkWorkDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			fi, err = os.Lstat(dir)
+		}
+	}
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("%s %s", pe.Op, pe.Err)
+		}
+		return fmt.Errorf("%s: %v", dir, err)
+	}
+	uid := os.Getuid()
+	switch st, _ := fi.Sys().(*syscall.Stat_t); {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("%s: is a symbolic link; name the directory itself", dir)
+	case !fi.IsDir():
+		return fmt.Errorf("%s: not a directory", dir)
+	case st == nil || int(st.Uid) != uid:
+		owner := -1
+		if st != nil {
+			owner = int(st.Uid)
+		}
+		return fmt.Errorf("%s: owned by user %d, not by you (%d); use a directory of your own", dir, owner, uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s: writable by group or others (mode %04o); chmod go-w it or use a directory of your own", dir, fi.Mode().Perm())
+	}
+	return nil
+}
 
 // joinToken finds the join token: in the file, else in $ORRERY_TOKEN,
 // else on the command line.

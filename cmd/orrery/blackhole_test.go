@@ -125,3 +125,67 @@ func TestProgressSaysOutOfService(t *testing.T) {
 		t.Errorf("status %q speaks of nodes out of service when there are none", s)
 	}
 }
+
+// TestE2EOnlyNodeBroken: the default run, one embedded node, one job at
+// a time. Job 1 holds the node until the test lets it go; meanwhile the
+// test puts a regular file where the node's work directory was. The node
+// then fails every attempt on its own side (its job directory): it is
+// taken out of service although it is the only node, the run waits for
+// a node for --wait, then exits 4 naming the node and why. `orrery
+// status` shows the jobs pending, none failed; and once the directory is
+// repaired, the same command finishes every job.
+func TestE2EOnlyNodeBroken(t *testing.T) {
+	dir := e2eDir(t)
+	const jobs = 12
+	e2eWrite(t, filepath.Join(dir, "one.pln"), fmt.Sprintf(`parameter i integer range from 1 to %d
+task main
+	shexec "if [ $i -eq 1 ] && [ ! -e %[2]s ]; then : > started; while [ ! -e %[2]s ]; do sleep 0.02; done; fi; echo job $i > out.txt"
+	copy node:out.txt root:results/$i.txt
+endtask
+`, jobs, filepath.Join(dir, "released")))
+	ctx, cancel := context.WithTimeout(context.Background(), e2eRunTimeout)
+	defer cancel()
+	run := e2eStart(t, ctx, dir, "run", "--job-limit", "1", "--wait", "2s", "one.pln")
+	nodes := filepath.Join(dir, ".orrery", "nodes")
+	held := ""
+	if !e2eWaitFor(30*time.Second, func() bool {
+		held = e2eFindFile(filepath.Join(nodes, "local1"), "started")
+		return held != "" || run.exited()
+	}) || run.exited() {
+		t.Fatalf("job 1 did not start on local1\nstdout:\n%s\nstderr:\n%s", run.stdout.String(), run.stderr.String())
+	}
+	gone := filepath.Join(nodes, "local1.gone")
+	if err := os.Rename(filepath.Join(nodes, "local1"), gone); err != nil {
+		t.Fatal(err)
+	}
+	e2eWrite(t, filepath.Join(nodes, "local1"), "not a directory\n")
+	e2eWrite(t, filepath.Join(dir, "released"), "")
+
+	code := run.wait(e2eRunTimeout)
+	stdout, stderr := run.stdout.String(), run.stderr.String()
+	e2eNoPanic(t, "run", stderr)
+	if code != exitSystem || !strings.Contains(stderr, "node local1: ") || !strings.Contains(stderr, "job directory on node local1") ||
+		!strings.Contains(stderr, "out of service") || !strings.Contains(stdout, " 0 failed") {
+		t.Fatalf("run: exit %d, want %d with local1 out of service, and why; none failed\nstdout:\n%s\nstderr:\n%s", code, exitSystem, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "orrery status") {
+		t.Errorf("run: stderr does not say how to see the state:\n%s", stderr)
+	}
+	for _, j := range e2eJobs(t, dir) {
+		if j.State != "pending" && j.State != "done" {
+			t.Errorf("job %d is %s, want pending (or done)", j.Index, j.State)
+		}
+	}
+	if st := e2eStatus(t, dir); st["failed"] != 0.0 || st["pending"] != float64(jobs-1) {
+		t.Errorf("status --json: %v, want %d pending, none failed", st, jobs-1)
+	}
+
+	// Repaired: the same run finishes every job.
+	if err := os.Remove(filepath.Join(nodes, "local1")); err != nil {
+		t.Fatal(err)
+	}
+	again := e2eStart(t, ctx, dir, "run", "--job-limit", "1", "--wait", "2s", "one.pln")
+	if code := again.wait(e2eRunTimeout); code != 0 || !strings.Contains(again.stdout.String(), fmt.Sprintf("%d done, 0 failed", jobs)) {
+		t.Fatalf("second run: exit %d\nstdout:\n%s\nstderr:\n%s", code, again.stdout.String(), again.stderr.String())
+	}
+}

@@ -237,3 +237,36 @@ func TestE2EOrphansKilledClusterRun(t *testing.T) {
 		t.Errorf("after the resumed run ended, %d of its processes still run:\n%s", len(left), strings.Join(left, "\n"))
 	}
 }
+
+// TestE2EOrphansKilledRootStart kills `orrery run` with SIGKILL while its
+// rootstart task (on the root, not on a node: as examples/cputest's `cc`
+// step) runs a process group with children, all ignoring SIGTERM: within
+// 2 s none of them is left.
+func TestE2EOrphansKilledRootStart(t *testing.T) {
+	dir := e2eDir(t)
+	started := filepath.Join(dir, "started.log")
+	e2eWrite(t, filepath.Join(dir, "o.pln"), fmt.Sprintf(`parameter i integer range from 1 to 2
+task rootstart
+	shexec "trap '' TERM; sleep 30 & sleep 30 & echo started >> %s; wait"
+endtask
+task main
+	exec true
+endtask
+`, started))
+	mark := orphanMark(t)
+	t.Cleanup(func() { orphanKillAll(mark) })
+	ctx, cancel := context.WithTimeout(context.Background(), e2eRunTimeout)
+	defer cancel()
+	p := orphanStart(t, ctx, dir, mark, "run", "o.pln")
+	if !e2eWaitFor(30*time.Second, func() bool { return p.exited() || e2eCountLines(started) >= 1 }) || p.exited() {
+		t.Fatalf("rootstart did not start\nstderr:\n%s", p.stderr.String())
+	}
+	if !e2eWaitFor(10*time.Second, func() bool { return len(orphanProcs(mark)) >= 4 }) {
+		t.Fatalf("want orrery run and rootstart's 3 processes running, found %v", orphanProcs(mark))
+	}
+	syscall.Kill(p.pid(), syscall.SIGKILL)
+	if left := orphanWaitGone(mark, 2*time.Second); len(left) > 0 {
+		t.Errorf("2 s after kill -9 of orrery run, %d of its rootstart's processes still run:\n%s", len(left), strings.Join(left, "\n"))
+	}
+	p.wait(10 * time.Second)
+}

@@ -185,7 +185,8 @@ const runExitHelp = `Exit status:
   1    some job failed (or rootstart or rootfinish): see orrery jobs --state failed
   2    a bad plan or bad usage (a wrong flag, a --listen address that cannot be used): nothing ran
   4    Orrery's own failure: the state directory removed, replaced or unwritable, its disk
-       full, or no node connected within --wait; the jobs left are saved where they can be
+       full, or no node connected and in service within --wait (nodes out of service:
+       orrery status says why); the jobs left are saved where they can be
   130  interrupted (Ctrl-C, SIGTERM): run the same command again to resume
 `
 
@@ -265,6 +266,9 @@ func closing(e *env, sum dispatch.Summary, err error, w where) int {
 		return exitSystem
 	case errors.Is(err, dispatch.ErrNoNodes):
 		fmt.Fprintf(e.stderr, "orrery: no node connected for %s (--wait); the jobs left are saved. Once nodes can join, resume with: %s\n", w.wait, w.again)
+		return exitSystem
+	case errors.Is(err, dispatch.ErrAllOutOfService):
+		fmt.Fprintf(e.stderr, "orrery: no node in service for %s (--wait): %v. See: %s status%s. Once a node works, resume with: %s\n", w.wait, err, self(), w.stateFlag(), w.again)
 		return exitSystem
 	case errors.As(err, &rootTask):
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
