@@ -150,6 +150,7 @@ func check(w io.Writer, ledger string, packages []string) (bool, error) {
 	raceSkipped := map[test]bool{}
 	skipped := map[test]string{}
 	seen := map[string]bool{}
+	passed, failed := 0, 0
 	var order []test
 	for line := range strings.Lines(string(b)) {
 		f := strings.SplitN(strings.TrimSuffix(line, "\n"), "\t", 4)
@@ -168,6 +169,11 @@ func check(w io.Writer, ledger string, packages []string) (bool, error) {
 		switch f[2] {
 		case "pass", "fail":
 			runs[k]++
+			if f[2] == "pass" {
+				passed++
+			} else {
+				failed++
+			}
 		case "race-skip":
 			raceSkipped[k] = true
 		case "skip":
@@ -206,5 +212,7 @@ func check(w io.Writer, ledger string, packages []string) (bool, error) {
 	for _, s := range skips {
 		fmt.Fprintln(w, s)
 	}
+	// The plain closing line that any reader of test output knows.
+	fmt.Fprintf(w, "tests: %d passed, %d failed, %d skipped\n", passed, failed, len(skips))
 	return ok, nil
 }
