@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -12,7 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"orrery/cluster"
+	"orrery/clusterfile"
 	"orrery/sched"
 	"orrery/suggest"
 )
@@ -75,7 +76,8 @@ func Load(path string) (*Scenario, error) {
 // Parse reads a scenario file from r. name is its path: it is used in
 // messages, as the scenario's name when the file has no scenario line
 // (without its extension), and to find the cluster files that `cluster
-// NAME from FILE` names, relative to the scenario file. Errors are an
+// NAME from FILE` and `clusters from FILE` name, relative to the
+// scenario file. Errors are an
 // ErrorList.
 func Parse(name string, r io.Reader) (*Scenario, error) {
 	p := &parser{file: name, sc: &Scenario{}, unit: 1, seen: map[string]int{},
@@ -147,6 +149,9 @@ type parser struct {
 	// nodes says where each node name is: node names are unique in a
 	// scenario, as the simulator knows nodes by name.
 	nodes map[string]string
+	// gridLine says a `clusters from` line was read: when its file
+	// gives no cluster, that line has said why.
+	gridLine bool
 	// later are checks and fix-ups that need the whole file: names used
 	// before they are defined, the work unit.
 	later []func()
@@ -179,7 +184,7 @@ func (p *parser) doc(text string) bool {
 }
 
 // topKeywords are the statements outside blocks.
-var topKeywords = []string{"scenario", "runs", "policies", "unit", "cluster", "workload", "case"}
+var topKeywords = []string{"scenario", "runs", "policies", "unit", "cluster", "clusters", "workload", "case"}
 
 // statement reads one line.
 func (p *parser) statement(t []token) {
@@ -207,6 +212,8 @@ func (p *parser) statement(t []token) {
 		}
 	case "cluster":
 		p.cluster(t)
+	case "clusters":
+		p.clusters(t)
 	case "workload":
 		p.workload(t)
 	case "case":
@@ -414,19 +421,96 @@ func (p *parser) link(c *cursor, kw token) Link {
 	return l
 }
 
-// clusterFile reads the nodes of a cluster file (docs/cluster-file.md).
+// clusterFile reads the nodes of a cluster file of one cluster
+// (docs/cluster-file.md) for scenario cluster cl.
 func (p *parser) clusterFile(f token, cl string) []Node {
+	g := p.gridFile(f)
+	if g == nil {
+		return nil
+	}
+	if n := len(g.Clusters); n > 1 {
+		names := make([]string, n)
+		for i, c := range g.Clusters {
+			names[i] = c.Name
+		}
+		p.errorf(f, "cluster file %s has %d clusters (%s): name each with `clusters from %s`", f.text, n, strings.Join(names, ", "), f.text)
+		return nil
+	}
+	return p.fileNodes(f, g.Clusters[0], cl)
+}
+
+// clusters reads `clusters from FILE [link BW LAT] [wan BW LAT]
+// [no-migration]`: every cluster of a cluster file, each a scenario
+// cluster of the same name with the line's links.
+func (p *parser) clusters(t []token) {
+	if len(t) < 2 || t[1].text != "from" {
+		p.errorf(t[min(1, len(t)-1)], "want clusters from FILE [link BANDWIDTH LATENCY] [wan BANDWIDTH LATENCY] [no-migration]")
+		return
+	}
+	if len(t) < 3 {
+		p.errorf(t[1], "from needs a value")
+		return
+	}
+	f := t[2]
+	p.gridLine = true
+	var tmpl Cluster
+	c := &cursor{p: p, toks: t, i: 3}
+	p.attrs(c, "clusters", []string{"link", "wan", "no-migration"}, func(kw token) {
+		switch kw.text {
+		case "no-migration":
+			tmpl.NoMigration = true
+		case "link":
+			tmpl.Link = p.link(c, kw)
+		case "wan":
+			tmpl.WAN = p.link(c, kw)
+		}
+	})
+	g := p.gridFile(f)
+	if g == nil {
+		return
+	}
+	for _, fc := range g.Clusters {
+		cl := tmpl
+		cl.Name = fc.Name
+		if !p.define("cluster", token{fc.Name, f.line, f.col}) {
+			continue
+		}
+		cl.Nodes = p.fileNodes(f, fc, cl.Name)
+		p.sc.Clusters = append(p.sc.Clusters, cl)
+	}
+}
+
+// gridFile reads the cluster file that f names, relative to the
+// scenario file, reporting each of its errors at f.
+func (p *parser) gridFile(f token) *clusterfile.Grid {
 	path := f.text
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(p.file), path)
 	}
-	spec, err := cluster.Load(path)
-	if err != nil {
+	g, err := clusterfile.Load(path)
+	var list clusterfile.ErrorList
+	switch {
+	case errors.As(err, &list):
+		for _, e := range list {
+			p.errorf(f, "cluster file: %v", e)
+		}
+	case err != nil:
 		p.errorf(f, "cluster file: %v", err)
+	}
+	return g
+}
+
+// fileNodes turns the nodes of a cluster file's cluster into the nodes
+// of scenario cluster cl: each with its cpus (1 if none), its speed
+// taken as GHz (1 if none), its memory and its job limit; no swap. Where
+// a node runs (SSH or not) does not change what the simulator models.
+func (p *parser) fileNodes(f token, fc clusterfile.Cluster, cl string) []Node {
+	if len(fc.Nodes) == 0 {
+		p.errorf(f, "cluster %s of %s has no node lines (its nodes join its head): the simulator needs its nodes", fc.Name, f.text)
 		return nil
 	}
 	var nodes []Node
-	for _, n := range spec.Nodes {
+	for _, n := range fc.Nodes {
 		node := Node{Name: n.Name, CPUs: max(n.CPUs, 1), Speed: n.Speed, Memory: n.Memory,
 			Thrash: DefaultThrash, Limit: n.JobLimit}
 		if node.Speed == 0 {
@@ -685,7 +769,7 @@ func (p *parser) finish() {
 		f()
 	}
 	top := token{line: 1, col: 1}
-	if len(p.sc.Clusters) == 0 {
+	if len(p.sc.Clusters) == 0 && !p.gridLine {
 		p.errorf(top, "no cluster: a scenario needs at least one cluster block")
 	}
 	if len(p.sc.Workloads) == 0 {

@@ -66,7 +66,8 @@ func runRun(e *env, args []string) int {
 	spec := cluster.Local(*nodes, *jobLimit)
 	if *clusterFile != "" {
 		if spec, err = cluster.Load(*clusterFile); err != nil {
-			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+			// Every error of the file, one per line.
+			fmt.Fprintf(e.stderr, "orrery: %s\n", strings.ReplaceAll(err.Error(), "\n", "\norrery: "))
 			return exitInvalid
 		}
 	}
