@@ -136,6 +136,9 @@ func burnerDir(t *testing.T, d time.Duration) (dir string, units int) {
 }
 
 // TestE2EMemoryRelief runs jobs that each hold 200 MB for a few seconds
+// (taken at once, so that no heartbeat sees a job half grown for long: a
+// job that grew slowly, as a shell reading a pipe does on a busy machine,
+// could be reported small enough for a second to start beside it)
 // on one agent that offers 300 MB and runs 2 jobs at once. The first two
 // start together (nothing is known of their memory yet); the agent's
 // heartbeats report 400 MB resident, so the core stops one of them and
@@ -145,7 +148,7 @@ func TestE2EMemoryRelief(t *testing.T) {
 	dir := e2eDir(t)
 	e2eWrite(t, filepath.Join(dir, "mem.pln"), `parameter i integer range from 1 to 4
 task main
-	shexec "x=$(head -c 200000000 /dev/zero | tr '\\0' a); sleep 3; echo $i > out.txt"
+	shexec "perl -e '\$x = q(a) x 200000000; sleep 3'; echo $i > out.txt"
 	copy node:out.txt root:results/$i.txt
 endtask
 `)
