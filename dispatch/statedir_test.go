@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"orrery/protocol"
 	"orrery/sched"
 	"orrery/store"
@@ -121,11 +123,13 @@ func TestStateDirDoubt(t *testing.T) {
 	if len(a.takeStarts()) != 1 {
 		t.Fatal("no start")
 	}
+	// A symbolic link to itself takes incoming/'s place in one step (the
+	// loop must never see incoming/ missing): stat then fails with ELOOP.
 	in := h.d.IncomingDir()
-	if err := os.Remove(in); err != nil {
+	if err := os.Symlink(filepath.Base(in), in+".loop"); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Base(in), in); err != nil { // a loop: stat fails with ELOOP
+	if err := unix.Renameat2(unix.AT_FDCWD, in+".loop", unix.AT_FDCWD, in, unix.RENAME_EXCHANGE); err != nil {
 		t.Fatal(err)
 	}
 	h.settle()
