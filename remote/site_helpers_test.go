@@ -20,20 +20,19 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"orrery/internal/netnstest"
 )
 
 var (
-	siteSeq       atomic.Int64
-	siteProbeOnce sync.Once
-	siteProbeErr  error
+	siteSeq atomic.Int64
 	// siteName matches the namespaces these tests make: orrs-PID-N,
 	// PID being the test process that made them.
 	siteName = regexp.MustCompile(`^orrs-(\d+)-\d+$`)
+	siteGate = netnstest.Gate{What: "the site tests", Probe: siteProbe}
 )
 
 // siteRequire skips the test when this machine cannot host a site (not
@@ -41,17 +40,7 @@ var (
 // these are installed and their absence is a failure.
 func siteRequire(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the site tests make network namespaces and need to run as root")
-	}
-	siteProbeOnce.Do(func() { siteProbeErr = siteProbe() })
-	if siteProbeErr == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("the site tests cannot run here: %v (CI runs them as root, with iproute2 and iptables installed by .ci/run)", siteProbeErr)
-	}
-	t.Skipf("the site tests need `ip netns` and iptables: %v", siteProbeErr)
+	siteGate.Require(t)
 }
 
 // siteProbe removes stale sites and checks that a namespace can be
@@ -62,67 +51,18 @@ func siteProbe() error {
 			return fmt.Errorf("%s: %w", c, err)
 		}
 	}
-	siteRemoveStale()
+	netnstest.RemoveStale(siteName)
 	name := fmt.Sprintf("orrs-%d-0", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		return fmt.Errorf("ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	defer siteDelete(name)
+	defer netnstest.Delete(name)
 	out, err := exec.Command("ip", "netns", "exec", name, "iptables", "-w", "-A", "INPUT",
 		"-m", "conntrack", "--ctstate", "ESTABLISHED", "-j", "ACCEPT").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("iptables in a namespace: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// siteRemoveStale removes the namespaces (with their processes and veth
-// pairs) of test processes that no longer exist.
-func siteRemoveStale() {
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		m := siteName.FindStringSubmatch(f[0])
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-			continue
-		}
-		siteDelete(f[0])
-	}
-}
-
-// siteDelete kills the processes left in a namespace and deletes it;
-// its veth pair and firewall go with it.
-func siteDelete(name string) error {
-	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	var err error
-	for range 100 { // a process just killed may hold the namespace for a moment
-		var out []byte
-		if out, err = exec.Command("ip", "netns", "del", name).CombinedOutput(); err == nil {
-			return nil
-		}
-		err = fmt.Errorf("ip netns del %s: %v: %s", name, err, strings.TrimSpace(string(out)))
-		time.Sleep(20 * time.Millisecond)
-	}
-	return err
 }
 
 // site is a network namespace joined to this machine's namespace by a
@@ -155,7 +95,7 @@ func newSite(t *testing.T) *site {
 	}
 	s.ip("netns", "add", s.NS)
 	t.Cleanup(func() {
-		if err := siteDelete(s.NS); err != nil {
+		if err := netnstest.Delete(s.NS); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 		// Deleting the namespace deletes the pair; make sure.

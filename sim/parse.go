@@ -39,29 +39,12 @@ const (
 // maxErrors is how many errors one file reports before giving up.
 const maxErrors = 20
 
-// Error is an error at a position in a scenario file.
-type Error struct {
-	File      string
-	Line, Col int
-	Msg       string
-}
-
-// Error returns "FILE:LINE:COL: message".
-func (e *Error) Error() string {
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
-}
+// Error is an error at a position in a scenario file: the same kind as
+// a cluster file's, which a scenario may read.
+type Error = clusterfile.Error
 
 // ErrorList is every error found in a scenario file, in position order.
-type ErrorList []*Error
-
-// Error returns the errors, one per line.
-func (l ErrorList) Error() string {
-	s := make([]string, len(l))
-	for i, e := range l {
-		s[i] = e.Error()
-	}
-	return strings.Join(s, "\n")
-}
+type ErrorList = clusterfile.ErrorList
 
 // Load reads a scenario file (see docs/simulator.md).
 func Load(path string) (*Scenario, error) {
@@ -166,7 +149,7 @@ type block struct {
 }
 
 func (p *parser) errorf(t token, format string, args ...any) {
-	p.errs = append(p.errs, &Error{p.file, t.line, t.col, fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, &Error{File: p.file, Line: t.line, Col: t.col, Msg: fmt.Sprintf(format, args...)})
 }
 
 // doc adds a comment line at the top of the file to the scenario's Doc

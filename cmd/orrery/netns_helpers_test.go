@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"orrery/internal/netnstest"
 )
 
 const (
@@ -38,45 +40,34 @@ const (
 )
 
 var (
-	nsSeq       atomic.Int64
-	nsProbeOnce sync.Once
-	nsProbeErr  error
+	nsSeq atomic.Int64
 	// nsName matches the namespaces these tests make: orr-PID-…, PID
 	// being the test process that made them.
 	nsName = regexp.MustCompile(`^orr-(\d+)-\S+$`)
+	nsGate = netnstest.Gate{What: "the network namespace tests", Probe: nsProbe}
 )
 
 // nsRequire fails the test (in CI, CI=true) or skips it (elsewhere) when
 // this machine cannot host a lab: not root, no `ip netns`, no iptables.
 func nsRequire(t *testing.T) {
 	t.Helper()
-	nsProbeOnce.Do(func() { nsProbeErr = nsProbe() })
-	if nsProbeErr == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("the network namespace tests cannot run here: %v (CI runs them as root, with iproute2, nftables and iptables installed by .ci/run)", nsProbeErr)
-	}
-	t.Skipf("the network namespace tests need root, `ip netns` and iptables: %v", nsProbeErr)
+	nsGate.Require(t)
 }
 
 // nsProbe removes stale labs and checks that a namespace can be made,
 // with iptables working inside it.
 func nsProbe() error {
-	if os.Geteuid() != 0 {
-		return errors.New("not running as root")
-	}
 	for _, c := range []string{"ip", "iptables", "bash", "timeout"} {
 		if _, err := exec.LookPath(c); err != nil {
 			return fmt.Errorf("%s: %w", c, err)
 		}
 	}
-	nsRemoveStale()
+	netnstest.RemoveStale(nsName)
 	name := fmt.Sprintf("orr-%d-probe", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		return fmt.Errorf("ip netns add: %v: %s", err, bytesTrim(out))
 	}
-	defer nsDelete(name)
+	defer netnstest.Delete(name)
 	if out, err := exec.Command("ip", "netns", "exec", name, "iptables", "-w", "-L", "INPUT", "-n").CombinedOutput(); err != nil {
 		return fmt.Errorf("iptables in a namespace: %v: %s", err, bytesTrim(out))
 	}
@@ -84,58 +75,6 @@ func nsProbe() error {
 }
 
 func bytesTrim(b []byte) string { return strings.TrimSpace(string(b)) }
-
-// nsRemoveStale removes the namespaces (and the processes in them) of
-// test processes that no longer exist.
-func nsRemoveStale() {
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		m := nsName.FindStringSubmatch(f[0])
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || nsAlive(pid) {
-			continue
-		}
-		nsDelete(f[0])
-	}
-}
-
-// nsAlive reports whether process pid exists.
-func nsAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// nsDelete kills the processes left in a namespace and deletes it; its
-// veth pairs and firewall rules go with it.
-func nsDelete(name string) error {
-	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	var err error
-	for range 50 { // a process just killed may hold the namespace for a moment
-		var out []byte
-		if out, err = exec.Command("ip", "netns", "del", name).CombinedOutput(); err == nil {
-			return nil
-		}
-		err = fmt.Errorf("ip netns del %s: %v: %s", name, err, bytesTrim(out))
-		time.Sleep(20 * time.Millisecond)
-	}
-	return err
-}
 
 // nsLab is a root's namespace and one namespace per node.
 type nsLab struct {
@@ -162,7 +101,7 @@ func newNSLab(t *testing.T, nodes ...string) *nsLab {
 	var made []string
 	t.Cleanup(func() {
 		for i := len(made) - 1; i >= 0; i-- {
-			if err := nsDelete(made[i]); err != nil {
+			if err := netnstest.Delete(made[i]); err != nil {
 				t.Errorf("cleanup: %v", err)
 			}
 		}
