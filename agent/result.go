@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"orrery/protocol"
 	"orrery/task"
@@ -99,7 +98,7 @@ func ignored(cmds []task.CommandResult) []protocol.Ignored {
 	}
 	var out []protocol.Ignored
 	for _, c := range failed {
-		ig := protocol.Ignored{Pos: c.Pos.String(), Command: cut(c.Command), Error: cut(fmt.Sprint(c.Err))}
+		ig := protocol.Ignored{Pos: c.Pos.String(), Command: protocol.CutIgnoredText(c.Command), Error: protocol.CutIgnoredText(fmt.Sprint(c.Err))}
 		if c.Exit >= 0 && c.Argv != nil {
 			exit := c.Exit
 			ig.Exit = &exit
@@ -113,20 +112,6 @@ func ignored(cmds []task.CommandResult) []protocol.Ignored {
 		out = append(out, protocol.Ignored{Error: fmt.Sprintf("and %d more commands failed under onerror ignore", more)})
 	}
 	return out
-}
-
-// cut bounds a string of an ignored error to protocol.MaxIgnoredText
-// bytes, on a character boundary.
-func cut(s string) string {
-	if len(s) <= protocol.MaxIgnoredText {
-		return s
-	}
-	const ellipsis = "…"
-	i := protocol.MaxIgnoredText - len(ellipsis)
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + ellipsis
 }
 
 func lastBytes(s string) []byte {

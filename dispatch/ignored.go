@@ -7,14 +7,16 @@ import (
 
 // ignoredOf is what the store keeps of the commands whose failure
 // onerror ignore let pass in an attempt: at most protocol.MaxIgnored,
-// whatever a node sends.
+// each string at most protocol.MaxIgnoredText bytes, whatever a node
+// sends.
 func ignoredOf(res *protocol.Result) []store.Ignored {
 	var out []store.Ignored
 	for i, ig := range res.Ignored {
 		if i == protocol.MaxIgnored {
 			break
 		}
-		out = append(out, store.Ignored{Pos: ig.Pos, Command: ig.Command, Exit: ig.Exit, Signal: ig.Signal, Error: ig.Error})
+		out = append(out, store.Ignored{Pos: protocol.CutIgnoredText(ig.Pos), Command: protocol.CutIgnoredText(ig.Command), Exit: ig.Exit,
+			Signal: protocol.CutIgnoredText(ig.Signal), Error: protocol.CutIgnoredText(ig.Error)})
 	}
 	return out
 }

@@ -34,9 +34,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Version is the protocol version an agent sends when it says hello.
@@ -225,6 +227,30 @@ const (
 	MaxIgnored     = 16
 	MaxIgnoredText = 512
 )
+
+// CutIgnoredText bounds a string of an ignored error to MaxIgnoredText
+// bytes of valid UTF-8 (JSON would turn each invalid byte into three),
+// cut on a character boundary. The agent cuts what it sends with it, and
+// the dispatcher what it keeps, whatever a node sent.
+func CutIgnoredText(s string) string {
+	s = cutText(s)
+	if !utf8.ValidString(s) {
+		s = cutText(strings.ToValidUTF8(s, "\uFFFD"))
+	}
+	return s
+}
+
+func cutText(s string) string {
+	if len(s) <= MaxIgnoredText {
+		return s
+	}
+	const ellipsis = "…"
+	i := MaxIgnoredText - len(ellipsis)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + ellipsis
+}
 
 // Ignored is a command that failed under onerror ignore.
 type Ignored struct {
