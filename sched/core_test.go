@@ -518,3 +518,32 @@ func TestOrreryLevelsOnlyOnceNothingWaits(t *testing.T) {
 		t.Fatalf("starts %v and moves %v while two jobs wait, want one start on each node and no move", s, m)
 	}
 }
+
+// TestWithdraw checks that a withdrawn job leaves the queue, or has its
+// running attempt cancelled and its slot freed.
+func TestWithdraw(t *testing.T) {
+	c := New(Config{Policy: FCFS})
+	c.AddNode(Node{ID: "n", CPUs: 1}, t0)
+	c.Enqueue(Job{Index: 1})
+	c.Enqueue(Job{Index: 2})
+	if got := starts(c.Ready(t0)); len(got) != 1 || got[0].Job != 1 {
+		t.Fatalf("starts %v, want job 1", got)
+	}
+	if !c.Withdraw(2, t0) || c.Queued() != 0 {
+		t.Fatalf("queued job not withdrawn: %d queued", c.Queued())
+	}
+	if !c.Withdraw(1, t0) {
+		t.Fatal("running job not withdrawn")
+	}
+	acts := c.Ready(t0)
+	if len(acts) != 1 || acts[0] != (Cancel{Job: 1, Attempt: 1, Node: "n"}) {
+		t.Fatalf("actions %v, want the cancel of job 1's attempt", acts)
+	}
+	if c.Running() != 0 || c.Withdraw(1, t0) {
+		t.Fatalf("running %d after withdraw, or withdrawn twice", c.Running())
+	}
+	c.Enqueue(Job{Index: 3})
+	if got := starts(c.Ready(t0)); len(got) != 1 || got[0].Job != 3 {
+		t.Fatalf("the freed slot: starts %v, want job 3", got)
+	}
+}
