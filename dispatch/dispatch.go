@@ -58,6 +58,10 @@ type Config struct {
 	Log     *slog.Logger
 	// Clock is where the time comes from; nil means the system clock.
 	Clock Clock
+	// Feed, when set, makes this a cluster head's dispatcher: its jobs
+	// come from the feed (its root), not from Sweep, which may be nil,
+	// and it runs no root task (see Feed).
+	Feed Feed
 }
 
 // Progress is a snapshot of an experiment's jobs.

@@ -164,7 +164,7 @@ func clampInt(v, lo, hi int) int { return min(max(v, lo), hi) }
 func (r *runState) welcome(id string) protocol.Welcome {
 	p := r.d.cfg.Plan
 	return protocol.Welcome{Node: id, Experiment: r.exp.ID, PlanName: p.File, PlanText: p.Source,
-		Dialect: p.Dialect.String(), Names: r.d.cfg.Sweep.Names, Heartbeat: r.d.cfg.Heartbeat}
+		Dialect: p.Dialect.String(), Names: r.names(), Heartbeat: r.d.cfg.Heartbeat}
 }
 
 // resume takes back a node that reconnected: the attempts it still runs
@@ -301,6 +301,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		r.core.Finished(ev.Job, ev.Attempt, usage(res, nc), a.Ended)
 		delete(r.jobs, ev.Job)
 		r.prog.Done++
+		r.fedEnded(ev.Job, res)
 	case res.System:
 		a.State = store.AttemptLost
 		if res.Side == protocol.SideRoot {
@@ -328,6 +329,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		delete(r.jobs, ev.Job)
 		r.prog.Failed++
 		r.prog.LastError = fmt.Sprintf("job %d: %s", ev.Job, res.Error)
+		r.fedEnded(ev.Job, res)
 	}
 }
 

@@ -107,7 +107,7 @@ func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 	r.prog.Started = r.now()
 	r.mainTask = d.cfg.Plan.Task(plan.TaskMain)
 	if t := d.cfg.Plan.Task(plan.TaskNodeStart); t != nil {
-		r.nodestart = task.TaskAccess(t, task.Job{Names: d.cfg.Sweep.Names})
+		r.nodestart = task.TaskAccess(t, task.Job{Names: r.names()})
 	}
 	if err := r.prepare(); err != nil {
 		return Summary{}, err
@@ -155,7 +155,7 @@ func (r *runState) access(index int64, j *liveJob) *task.Access {
 	if r.mainTask == nil {
 		return nil
 	}
-	return task.TaskAccess(r.mainTask, task.Job{Index: index, Names: r.d.cfg.Sweep.Names, Values: j.values})
+	return task.TaskAccess(r.mainTask, task.Job{Index: index, Names: r.names(), Values: j.values})
 }
 
 // prepare recovers from an earlier stop and positions the sweep.
@@ -180,6 +180,12 @@ func (r *runState) prepare() error {
 	}
 	r.prog.Done, r.prog.Failed = counts[store.Done], counts[store.Failed]
 	r.saved = r.prog
+	if r.d.cfg.Feed != nil {
+		// A head: what its root handed out, which grows as it goes.
+		r.prog.Total = counts[store.Pending] + counts[store.Running] + counts[store.Done] + counts[store.Failed]
+		r.itDone = true
+		return nil
+	}
 	r.prog.Total, r.prog.Exact = r.d.cfg.Sweep.Count()
 	r.it = r.d.cfg.Sweep.Iter()
 	r.it.Resume(r.exp.Cursor, r.exp.LastIndex)
@@ -191,7 +197,7 @@ func (r *runState) prepare() error {
 // per experiment; rootfinish at the end of every run that completes.
 func (r *runState) rootTask(name string, once bool) error {
 	t := r.d.cfg.Plan.Task(name)
-	if t == nil {
+	if t == nil || r.d.cfg.Feed != nil {
 		return nil
 	}
 	st := r.d.cfg.Store
@@ -200,7 +206,7 @@ func (r *runState) rootTask(name string, once bool) error {
 			return err
 		}
 	}
-	res, err := task.RunRootTask(r.ctx, t, task.Job{Names: r.d.cfg.Sweep.Names}, r.d.cfg.Root, guardRoot(r.d.cfg.Exec, r.d.log))
+	res, err := task.RunRootTask(r.ctx, t, task.Job{Names: r.names()}, r.d.cfg.Root, guardRoot(r.d.cfg.Exec, r.d.log))
 	if err != nil {
 		if r.ctx.Err() != nil {
 			return ErrInterrupted
@@ -221,13 +227,24 @@ func (r *runState) rootTask(name string, once bool) error {
 // finished reports whether every job has ended, and every attempt the
 // dispatcher cancelled has stopped (so none still copies files back).
 func (r *runState) finished() bool {
-	return r.itDone && r.pendingDone && len(r.jobs) == 0 && len(r.stopping) == 0
+	return r.generated() && len(r.jobs) == 0 && len(r.stopping) == 0
+}
+
+// generated reports whether every job there will be has been queued:
+// the sweep is exhausted and no job an earlier run left is unqueued; for
+// a head, its root also said no more will come.
+func (r *runState) generated() bool {
+	return r.itDone && r.pendingDone && (r.d.cfg.Feed == nil || r.d.cfg.Feed.Closed())
 }
 
 // loop dispatches until every job has ended.
 func (r *runState) loop() error {
 	tick, stopTick := r.d.clock.Ticker(r.d.cfg.Heartbeat)
 	defer stopTick()
+	var wake <-chan struct{} // a head's root has news
+	if r.d.cfg.Feed != nil {
+		wake = r.d.cfg.Feed.Wake()
+	}
 	r.idleSince = r.now()
 	for {
 		if err := r.feed(); err != nil {
@@ -246,6 +263,7 @@ func (r *runState) loop() error {
 		select {
 		case e := <-r.d.events:
 			r.handle(e)
+		case <-wake:
 		case <-tick:
 			if err := r.checkState(nil); err != nil {
 				return r.abandon(err)
@@ -346,6 +364,16 @@ func (r *runState) feed() error {
 			r.pendingDone = true
 		}
 	}
+	if r.d.cfg.Feed != nil {
+		if err := r.takeFed(want); err != nil {
+			if r.ctx.Err() != nil {
+				r.interrupt()
+				return ErrInterrupted
+			}
+			return r.abandon(r.checkState(err))
+		}
+		return nil
+	}
 	for ; want > 0 && !r.itDone; want-- {
 		if !r.it.Next() {
 			r.itDone, r.cursorMoved = true, true
@@ -404,7 +432,7 @@ func (r *runState) act() error {
 	var starts []sched.Start
 	var cancels []sched.Cancel
 	now := r.now()
-	if r.itDone && r.pendingDone {
+	if r.generated() {
 		r.core.Close()
 	}
 	for _, a := range r.core.Ready(now) {
@@ -431,6 +459,7 @@ func (r *runState) act() error {
 			delete(r.jobs, a.Job)
 			r.prog.Failed++
 			r.prog.LastError = fmt.Sprintf("job %d: %s", a.Job, a.Reason)
+			r.fedEnded(a.Job, &protocol.Result{System: true, Error: a.Reason})
 		}
 	}
 	// The state directory first: a job failure may be its consequence

@@ -13,12 +13,15 @@ import (
 type JobState string
 
 // Job states. A job is pending until an attempt starts, running while one
-// runs, and done or failed when its last attempt ended.
+// runs, and done or failed when its last attempt ended. On a cluster
+// head, a job the root took back is withdrawn until the root hands it
+// out again.
 const (
-	Pending JobState = "pending"
-	Running JobState = "running"
-	Done    JobState = "done"
-	Failed  JobState = "failed"
+	Pending   JobState = "pending"
+	Running   JobState = "running"
+	Done      JobState = "done"
+	Failed    JobState = "failed"
+	Withdrawn JobState = "withdrawn"
 )
 
 // Attempt states.
@@ -188,6 +191,22 @@ func (b *Batch) AddJob(exp int64, j Job) {
 	vals, _ := json.Marshal(j.Values)
 	b.add(`INSERT INTO job (experiment, idx, ordinal, vals, state, updated_at) VALUES (?,?,?,?,?,?)`,
 		exp, j.Index, j.Ordinal, string(vals), Pending, nanos(time.Now()))
+}
+
+// FeedJob records a job a cluster head was handed by its root: a new
+// job, or one handed out again (withdrawn, or done here before the root
+// learned of it), which is pending again with its values.
+func (b *Batch) FeedJob(exp int64, j Job) {
+	vals, _ := json.Marshal(j.Values)
+	b.add(`INSERT INTO job (experiment, idx, ordinal, vals, state, updated_at) VALUES (?,?,?,?,?,?)
+		ON CONFLICT (experiment, idx) DO UPDATE SET vals=excluded.vals, state=excluded.state, updated_at=excluded.updated_at`,
+		exp, j.Index, j.Ordinal, string(vals), Pending, nanos(time.Now()))
+}
+
+// WithdrawJob records that a cluster head's root took a job back.
+func (b *Batch) WithdrawJob(exp, job int64) {
+	b.add(`UPDATE job SET state=?, updated_at=? WHERE experiment=? AND idx=?`, Withdrawn, nanos(time.Now()), exp, job)
+	b.Event(exp, "job.withdrawn", job, "", "the root took the job back")
 }
 
 // Cursor records how far the sweep has been handed out.
