@@ -29,7 +29,7 @@ func newTestFeed() *testFeed {
 	return &testFeed{wake: make(chan struct{}, 1), ended: map[int64][]*protocol.Result{}}
 }
 
-func (f *testFeed) Names() []string        { return []string{"x"} }
+func (f *testFeed) Names() []string       { return []string{"x"} }
 func (f *testFeed) Wake() <-chan struct{} { return f.wake }
 
 func (f *testFeed) Take(n int) []FedJob {
