@@ -141,6 +141,13 @@ type Register struct {
 	Memory   int64   `json:"memory"` // bytes
 	Speed    float64 `json:"speed"`  // relative CPU speed, 1 = reference (believed only from trusted nodes)
 	JobLimit int     `json:"job_limit"`
+	// Head is set by a cluster head: one node that stands for a whole
+	// cluster (its own dispatcher and nodes). JobLimit is then how many
+	// of the root's attempts it may hold, running or queued; CPUs its
+	// nodes' CPUs.
+	Head bool `json:"head,omitempty"`
+	// Cluster is the name of the cluster a head stands for.
+	Cluster string `json:"cluster,omitempty"`
 	// Running lists the attempts the node still runs when it registers
 	// again after its connection dropped: the dispatcher resumes those it
 	// still counts on and cancels the others.
@@ -269,6 +276,20 @@ type Heartbeat struct {
 	// the heartbeat: what lets the dispatcher see a node whose jobs no
 	// longer fit in its RAM before they finish.
 	Resident []Resident `json:"resident,omitempty"`
+	// Cluster is a head's view of its cluster (nil from a node).
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus is a head's view of its cluster, sent with its
+// heartbeats.
+type ClusterStatus struct {
+	Nodes   int `json:"nodes"`   // its nodes connected and in service
+	CPUs    int `json:"cpus"`    // their CPUs
+	Running int `json:"running"` // the root's attempts running on its nodes
+	Queued  int `json:"queued"`  // the root's attempts waiting in its queue
+	// Depth is how many of the root's attempts it wants to hold now:
+	// running and queued.
+	Depth int `json:"depth"`
 }
 
 // Resident is the resident memory of one running attempt: the sum over
