@@ -22,6 +22,11 @@ type nodeConn struct {
 	trusted   bool
 	resumable bool
 	proven    bool // its ID is an identity it proved (a certificate), not a name
+	// head is set for a cluster head: one node that stands for the
+	// cluster (cluster) of its own nodes, with its own queue.
+	head    bool
+	cluster string
+	status  protocol.ClusterStatus // the head's last view of its cluster
 	limit     int  // its job limit now (0: the policy's choice)
 	claimed   int  // the job limit it claims, which slow start grows to
 	// waiting are starts decided while the node was disconnected: sent
@@ -61,6 +66,7 @@ func (r *runState) handle(e event) {
 	case e.beat != nil:
 		r.core.Heartbeat(nc.id, now)
 		r.resident(nc, e.beat.Resident)
+		r.headBeat(nc, e.beat.Cluster)
 	case e.ended != nil && e.ended.Kind == protocol.EventEnded:
 		r.core.Heartbeat(nc.id, now)
 		r.ended(nc, e.ended)
@@ -99,12 +105,16 @@ func (r *runState) join(n Node, j Joining) {
 		}
 	}
 	nc := &nodeConn{id: id, link: n, trusted: j.Trusted, resumable: j.Resumable, proven: j.ID != "", speed: 1,
-		cpus: clampInt(reg.CPUs, 1, maxCPUs), memory: max(reg.Memory, 0)}
+		cpus: clampInt(reg.CPUs, 1, maxCPUs), memory: max(reg.Memory, 0), head: reg.Head, cluster: reg.Cluster}
 	if j.Trusted && reg.Speed > 0 {
 		nc.speed = reg.Speed
 	}
 	limit := clampInt(reg.JobLimit, 0, maxCPUs)
-	if !j.Trusted {
+	if reg.Head {
+		// A head holds a queue as deep as it asks for (its cluster's
+		// slots and what rides out a cut), and says so as it learns.
+		limit = clampInt(reg.JobLimit, 1, maxHeadDepth)
+	} else if !j.Trusted {
 		// Slow start: a node the root did not start gets a few jobs at
 		// first and more as it finishes them, up to what it claims, so
 		// a node that takes jobs and sits on them holds few.
@@ -146,7 +156,7 @@ const slowStart = 4
 
 // schedNode is the node as the core sees it.
 func (r *runState) schedNode(nc *nodeConn) sched.Node {
-	return sched.Node{ID: nc.id, CPUs: nc.cpus, Speed: nc.speed, Limit: nc.limit, Memory: nc.memory}
+	return sched.Node{ID: nc.id, Cluster: nc.cluster, CPUs: nc.cpus, Speed: nc.speed, Limit: nc.limit, Memory: nc.memory}
 }
 
 // grow raises a slow-starting node's job limit after a job it finished.
@@ -266,6 +276,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	a := store.Attempt{Job: ev.Job, N: ev.Attempt, Node: node, Ended: now, Exit: res.Exit,
 		Signal: res.Signal, Wall: res.Wall, CPU: res.CPU, MaxRSS: res.MaxRSS, Error: res.Error,
 		Stdout: res.Stdout, Stderr: res.Stderr, Ignored: ignoredOf(res), StagedIn: res.StagedIn, StagedOut: res.StagedOut}
+	r.recorded(nc, ev.Job, ev.Attempt) // a head may forget it once this batch is in
 	if s, ok := r.stopping[key]; ok && s.node == node {
 		// A cancelled attempt has stopped: record what it used.
 		delete(r.stopping, key)
@@ -338,8 +349,8 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 // over the wall time the root observed (an average over its attempts,
 // each weighing 30%), within 1/20 and 20 times the reference.
 func (r *runState) learnSpeed(nc *nodeConn, j *liveJob, res *protocol.Result) {
-	if nc.trusted || res.Wall <= 0 {
-		return
+	if nc.trusted || nc.head || res.Wall <= 0 {
+		return // a head's attempts wait in its queue: their wall time is no speed
 	}
 	work, ok := r.core.Model().Work(params(j.values))
 	if !ok || work <= 0 {

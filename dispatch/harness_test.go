@@ -290,3 +290,11 @@ func ok(wall time.Duration) protocol.Result {
 	zero := 0
 	return protocol.Result{OK: true, Exit: &zero, Wall: wall, CPU: wall}
 }
+
+// Recorded implements Recorder: only heads are told.
+func (n *fakeNode) Recorded(job int64, attempt int) {
+	if at, ok := n.h.attempt(job, attempt); ok && at.State == store.AttemptRunning {
+		n.h.t.Errorf("%s: told %d.%d is recorded before the store has its end", n.name, job, attempt)
+	}
+	n.h.log("%s: recorded %d.%d", n.name, job, attempt)
+}

@@ -318,6 +318,12 @@ func (l *Link) Cancel(job int64, attempt int) error {
 	return l.enqueue(&protocol.Msg{Type: protocol.TypeCancel, Job: job, Attempt: attempt})
 }
 
+// Recorded implements dispatch.Recorder: it tells a cluster head that
+// the root has taken the end of an attempt it reported.
+func (l *Link) Recorded(job int64, attempt int) {
+	l.enqueue(&protocol.Msg{Type: protocol.TypeRecorded, Job: job, Attempt: attempt})
+}
+
 // Shutdown implements dispatch.Node.
 func (l *Link) Shutdown(reason string) {
 	l.enqueue(&protocol.Msg{Type: protocol.TypeShutdown, Error: reason})
