@@ -27,8 +27,8 @@ type nodeConn struct {
 	head    bool
 	cluster string
 	status  protocol.ClusterStatus // the head's last view of its cluster
-	limit     int  // its job limit now (0: the policy's choice)
-	claimed   int  // the job limit it claims, which slow start grows to
+	limit   int                    // its job limit now (0: the policy's choice)
+	claimed int                    // the job limit it claims, which slow start grows to
 	// waiting are starts decided while the node was disconnected: sent
 	// when it is back (the attempts are recorded; if it does not come
 	// back, they are lost with it).
