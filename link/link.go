@@ -387,6 +387,10 @@ func (g guard) refused(op, name string, err error) error {
 	return err
 }
 
+// CanOpen tells the root server whether the node may read name: a file
+// it may only stat (a copy's destination) is not read to hash it.
+func (g guard) CanOpen(name string) bool { return g.l.allowed().CanOpen(name) }
+
 func (g guard) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	rc, err := g.root().Open(ctx, name)
 	return rc, g.refused("open", name, err)

@@ -358,6 +358,10 @@ type FileInfo struct {
 	FSize    int64     `json:"size"`
 	FMode    uint32    `json:"mode"`
 	FModTime time.Time `json:"mtime"`
+	// SHA256 is the hex SHA-256 of a regular file's content, when the
+	// root could compute it (a file the node may read, unchanged while
+	// it was read); "" otherwise. A head's cache keys files by it.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Name implements fs.FileInfo.

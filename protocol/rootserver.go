@@ -1,12 +1,18 @@
 package protocol
 
 import (
+	"container/list"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
+	"reflect"
 	"sync"
+	"syscall"
 
 	"orrery/task"
 )
@@ -20,6 +26,11 @@ import (
 // answered at once with a system failure, since the reader must stay
 // free to take the data of those being written. It owns the goroutines
 // it starts; Close waits for them.
+//
+// A stat reply of a regular file carries the SHA-256 of its content
+// (FileInfo.SHA256), read through the same Root as an Open of it would
+// be, so only for a file the node may read; sums are kept in a cache
+// shared by every RootServer of the process (see fileSums).
 type RootServer struct {
 	conn   *Conn
 	root   task.Root
@@ -28,6 +39,7 @@ type RootServer struct {
 	wg     sync.WaitGroup
 	reads  chan struct{}
 	writes chan struct{}
+	sums   *sumCache
 
 	mu      sync.Mutex
 	creates map[uint64]*io.PipeWriter
@@ -40,7 +52,7 @@ func NewRootServer(ctx context.Context, conn *Conn, root task.Root, max int) *Ro
 		max = 64
 	}
 	ctx, stop := context.WithCancel(ctx)
-	return &RootServer{conn: conn, root: root, ctx: ctx, stop: stop, creates: map[uint64]*io.PipeWriter{},
+	return &RootServer{conn: conn, root: root, ctx: ctx, stop: stop, creates: map[uint64]*io.PipeWriter{}, sums: fileSums,
 		reads: make(chan struct{}, max), writes: make(chan struct{}, 4*max)}
 }
 
@@ -168,6 +180,7 @@ func (s *RootServer) stat(m *Msg) {
 	r := &Msg{}
 	if err == nil {
 		r.Info = &FileInfo{FName: fi.Name(), FSize: fi.Size(), FMode: uint32(fi.Mode()), FModTime: fi.ModTime()}
+		r.Info.SHA256 = s.sums.sum(s.ctx, s.root, m.Path, fi)
 	}
 	s.reply(m, r, err)
 }
@@ -211,4 +224,172 @@ func (s *RootServer) Close() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// fileSums is the content hash cache of every RootServer of the process:
+// a file common to the jobs of many nodes is hashed once per change.
+var fileSums = newSumCache(4096)
+
+// sumKey names one version of a local file: a change of its content
+// changes its size, modification time or change time (which no user can
+// set back), and a file replaced by rename has another inode.
+type sumKey struct {
+	name         string // the path as the node names it, cleaned
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64 // nanoseconds
+}
+
+// sumCache keeps the SHA-256 of up to max file versions, the least
+// recently used forgotten first. Concurrent requests for one version
+// wait for a single computation. It is safe for concurrent use.
+type sumCache struct {
+	max int
+
+	mu       sync.Mutex
+	byKey    map[sumKey]*list.Element // of *sumEntry
+	lru      list.List                // front: most recently used
+	flights  map[sumKey]*sumFlight
+	computed int // sums computed (read by tests)
+}
+
+type sumEntry struct {
+	key sumKey
+	sum string
+}
+
+// sumFlight is a computation in progress; done is closed when sum is set.
+type sumFlight struct {
+	done chan struct{}
+	sum  string
+}
+
+func newSumCache(max int) *sumCache {
+	return &sumCache{max: max, byKey: map[sumKey]*list.Element{}, flights: map[sumKey]*sumFlight{}}
+}
+
+// keyOf returns the key of a local regular file's description, or false
+// when fi is not one (a directory, or a file not on a local disk).
+func keyOf(name string, fi fs.FileInfo) (sumKey, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.Mode().IsRegular() {
+		return sumKey{}, false
+	}
+	return sumKey{name: path.Clean(name), dev: uint64(st.Dev), ino: uint64(st.Ino), size: fi.Size(),
+		mtime: fi.ModTime().UnixNano(), ctime: changeTime(st)}, true
+}
+
+// changeTime returns a file's status change time in nanoseconds (0 when
+// unknown). Its field is Ctim on Linux and Ctimespec on the BSDs, hence
+// the reflection.
+func changeTime(st *syscall.Stat_t) int64 {
+	v := reflect.ValueOf(st).Elem()
+	for _, name := range []string{"Ctim", "Ctimespec"} {
+		if f := v.FieldByName(name); f.IsValid() {
+			if ts, ok := f.Interface().(syscall.Timespec); ok {
+				return ts.Nano()
+			}
+		}
+	}
+	return 0
+}
+
+// sum returns the hex SHA-256 of the regular file name that root
+// described as fi, or "" when it has none: not a local regular file,
+// root refuses to open it (a copy destination the node may only stat),
+// it changed while it was read, or reading it failed. A description that
+// carries a sum already (a head's root that is itself a connection to
+// the root) keeps it. A root with a method CanOpen(name string) bool is
+// asked first, so a path it would refuse is not opened (nor its refusal
+// logged) for a sum.
+func (c *sumCache) sum(ctx context.Context, root task.Root, name string, fi fs.FileInfo) string {
+	if pi, ok := fi.(*FileInfo); ok {
+		return pi.SHA256
+	}
+	key, ok := keyOf(name, fi)
+	if !ok {
+		return ""
+	}
+	if co, ok := root.(interface{ CanOpen(string) bool }); ok && !co.CanOpen(name) {
+		return ""
+	}
+	c.mu.Lock()
+	if e := c.byKey[key]; e != nil {
+		c.lru.MoveToFront(e)
+		c.mu.Unlock()
+		return e.Value.(*sumEntry).sum
+	}
+	if f := c.flights[key]; f != nil {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.sum
+		case <-ctx.Done():
+			return ""
+		}
+	}
+	f := &sumFlight{done: make(chan struct{})}
+	c.flights[key] = f
+	c.mu.Unlock()
+
+	f.sum = hashFile(ctx, root, name, key)
+	c.mu.Lock()
+	delete(c.flights, key)
+	c.computed++
+	if f.sum != "" {
+		c.byKey[key] = c.lru.PushFront(&sumEntry{key: key, sum: f.sum})
+		for c.lru.Len() > c.max {
+			e := c.lru.Back()
+			c.lru.Remove(e)
+			delete(c.byKey, e.Value.(*sumEntry).key)
+		}
+	}
+	c.mu.Unlock()
+	close(f.done)
+	return f.sum
+}
+
+// hashFile reads name through root and returns its hex SHA-256, or ""
+// when root refuses it or the file read is not the version key names,
+// before and after reading.
+func hashFile(ctx context.Context, root task.Root, name string, key sumKey) string {
+	rc, err := root.Open(ctx, name)
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	st, ok := rc.(interface{ Stat() (fs.FileInfo, error) })
+	if !ok {
+		return ""
+	}
+	same := func() bool {
+		fi, err := st.Stat()
+		if err != nil {
+			return false
+		}
+		k, ok := keyOf(name, fi)
+		return ok && k == key
+	}
+	if !same() {
+		return ""
+	}
+	h := sha256.New()
+	buf := make([]byte, ChunkSize)
+	for {
+		if ctx.Err() != nil {
+			return ""
+		}
+		n, err := rc.Read(buf)
+		h.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return ""
+		}
+	}
+	if !same() {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -49,6 +49,7 @@ var commands = []command{
 	{"rerun", "make failed jobs run again on the next run", runRerun},
 	{"joblog", "print attempts in GNU Parallel's --joblog format", runJoblog},
 	{"agent", "run a node agent that connects to a dispatcher", runAgent},
+	{"head", "a cluster's head, started by run for each cluster of a grid", runHead},
 	{"token", "print the join token nodes enrol with; rotate it, list or revoke nodes", runToken},
 	{"sim", "simulate a sweep on clusters under each policy (scenarios: sim --list)", runSim},
 }

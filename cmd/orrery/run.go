@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"orrery/cluster"
+	"orrery/clusterfile"
 	"orrery/dispatch"
 	"orrery/pki"
 	"orrery/plan"
@@ -64,8 +65,20 @@ func runRun(e *env, args []string) int {
 		return exitInvalid
 	}
 	spec := cluster.Local(*nodes, *jobLimit)
+	var gridFile *clusterfile.Grid
 	if *clusterFile != "" {
-		if spec, err = cluster.Load(*clusterFile); err != nil {
+		g, isg, err := isGrid(*clusterFile)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "orrery: %s\n", strings.ReplaceAll(err.Error(), "\n", "\norrery: "))
+			return exitInvalid
+		}
+		if isg {
+			// The root coordinates: every cluster's head joins its port.
+			gridFile, spec = g, cluster.Spec{}
+			if !flagGiven(fs, "wait") {
+				*wait = 5 * time.Minute
+			}
+		} else if spec, err = cluster.Load(*clusterFile); err != nil {
 			// Every error of the file, one per line.
 			fmt.Fprintf(e.stderr, "orrery: %s\n", strings.ReplaceAll(err.Error(), "\n", "\norrery: "))
 			return exitInvalid
@@ -89,8 +102,12 @@ func runRun(e *env, args []string) int {
 	// A --listen address that cannot be used is refused before anything
 	// is made.
 	var ln net.Listener
-	if *listen != "" {
-		if ln, err = net.Listen("tcp", *listen); err != nil {
+	portAddr := *listen
+	if gridFile != nil && portAddr == "" {
+		portAddr = "127.0.0.1:0" // heads reach it on this machine, or through their SSH forwards
+	}
+	if portAddr != "" {
+		if ln, err = net.Listen("tcp", portAddr); err != nil {
 			fmt.Fprintf(e.stderr, "orrery: --listen %s: %v\n", *listen, err)
 			return exitInvalid
 		}
@@ -98,7 +115,7 @@ func runRun(e *env, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *listen != "" {
+	if portAddr != "" {
 		// Key material this build cannot read is refused before the
 		// store is opened, so that nothing in the directory changes.
 		if err := pki.Check(*stateDir); err != nil {
@@ -138,20 +155,23 @@ func runRun(e *env, args []string) int {
 	// commands name, nothing outside it.
 	nodeRoot := task.ConfinedRoot{Dir: root, TempDir: d.IncomingDir(), Hidden: []string{*stateDir}}
 	stopListening := func() {}
-	if *listen != "" {
-		pt, err := listenPort(ln, *listen, *advertise, *stateDir, d, nodeRoot, log)
+	var heads *grid
+	if portAddr != "" {
+		pt, err := listenPort(ln, portAddr, *advertise, *stateDir, d, nodeRoot, log)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
 			return exitSystem
 		}
-		fmt.Fprintf(e.stderr, "orrery: listening for agents on %s\n", pt.Addr())
-		joins := "orrery agent --connect " + shellQuote(joinAddr(pt.Addr(), *advertise)) + " --token-file FILE"
-		if len(spec.Nodes) == 0 {
-			fmt.Fprintf(e.stderr, "orrery: waiting for nodes (%s); a node joins with: %s\n", forDuration(*wait), joins)
-		} else {
-			fmt.Fprintf(e.stderr, "orrery: a node joins with: %s\n", joins)
+		if *listen != "" {
+			fmt.Fprintf(e.stderr, "orrery: listening for agents on %s\n", pt.Addr())
+			joins := "orrery agent --connect " + shellQuote(joinAddr(pt.Addr(), *advertise)) + " --token-file FILE"
+			if len(spec.Nodes) == 0 && gridFile == nil {
+				fmt.Fprintf(e.stderr, "orrery: waiting for nodes (%s); a node joins with: %s\n", forDuration(*wait), joins)
+			} else {
+				fmt.Fprintf(e.stderr, "orrery: a node joins with: %s\n", joins)
+			}
+			fmt.Fprintf(e.stderr, "orrery:   where FILE holds the join token that `%s token --state-dir %s` prints (or set ORRERY_TOKEN)\n", self(), shellQuote(*stateDir))
 		}
-		fmt.Fprintf(e.stderr, "orrery:   where FILE holds the join token that `%s token --state-dir %s` prints (or set ORRERY_TOKEN)\n", self(), shellQuote(*stateDir))
 		portCtx, stopPort := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
@@ -162,6 +182,17 @@ func runRun(e *env, args []string) int {
 			stopPort()
 			<-done
 		}
+		if gridFile != nil {
+			auth, err := pki.Open(*stateDir)
+			if err == nil {
+				heads, err = startGrid(ctx, e, *clusterFile, gridFile, auth, pt.Addr().String(), *stateDir, exp.ID, pol, log)
+			}
+			if err != nil {
+				stopListening()
+				fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+				return exitSystem
+			}
+		}
 	}
 	nodeCtx, stopNodes := context.WithCancel(ctx)
 	c, err = cluster.Start(nodeCtx, spec, filepath.Join(*stateDir, "nodes"),
@@ -170,6 +201,9 @@ func runRun(e *env, args []string) int {
 	runErr := err
 	if err == nil {
 		sum, runErr = d.Run(ctx)
+	}
+	if heads != nil {
+		heads.finish(runErr == nil)
 	}
 	d.Close()
 	stopListening()

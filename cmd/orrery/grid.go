@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"orrery/clusterfile"
+	"orrery/head"
+	"orrery/headctl"
+	"orrery/pki"
+	"orrery/sched"
+)
+
+// A grid: a cluster file with several clusters, or whose cluster's head
+// is reached by SSH. The root is then the coordinator: its dispatcher
+// runs no node of its own; every cluster's head (`orrery head`) joins its
+// port as one node that stands for the cluster, on this machine for a
+// cluster without ssh, else over SSH (package headctl), which forwards a
+// socket on the head's machine to the port.
+
+// isGrid reports whether the cluster file at path describes a grid.
+func isGrid(path string) (*clusterfile.Grid, bool, error) {
+	g, err := clusterfile.Load(path)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(g.Clusters) > 1 {
+		return g, true, nil
+	}
+	for _, c := range g.Clusters {
+		if c.Remote() {
+			return g, true, nil
+		}
+	}
+	return g, false, nil
+}
+
+// gridHead is one cluster's head as the root keeps it.
+type gridHead struct {
+	name  string
+	dir   string        // a local head's directory
+	ssh   *headctl.Head // a head reached by SSH
+	local bool
+}
+
+// grid is the heads the root started.
+type grid struct {
+	e     *env
+	heads []*gridHead
+	log   *slog.Logger
+}
+
+// blocks returns each cluster's block of the file's text, by name.
+func blocks(path string, g *clusterfile.Grid) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	out := map[string]string{}
+	for i, c := range g.Clusters {
+		end := len(lines)
+		if i+1 < len(g.Clusters) {
+			end = g.Clusters[i+1].Line - 1
+		}
+		out[c.Name] = strings.Join(lines[c.Line-1:end], "")
+	}
+	return out, nil
+}
+
+// startGrid starts (or finds running) every cluster's head. A cluster
+// whose head cannot be started is said in one line with its name, and
+// the rest of the grid carries on; it fails only when no head started.
+func startGrid(ctx context.Context, e *env, path string, g *clusterfile.Grid, auth *pki.Authority, rootAddr, stateDir string,
+	exp int64, pol sched.Policy, log *slog.Logger) (*grid, error) {
+	text, err := blocks(path, g)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := auth.Token()
+	if err != nil {
+		return nil, err
+	}
+	id := headctl.ExperimentID(auth.CACert().Raw, exp)
+	gr := &grid{e: e, log: log}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range g.Clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := startHead(ctx, e, c, text[c.Name], tok, rootAddr, stateDir, id, pol, log)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+				return
+			}
+			gr.heads = append(gr.heads, h)
+		}()
+	}
+	wg.Wait()
+	if len(gr.heads) == 0 {
+		return nil, fmt.Errorf("no cluster's head could be started")
+	}
+	return gr, nil
+}
+
+// startHead starts one cluster's head.
+func startHead(ctx context.Context, e *env, c clusterfile.Cluster, block, tok, rootAddr, stateDir, id string,
+	pol sched.Policy, log *slog.Logger) (*gridHead, error) {
+	if c.SSH != nil {
+		h, err := headctl.Launch(ctx, headctl.Spec{Cluster: c, Block: block, Token: tok, RootAddr: rootAddr,
+			ID: id + "-" + c.Name, Lease: c.Lease, Log: log,
+			Status: func(cluster, line string) { fmt.Fprintf(e.stderr, "orrery: cluster %s: %s\n", cluster, line) }})
+		if err != nil {
+			return nil, err
+		}
+		return &gridHead{name: c.Name, ssh: h}, nil
+	}
+	dir := filepath.Join(stateDir, "heads", c.Name)
+	spec := head.StartSpec{Token: tok, Root: rootAddr, Cluster: block, Name: c.Name, Lease: c.Lease.String(), Policy: pol.Name}
+	b, _ := json.Marshal(spec)
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %v", c.Name, err)
+	}
+	cmd := exec.CommandContext(ctx, exe, "head", "start", "--dir", dir)
+	cmd.Stdin = bytes.NewReader(b)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("cluster %s: its head did not start: %s", c.Name, oneLine(strings.TrimPrefix(errb.String(), "orrery: ")))
+	}
+	return &gridHead{name: c.Name, dir: dir, local: true}, nil
+}
+
+// finish ends the grid with the run: after a run that completed, the
+// heads end by themselves once the root has every result (they are
+// waited for); after an interrupted or failed one, each head is stopped,
+// keeping what it holds on its disk.
+func (g *grid) finish(completed bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, h := range g.heads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch {
+			case h.local && completed:
+				waitHead(ctx, h.dir)
+			case h.local:
+				if _, err := head.Stop(h.dir, 30*time.Second); err != nil {
+					fmt.Fprintf(g.e.stderr, "orrery: cluster %s: %v\n", h.name, err)
+				}
+			default:
+				if err := h.ssh.Stop(ctx); err != nil {
+					fmt.Fprintf(g.e.stderr, "orrery: %v\n", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// waitHead waits until the head in dir has exited.
+func waitHead(ctx context.Context, dir string) {
+	for ctx.Err() == nil {
+		if p, err := head.ProbeDir(dir); err != nil || !p.Running {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	head.Stop(dir, 10*time.Second)
+}
