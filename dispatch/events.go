@@ -312,6 +312,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		r.core.Finished(ev.Job, ev.Attempt, usage(res, nc), a.Ended)
 		delete(r.jobs, ev.Job)
 		r.prog.Done++
+		res.Node = node
 		r.fedEnded(ev.Job, res)
 	case res.System:
 		a.State = store.AttemptLost
@@ -340,6 +341,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		delete(r.jobs, ev.Job)
 		r.prog.Failed++
 		r.prog.LastError = fmt.Sprintf("job %d: %s", ev.Job, res.Error)
+		res.Node = node
 		r.fedEnded(ev.Job, res)
 	}
 }

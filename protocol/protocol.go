@@ -221,6 +221,9 @@ type Result struct {
 	// root's: its disk, its descriptors), or "" when it may be the job's
 	// (a copy that failed, say).
 	Side string `json:"side,omitempty"`
+	// Node is, from a cluster head, the node of its cluster that ran the
+	// job's last attempt there ("" from a node: it ran it).
+	Node string `json:"node,omitempty"`
 }
 
 // The sides a system failure can be on (Result.Side).
