@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"orrery/internal/sitetest"
 )
 
 func TestRunStdinOutputExit(t *testing.T) {
@@ -133,8 +135,8 @@ func TestUnknownHostRefused(t *testing.T) {
 func TestChangedHostKeyRefused(t *testing.T) {
 	s := startSSHD(t)
 	other := filepath.Join(s.Dir, "other_host_key")
-	keygen(t, other, "")
-	line := fmt.Sprintf("[127.0.0.1]:%d %s\n", s.Port, readPub(t, other+".pub"))
+	sitetest.Keygen(t, other, "")
+	line := fmt.Sprintf("[127.0.0.1]:%d %s\n", s.Port, sitetest.ReadPub(t, other+".pub"))
 	if err := os.WriteFile(s.KnownHosts, []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +154,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", rsa).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v: %s", err, out)
 	}
-	line = fmt.Sprintf("[127.0.0.1]:%d %s\n", s.Port, readPub(t, rsa+".pub"))
+	line = fmt.Sprintf("[127.0.0.1]:%d %s\n", s.Port, sitetest.ReadPub(t, rsa+".pub"))
 	if err := os.WriteFile(s.KnownHosts, []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +185,7 @@ func TestKnownKeyOfEachType(t *testing.T) {
 func TestWrongUserKeyRefused(t *testing.T) {
 	s := startSSHD(t)
 	wrong := filepath.Join(s.Dir, "wrong_key")
-	keygen(t, wrong, "")
+	sitetest.Keygen(t, wrong, "")
 	opts := s.options()
 	opts.Identity = wrong
 	_, err := Dial(context.Background(), s.endpoint(), opts)
@@ -195,8 +197,8 @@ func TestWrongUserKeyRefused(t *testing.T) {
 func TestEncryptedIdentity(t *testing.T) {
 	s := startSSHD(t)
 	enc := filepath.Join(s.Dir, "enc_key")
-	keygen(t, enc, "sesame")
-	if err := os.WriteFile(filepath.Join(s.Dir, "authorized_keys"), []byte(readPub(t, enc+".pub")+"\n"), 0o600); err != nil {
+	sitetest.Keygen(t, enc, "sesame")
+	if err := os.WriteFile(filepath.Join(s.Dir, "authorized_keys"), []byte(sitetest.ReadPub(t, enc+".pub")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	opts := s.options()
@@ -208,7 +210,7 @@ func TestEncryptedIdentity(t *testing.T) {
 
 	// Loaded into ssh-agent, the same key logs in, with the identity
 	// still named and with none.
-	opts.AgentSocket = startAgent(t, s.Dir, enc, "sesame")
+	opts.AgentSocket = sitetest.StartAgent(t, s.Dir, enc, "sesame")
 	for _, identity := range []string{enc, ""} {
 		opts.Identity = identity
 		c, err := Dial(context.Background(), s.endpoint(), opts)
@@ -225,7 +227,7 @@ func TestEncryptedIdentity(t *testing.T) {
 // ssh-agent found through SSH_AUTH_SOCK, with no identity file.
 func TestAgentFromEnvironment(t *testing.T) {
 	s := startSSHD(t)
-	t.Setenv("SSH_AUTH_SOCK", startAgent(t, s.Dir, s.UserKey, ""))
+	t.Setenv("SSH_AUTH_SOCK", sitetest.StartAgent(t, s.Dir, s.Identity, ""))
 	opts := s.options()
 	opts.Identity = ""
 	c, err := Dial(context.Background(), s.endpoint(), opts)
@@ -445,7 +447,7 @@ func talk(t *testing.T, sock string, n int) {
 // A server that accepts the connection and never speaks: Dial gives up
 // after its timeout.
 func TestDialDeadline(t *testing.T) {
-	needSSH(t)
+	sitetest.NeedSSH(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -467,7 +469,7 @@ func TestDialDeadline(t *testing.T) {
 		}
 	}()
 	dir := t.TempDir()
-	keygen(t, filepath.Join(dir, "key"), "")
+	sitetest.Keygen(t, filepath.Join(dir, "key"), "")
 	os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600)
 	port := ln.Addr().(*net.TCPAddr).Port
 	done := make(chan error, 1)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"orrery/internal/sitetest"
 	"orrery/pki"
 )
 
@@ -33,8 +34,8 @@ import (
 // where it listens with a TLS server of the project's pki. The head is
 // this test binary re-executed inside the site (siteHelper).
 func TestSiteTrafficThroughFirewall(t *testing.T) {
-	s := newSite(t)
-	d := s.startSSHD(t)
+	s := sitetest.NewSite(t, sitetest.SiteOptions{})
+	d := s.SSHD
 	a, err := pki.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -44,19 +45,18 @@ func TestSiteTrafficThroughFirewall(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := startSiteRoot(t, a, s.Near)
-	_, rootPort, _ := net.SplitHostPort(root.addr)
 	const conns, size = 4, 4 << 20
 	began := time.Now()
 
 	// exchange runs the head in the site: one TLS connection per id at
 	// once, by net to addr, and returns what it did.
-	exchange := func(network, addr string, limit, deadline time.Duration, bytes int, ids ...uint64) siteRun {
+	exchange := func(network, addr string, limit, deadline time.Duration, bytes int, ids ...uint64) sitetest.Result {
 		t.Helper()
 		var list []string
 		for _, id := range ids {
 			list = append(list, strconv.FormatUint(id, 10))
 		}
-		return s.run(t, limit, token, "exchange",
+		return s.RunHelper(t, limit, token, "exchange",
 			"ORRERY_SITE_NET="+network, "ORRERY_SITE_ADDR="+addr, "ORRERY_SITE_NAME="+s.Near,
 			"ORRERY_SITE_IDS="+strings.Join(list, ","), "ORRERY_SITE_BYTES="+strconv.Itoa(bytes),
 			"ORRERY_SITE_DEADLINE="+deadline.String())
@@ -78,16 +78,9 @@ func TestSiteTrafficThroughFirewall(t *testing.T) {
 	root.check(t, s.Addr, 64<<10, 1)
 
 	// The firewall: in, only SSH to the head's address (and what belongs
-	// to connections already made); out, nothing new but loopback, and
-	// the root's port dropped by a rule of its own, which counts.
-	s.iptables("-A", "INPUT", "-i", "lo", "-j", "ACCEPT")
-	s.iptables("-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
-	s.iptables("-A", "INPUT", "-p", "tcp", "-d", s.Addr, "--dport", "22", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT")
-	s.iptables("-P", "INPUT", "DROP")
-	s.iptables("-A", "OUTPUT", "-p", "tcp", "-d", s.Near, "--dport", rootPort, "-j", "DROP")
-	s.iptables("-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT")
-	s.iptables("-A", "OUTPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
-	s.iptables("-P", "OUTPUT", "DROP")
+	// to connections already made); out, no new connection to the
+	// root's address, dropped by a rule of its own, which counts.
+	s.Firewall(t)
 
 	// Now the head cannot reach the root's port: its packets are
 	// dropped, and the root sees no connection.
@@ -96,8 +89,8 @@ func TestSiteTrafficThroughFirewall(t *testing.T) {
 	if r.Code != siteDialFailed || !strings.Contains(r.Stderr, "dial") {
 		t.Fatalf("direct dial through the firewall: exit %d, want %d (dial failed)\n%s", r.Code, siteDialFailed, r.Stderr)
 	}
-	if p := s.packets("OUTPUT", 1); p == 0 {
-		t.Fatalf("the rule that drops the root's port matched no packet; the head said:\n%s", r.Stderr)
+	if _, p := s.Dropped(t); p == 0 {
+		t.Fatalf("the rule that drops connections to the root's address matched no packet; the head said:\n%s", r.Stderr)
 	}
 	if n := root.accepted(); n != accepted {
 		t.Fatalf("the root accepted %d connections during the blocked dial", n-accepted)
@@ -117,20 +110,22 @@ func TestSiteTrafficThroughFirewall(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sock := filepath.Join(d.Dir, "exp", "root.sock")
+	ep := Endpoint(d.Endpoint())
+	opts := Options{Identity: d.Identity, KnownHosts: d.KnownHosts, Timeout: 20 * time.Second}
 	dialRoot := func(ctx context.Context) (net.Conn, error) {
 		dl := net.Dialer{Timeout: 20 * time.Second}
 		return dl.DialContext(ctx, "tcp", root.addr)
 	}
 	connect := func() (*Client, chan error) {
 		t.Helper()
-		c, err := Dial(ctx, d.ep, d.options())
+		c, err := Dial(ctx, ep, opts)
 		if err != nil {
-			t.Fatalf("Dial: %v\nsshd:\n%s", err, d.log)
+			t.Fatalf("Dial: %v\nsshd:\n%s", err, d.Log())
 		}
 		t.Cleanup(func() { c.Close() })
 		ln, err := c.ListenUnix(ctx, sock)
 		if err != nil {
-			t.Fatalf("ListenUnix %s: %v\nsshd:\n%s", sock, err, d.log)
+			t.Fatalf("ListenUnix %s: %v\nsshd:\n%s", sock, err, d.Log())
 		}
 		relayed := make(chan error, 1)
 		go func() { relayed <- Relay(ctx, ln, dialRoot) }()
@@ -140,7 +135,7 @@ func TestSiteTrafficThroughFirewall(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		if r := exchange("unix", sock, 5*time.Minute, 3*time.Minute, size, ids(n)...); r.Code != 0 {
-			t.Fatalf("round %d through the forwarded socket: exit %d\n%s\nsshd:\n%s", n, r.Code, r.Stderr, d.log)
+			t.Fatalf("round %d through the forwarded socket: exit %d\n%s\nsshd:\n%s", n, r.Code, r.Stderr, d.Log())
 		}
 		root.check(t, s.Near, size, ids(n)...)
 		t.Logf("round %d: %d connections, %d MiB each way each, in %v", n, conns, size>>20, time.Since(start).Round(time.Millisecond))
@@ -150,14 +145,14 @@ func TestSiteTrafficThroughFirewall(t *testing.T) {
 
 	// The network cuts the SSH connection: the site answers the root's
 	// next packet with a TCP reset.
-	s.iptables("-I", "INPUT", "1", "-p", "tcp", "-s", s.Near, "-d", s.Addr, "--dport", "22", "-j", "REJECT", "--reject-with", "tcp-reset")
+	s.IPTables(t, "-I", "INPUT", "1", "-p", "tcp", "-s", s.Near, "-d", s.Addr, "--dport", "22", "-j", "REJECT", "--reject-with", "tcp-reset")
 	if err := c.KeepAlive(ctx); err == nil {
 		t.Fatal("KeepAlive through a connection the site resets: no error")
 	} else {
 		t.Logf("cut: %v", err)
 	}
 	waitRelay(t, relayed)
-	if p := s.packets("INPUT", 1); p == 0 {
+	if p := s.Packets(t, "INPUT", 1); p == 0 {
 		t.Fatal("the connection ended, but not by the site's reset: the rule matched no packet")
 	}
 	// Meanwhile the head cannot get through: the socket leads to the
@@ -168,7 +163,7 @@ func TestSiteTrafficThroughFirewall(t *testing.T) {
 	} else {
 		t.Logf("the head during the cut: %s", strings.TrimSpace(r.Stderr))
 	}
-	s.iptables("-D", "INPUT", "1")
+	s.IPTables(t, "-D", "INPUT", "1")
 	c, relayed = connect()
 	round(2)
 
@@ -399,7 +394,7 @@ func siteExchange(conn net.Conn, id uint64, n int) error {
 }
 
 func init() {
-	if h := os.Getenv(siteHelperEnv); h != "" {
+	if h := os.Getenv(sitetest.HelperEnv); h != "" {
 		os.Exit(siteHelper(h))
 	}
 }

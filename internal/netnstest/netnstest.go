@@ -75,6 +75,9 @@ func Alive(pid int) bool {
 type Gate struct {
 	// What names the tests in messages ("the site tests").
 	What string
+	// Needs names what they need, for the message of a skip ("root,
+	// `ip netns` and iptables" when empty).
+	Needs string
 	// Probe returns why the tests cannot run here, or nil.
 	Probe func() error
 
@@ -100,5 +103,9 @@ func (g *Gate) Require(t testing.TB) {
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("%s cannot run here: %v (CI runs them as root, with iproute2, nftables and iptables installed by .ci/run)", g.What, g.err)
 	}
-	t.Skipf("%s need root, `ip netns` and iptables: %v", g.What, g.err)
+	needs := g.Needs
+	if needs == "" {
+		needs = "root, `ip netns` and iptables"
+	}
+	t.Skipf("%s need %s: %v", g.What, needs, g.err)
 }
