@@ -494,7 +494,7 @@ func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts t
 	}
 	job := task.Job{Index: s.Job, Names: n.welcome.Names, Values: s.Values}
 	var moved staged
-	res, err := task.RunTask(jctx, n.plan.Task(plan.TaskMain), job, dir, root{n: n, moved: &moved}, opts)
+	res, err := task.RunTask(jctx, n.plan.Task(plan.TaskMain), job, dir, root{now: n.peerNow, lost: n.disconnected, moved: &moved}, opts)
 	out := convert(res, err)
 	moved.fill(out)
 	stopped := cancelled(jctx)
@@ -594,7 +594,7 @@ func (n *agentNode) nodestart(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, root{n: n}, n.inc.guard(n.cfg.Exec))
+	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, root{now: n.peerNow, lost: n.disconnected}, n.inc.guard(n.cfg.Exec))
 	return err
 }
 

@@ -20,8 +20,20 @@ import (
 // (nothing of it was consumed yet). When moved is set, it counts the
 // bytes the attempt's copies move each way.
 type root struct {
-	n     *agentNode
+	now   func(context.Context) (*protocol.Peer, error) // the connection now, waiting for one
+	lost  func(*protocol.Peer)                          // told that a request lost its connection
 	moved *staged
+}
+
+// ReconnectingRoot is the root directory over whatever connection there
+// is now, as a node agent's attempts see it: now returns the connection
+// now, waiting for one (until its context ends); lost is told of a
+// connection lost under a request, which is then made again over the
+// next one when that is safe (a read goes on from where it stopped).
+// Errors the root flags as its own system failures wrap
+// task.ErrRootSystem. A cluster's head reaches its root this way.
+func ReconnectingRoot(now func(context.Context) (*protocol.Peer, error), lost func(*protocol.Peer)) task.Root {
+	return root{now: now, lost: lost}
 }
 
 // staged counts the bytes an attempt's copies move: in, from the root
@@ -39,7 +51,7 @@ var _ task.Root = root{}
 // one when the connection was lost under it.
 func (r root) retry(ctx context.Context, f func(*protocol.Peer) error) error {
 	for {
-		p, err := r.n.peerNow(ctx)
+		p, err := r.now(ctx)
 		if err != nil {
 			return err
 		}
@@ -47,7 +59,7 @@ func (r root) retry(ctx context.Context, f func(*protocol.Peer) error) error {
 		if err == nil || !lostConnection(err) || errors.Is(err, task.ErrRootSystem) || ctx.Err() != nil {
 			return replyErr(err)
 		}
-		r.n.disconnected(p)
+		r.lost(p)
 	}
 }
 

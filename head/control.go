@@ -46,6 +46,31 @@ func ReadSpec(r io.Reader) (StartSpec, error) {
 	return s, nil
 }
 
+// SetRootAddr records where the root's port is now, for a head that
+// already runs in dir (a root started again listens on another port):
+// the head reads it before it dials.
+func SetRootAddr(dir, addr string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "root.tmp")
+	if err := os.WriteFile(tmp, []byte(addr+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "root"))
+}
+
+// RootAddr is where the root's port is, as SetRootAddr last recorded it
+// in dir, else def.
+func RootAddr(dir, def string) string {
+	if b, err := os.ReadFile(filepath.Join(dir, "root")); err == nil {
+		if a := strings.TrimSpace(string(b)); a != "" {
+			return a
+		}
+	}
+	return def
+}
+
 // Lock is a head's hold on its directory: one head per directory (per
 // experiment and cluster). It is a lock on DIR/lock that the head's
 // process holds while it lives, so a head killed with -9 leaves nothing

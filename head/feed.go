@@ -109,6 +109,7 @@ func (h *Head) started(s *protocol.Start) {
 	delete(h.access, s.Job)
 	h.queue = append(h.queue, dispatch.FedJob{Index: s.Job, Values: s.Values})
 	h.poke(h.wake)
+	h.poke(h.fetch)
 }
 
 // cancelled takes back an attempt the root no longer wants: its job

@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"math"
@@ -71,7 +72,10 @@ type Config struct {
 	// Retry is the first wait before dialling the root again (default
 	// 1 s; it doubles up to 30 s).
 	Retry time.Duration
-	Log   *slog.Logger
+	// Redial, when it receives, makes a head that waits to dial its
+	// root again dial at once (a root that came back says so).
+	Redial <-chan struct{}
+	Log    *slog.Logger
 	// Status, when set, is told in one line what the head is doing.
 	Status func(string)
 }
@@ -96,6 +100,7 @@ type Head struct {
 	welcomed chan *protocol.Welcome // the first welcome
 	report   chan struct{}          // an end waits to be sent
 	wake     chan struct{}          // the dispatcher's feed has news
+	fetch    chan struct{}          // a job's inputs wait to be fetched
 
 	mu        sync.Mutex
 	j         *journal
@@ -110,6 +115,7 @@ type Head struct {
 	up        chan struct{}  // closed while a connection is up
 	sent      map[int64]int  // job → the connection its end was sent on
 	access    map[int64]*task.Access
+	seen      map[string]fs.FileInfo // root files as last described by the root
 	prog      dispatch.Progress
 	firstDone time.Time
 	doneSince int64
@@ -150,8 +156,8 @@ func New(cfg Config) (*Head, error) {
 		spec.Nodes[0].Name = c.Name + "-1"
 	}
 	h := &Head{cfg: cfg, log: cfg.Log, spec: spec, welcomed: make(chan *protocol.Welcome, 1),
-		report: make(chan struct{}, 1), wake: make(chan struct{}, 1), up: make(chan struct{}),
-		sent: map[int64]int{}, access: map[int64]*task.Access{}}
+		report: make(chan struct{}, 1), wake: make(chan struct{}, 1), fetch: make(chan struct{}, 1), up: make(chan struct{}),
+		sent: map[int64]int{}, access: map[int64]*task.Access{}, seen: map[string]fs.FileInfo{}}
 	for _, n := range spec.Nodes {
 		cpus := max(n.CPUs, 1)
 		if n.CPUs == 0 && n.CPUShare > 0 {
@@ -189,9 +195,10 @@ func (h *Head) Run(ctx context.Context) error {
 	h.lastUp = time.Now()
 	h.mu.Unlock()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); h.serve(ctx) }()
 	go func() { defer wg.Done(); h.reporter(ctx) }()
+	go func() { defer wg.Done(); h.prefetcher(ctx) }()
 	defer wg.Wait()
 	var w *protocol.Welcome
 	select {
@@ -249,6 +256,7 @@ func (h *Head) runCluster(ctx context.Context, w *protocol.Welcome) error {
 	h.mu.Lock()
 	h.names, h.mainTask = w.Names, p.Task(plan.TaskMain)
 	h.mu.Unlock()
+	h.poke(h.fetch)
 	var c *cluster.Cluster
 	var migrate func(pgid int, node string) error
 	if h.spec.Migratable() {

@@ -6,44 +6,61 @@ import (
 	"io"
 	"io/fs"
 
+	"orrery/agent"
+	"orrery/protocol"
 	"orrery/task"
 )
 
 // upstream is the root's directory as the head reaches it: through the
-// connection now, waiting for one while the link is down.
+// connection now, waiting for one while the link is down; a request cut
+// off by a lost connection is made again over the next one, as a node
+// agent's are (agent.ReconnectingRoot).
 type upstream struct{ h *Head }
 
-func (u upstream) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	p, _, err := u.h.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return p.Open(ctx, name)
+func (u upstream) root() task.Root {
+	return agent.ReconnectingRoot(func(ctx context.Context) (*protocol.Peer, error) {
+		p, _, err := u.h.current(ctx)
+		return p, err
+	}, u.h.disconnected)
 }
 
-func (u upstream) Stat(ctx context.Context, name string) (fs.FileInfo, error) {
-	p, _, err := u.h.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return p.Stat(ctx, name)
+func (u upstream) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	return u.root().Open(ctx, name)
 }
 
 func (u upstream) Glob(ctx context.Context, pattern string) ([]string, error) {
-	p, _, err := u.h.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return p.Glob(ctx, pattern)
+	return u.root().Glob(ctx, pattern)
 }
 
 func (u upstream) Put(ctx context.Context, name string, perm fs.FileMode, r io.Reader) error {
-	p, _, err := u.h.current(ctx)
-	if err != nil {
-		return err
-	}
-	return p.Put(ctx, name, perm, r)
+	return u.root().Put(ctx, name, perm, r)
 }
+
+// Stat asks the root; while the link is down, a file the head has seen
+// is described as it was, so that the cache serves it from the head's
+// disk and the queue runs on through a cut (inputs are taken not to
+// change during a run).
+func (u upstream) Stat(ctx context.Context, name string) (fs.FileInfo, error) {
+	u.h.mu.Lock()
+	p, fi := u.h.peer, u.h.seen[name]
+	u.h.mu.Unlock()
+	if p == nil && fi != nil {
+		return fi, nil
+	}
+	fi, err := u.root().Stat(ctx, name)
+	if err == nil {
+		u.h.mu.Lock()
+		if len(u.h.seen) >= maxSeen {
+			clear(u.h.seen)
+		}
+		u.h.seen[name] = fi
+		u.h.mu.Unlock()
+	}
+	return fi, err
+}
+
+// maxSeen bounds the root files a head remembers the description of.
+const maxSeen = 1 << 16
 
 // stagingRoot is the root directory as the head's nodes see it: inputs
 // through the head's cache, results into the spool of the root attempt

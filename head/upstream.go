@@ -24,6 +24,7 @@ func (h *Head) serve(ctx context.Context) {
 	wait := h.cfg.Retry
 	said := time.Time{}
 	for ctx.Err() == nil {
+		client.Addr = RootAddr(h.cfg.Dir, h.cfg.Root)
 		conn, err := client.Dial(ctx)
 		if err == nil {
 			wait = h.cfg.Retry
@@ -53,6 +54,9 @@ func (h *Head) serve(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-h.cfg.Redial:
+			wait = h.cfg.Retry
+			continue
 		case <-time.After(min(wait, h.cfg.Lease-away)):
 		}
 		wait = min(2*wait, 30*time.Second)

@@ -547,3 +547,27 @@ func TestWithdraw(t *testing.T) {
 		t.Fatalf("the freed slot: starts %v, want job 3", got)
 	}
 }
+
+// TestAdopt checks that an adopted attempt holds its node's slot and
+// ends as one the core started.
+func TestAdopt(t *testing.T) {
+	c := New(Config{Policy: FCFS})
+	c.AddNode(Node{ID: "n", CPUs: 1}, t0)
+	if c.Adopt(Job{Index: 4}, 2, "gone", t0) {
+		t.Fatal("adopted onto an unknown node")
+	}
+	if !c.Adopt(Job{Index: 4, Attempts: 2}, 2, "n", t0) || c.Running() != 1 {
+		t.Fatalf("not adopted: running %d", c.Running())
+	}
+	if c.Adopt(Job{Index: 4}, 3, "n", t0) {
+		t.Fatal("adopted a job the core holds")
+	}
+	c.Enqueue(Job{Index: 5})
+	if got := starts(c.Ready(t0)); len(got) != 0 {
+		t.Fatalf("started %v on a node whose slot the adopted attempt holds", got)
+	}
+	c.Finished(4, 2, Usage{Work: 1, Wall: time.Second}, t0)
+	if got := starts(c.Ready(t0)); len(got) != 1 || got[0].Job != 5 {
+		t.Fatalf("after the adopted attempt ended: starts %v, want job 5", got)
+	}
+}

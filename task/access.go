@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -77,6 +78,22 @@ type Access struct {
 	puts     map[string]struct{}            // exact names: Put
 	globs    map[string]struct{}            // patterns: Glob, and Stat and Open of their matches
 	children map[string]map[string]struct{} // directory → base-name patterns: Put of a direct child
+}
+
+// Reads returns, sorted, the root files (without glob metacharacters)
+// the access lets a node read: what a job's copies from the root name.
+// A cluster's head fetches them ahead of the job, so that its queue
+// runs on while its link to the root is cut.
+func (a *Access) Reads() []string {
+	if a == nil {
+		return nil
+	}
+	out := make([]string, 0, len(a.reads))
+	for name := range a.reads {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TaskAccess returns what a node may do on the root while it runs task t

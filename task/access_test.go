@@ -128,6 +128,9 @@ func TestTaskAccess(t *testing.T) {
 		// nodestart's file is not main's
 		{"open", "tool.sh", false},
 	}, never...))
+	if got := fmt.Sprint(main2.Reads()); got != "[input-2.txt]" {
+		t.Errorf("Reads: %s, want the one plain source (a glob's files are not known ahead)", got)
+	}
 
 	checkAccess(t, "nodestart", TaskAccess(nodestart, Job{}), append([]accessCase{
 		{"open", "tool.sh", true},
