@@ -62,6 +62,10 @@ type Config struct {
 	// come from the feed (its root), not from Sweep, which may be nil,
 	// and it runs no root task (see Feed).
 	Feed Feed
+	// Grid says the nodes are cluster heads, each holding a queue: a job
+	// a head holds may be waiting there, not running, so the core never
+	// duplicates one as a straggler, nor restarts one for memory.
+	Grid bool
 }
 
 // Progress is a snapshot of an experiment's jobs.
@@ -78,6 +82,9 @@ type Progress struct {
 	// OutOfService is how many of the Nodes were taken out of service:
 	// their attempts kept failing as system failures (see sched).
 	OutOfService int
+	// Clusters are a grid's clusters, by name, as the root sees them
+	// (see ClusterProgress); none outside a grid.
+	Clusters []ClusterProgress
 }
 
 // Summary is how a run ended.
@@ -102,6 +109,9 @@ type Dispatcher struct {
 	events chan event
 	ctx    context.Context
 	stop   context.CancelFunc
+
+	await    []string      // clusters whose heads Run waits for (see Await)
+	awaitFor time.Duration // how long at most
 
 	mu    sync.Mutex
 	known map[Node]bool // every node a transport has told of, until it is gone

@@ -124,8 +124,15 @@ func (r *runState) join(n Node, j Joining) {
 	nc.limit = limit
 	// Attempts of an earlier connection the dispatcher no longer counts on
 	// (given up, or of a root that ran before this one): their ends are
-	// taken, and they are cancelled below.
+	// taken, and they are cancelled below; except, from a head, those a
+	// root that stopped had started there, which it takes back as running.
+	adopted := r.adoptable(id, reg)
 	for _, a := range reg.Running {
+		key := attemptKey{a.Job, a.Attempt}
+		if lj := adopted[key]; lj != nil {
+			n.Resume(a.Job, a.Attempt, r.access(a.Job, lj))
+			continue
+		}
 		n.Resume(a.Job, a.Attempt, nil)
 	}
 	if err := n.Welcome(r.welcome(id), r.nodestart); err != nil {
@@ -134,6 +141,11 @@ func (r *runState) join(n Node, j Joining) {
 	}
 	r.nodes[id], r.links[n] = nc, nc
 	r.core.AddNode(r.schedNode(nc), r.now())
+	r.adopt(nc, adopted)
+	if reg.Head {
+		delete(r.awaiting, reg.Cluster)
+	}
+	r.headJoined(nc)
 	detail := fmt.Sprintf("%d CPUs, speed %g, job limit %d", nc.cpus, nc.speed, limit)
 	r.batch.Event(r.exp.ID, "node.joined", 0, id, detail)
 	r.d.log.Info("node joined", "node", id, "cpus", nc.cpus, "job_limit", limit)
@@ -141,7 +153,9 @@ func (r *runState) join(n Node, j Joining) {
 	r.afterApply = append(r.afterApply, func() {
 		if nc.link == n {
 			for _, a := range reg.Running {
-				n.Cancel(a.Job, a.Attempt)
+				if adopted[attemptKey{a.Job, a.Attempt}] == nil {
+					n.Cancel(a.Job, a.Attempt)
+				}
 			}
 		}
 	})
@@ -277,6 +291,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		Signal: res.Signal, Wall: res.Wall, CPU: res.CPU, MaxRSS: res.MaxRSS, Error: res.Error,
 		Stdout: res.Stdout, Stderr: res.Stderr, Ignored: ignoredOf(res), StagedIn: res.StagedIn, StagedOut: res.StagedOut}
 	r.recorded(nc, ev.Job, ev.Attempt) // a head may forget it once this batch is in
+	r.placed(nc, &a, res.Node)
 	if s, ok := r.stopping[key]; ok && s.node == node {
 		// A cancelled attempt has stopped: record what it used.
 		delete(r.stopping, key)
@@ -312,6 +327,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		r.core.Finished(ev.Job, ev.Attempt, usage(res, nc), a.Ended)
 		delete(r.jobs, ev.Job)
 		r.prog.Done++
+		r.clusterEnded(nc, true)
 		res.Node = node
 		r.fedEnded(ev.Job, res)
 	case res.System:
@@ -340,6 +356,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		r.core.Finished(ev.Job, ev.Attempt, usage(res, nc), a.Ended)
 		delete(r.jobs, ev.Job)
 		r.prog.Failed++
+		r.clusterEnded(nc, false)
 		r.prog.LastError = fmt.Sprintf("job %d: %s", ev.Job, res.Error)
 		res.Node = node
 		r.fedEnded(ev.Job, res)
@@ -510,10 +527,12 @@ func (r *runState) interrupt() {
 // report calls the progress callback, at most every 100 ms unless final.
 func (r *runState) report(final bool) {
 	now := r.now()
+	r.saveClusters(now, final) // a grid's clusters, for orrery status
 	if r.d.cfg.Progress == nil || !final && now.Sub(r.lastProgress) < 100*time.Millisecond {
 		return
 	}
 	r.lastProgress = now
 	r.prog.Running = r.core.Running()
+	r.prog.Clusters = r.clusterProgress(now)
 	r.d.cfg.Progress(r.prog)
 }

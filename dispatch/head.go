@@ -1,7 +1,15 @@
 package dispatch
 
 import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
 	"orrery/protocol"
+	"orrery/sched"
+	"orrery/store"
 )
 
 // Recorder is a Node that must hear when the root has taken an
@@ -50,3 +58,81 @@ func (r *runState) headBeat(nc *nodeConn, cs *protocol.ClusterStatus) {
 
 // maxHeadDepth bounds how many of the root's attempts one head may hold.
 const maxHeadDepth = 1 << 16
+
+// adoptable finds, among the attempts a head reports it still holds when
+// it joins, those the root may take back as running rather than cancel:
+// a root that was stopped (killed, even) and started again recorded them
+// interrupted, while the head kept working on them. An attempt is
+// adoptable when it is its job's latest, the job is still pending, and
+// it was this node's. Other attempts are cancelled as usual.
+func (r *runState) adoptable(id string, reg protocol.Register) map[attemptKey]*liveJob {
+	if !reg.Head || len(reg.Running) == 0 {
+		return nil
+	}
+	out := map[attemptKey]*liveJob{}
+	for _, a := range reg.Running {
+		if j := r.jobs[a.Job]; j != nil && len(j.runs) > 0 {
+			continue // it runs elsewhere in this run
+		}
+		var job *store.Job
+		err := r.d.cfg.Store.Jobs(r.ctx, r.exp.ID, store.Pending, a.Job-1, 1, func(j store.Job) error {
+			if j.Index == a.Job {
+				job = &j
+			}
+			return nil
+		})
+		if err != nil || job == nil || job.Attempts != a.Attempt {
+			continue
+		}
+		mine := false
+		r.d.cfg.Store.Attempts(r.ctx, r.exp.ID, a.Job, func(at store.Attempt) error {
+			if at.N == a.Attempt {
+				mine = at.Node == id && at.State == store.AttemptInterrupted
+			}
+			return nil
+		})
+		if mine {
+			out[attemptKey{a.Job, a.Attempt}] = &liveJob{values: job.Values}
+		}
+	}
+	return out
+}
+
+// adopt takes the adoptable attempts in as running on nc's node.
+func (r *runState) adopt(nc *nodeConn, adopted map[attemptKey]*liveJob) {
+	now := r.now()
+	for _, key := range slices.SortedFunc(maps.Keys(adopted), func(a, b attemptKey) int { return cmp.Compare(a.job, b.job) }) {
+		lj := adopted[key]
+		if old := r.jobs[key.job]; old != nil {
+			r.core.Withdraw(key.job, now) // queued again by this run: it runs on the head instead
+		}
+		lj.runs = map[int]string{key.attempt: nc.id}
+		r.jobs[key.job] = lj
+		r.began[key] = now
+		r.batch.Start(r.exp.ID, key.job, key.attempt, nc.id, now)
+		r.startedIn(nc.id, key.job, key.attempt)
+		r.batch.Event(r.exp.ID, "attempt.adopted", key.job, nc.id, fmt.Sprintf("attempt %d still ran on the head", key.attempt))
+		r.core.Adopt(sched.Job{Index: key.job, Params: params(lj.values), Attempts: key.attempt}, key.attempt, nc.id, now)
+	}
+}
+
+// Await has Run hold every decision until a head of each of clusters has
+// joined, or within has passed: a root started again after it stopped
+// lets the heads that kept its attempts come back and be adopted before
+// it hands their jobs to others. Call it before Run.
+func (d *Dispatcher) Await(clusters []string, within time.Duration) {
+	d.await = append(d.await, clusters...)
+	d.awaitFor = within
+}
+
+// holding reports whether the run still waits for heads (see Await).
+func (r *runState) holding(now time.Time) bool {
+	if len(r.awaiting) == 0 {
+		return false
+	}
+	if now.After(r.awaitUntil) {
+		r.awaiting = nil
+		return false
+	}
+	return true
+}

@@ -91,6 +91,13 @@ type runState struct {
 	// cannot be written (see probeState): the run stops before it
 	// records anything more.
 	stateBroke error
+
+	grid gridView // a grid's clusters, as the root sees them (clusters.go)
+
+	// awaiting are the clusters whose heads the run waits for before it
+	// decides anything, until awaitUntil (see Dispatcher.Await).
+	awaiting   map[string]bool
+	awaitUntil time.Time
 }
 
 // Run runs the experiment until every job has ended: rootstart first
@@ -102,9 +109,16 @@ func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 		links: map[Node]*nodeConn{}, began: map[attemptKey]time.Time{}, stopping: map[attemptKey]stopping{},
 		outOfService: map[string]string{},
 		core: sched.New(sched.Config{Policy: d.cfg.Policy, Retries: d.cfg.Retries,
-			HeartbeatTimeout: 10 * d.cfg.Heartbeat, Duplicates: true, Restarts: true,
+			HeartbeatTimeout: 10 * d.cfg.Heartbeat, Duplicates: !d.cfg.Grid, Restarts: !d.cfg.Grid,
 			Moves: d.cfg.Migrate != nil})}
 	r.prog.Started = r.now()
+	if len(d.await) > 0 {
+		r.awaiting = map[string]bool{}
+		for _, c := range d.await {
+			r.awaiting[c] = true
+		}
+		r.awaitUntil = r.prog.Started.Add(d.awaitFor)
+	}
 	r.mainTask = d.cfg.Plan.Task(plan.TaskMain)
 	if t := d.cfg.Plan.Task(plan.TaskNodeStart); t != nil {
 		r.nodestart = task.TaskAccess(t, task.Job{Names: r.names()})
@@ -435,7 +449,11 @@ func (r *runState) act() error {
 	if r.generated() {
 		r.core.Close()
 	}
-	for _, a := range r.core.Ready(now) {
+	var decided []sched.Action
+	if !r.holding(now) {
+		decided = r.core.Ready(now)
+	}
+	for _, a := range decided {
 		switch a := a.(type) {
 		case sched.Start:
 			j := r.jobs[a.Job]
@@ -445,6 +463,7 @@ func (r *runState) act() error {
 			j.runs[a.Attempt] = a.Node
 			r.began[attemptKey{a.Job, a.Attempt}] = now
 			r.batch.Start(r.exp.ID, a.Job, a.Attempt, a.Node, now)
+			r.startedIn(a.Node, a.Job, a.Attempt)
 			starts = append(starts, a)
 		case sched.Cancel:
 			if r.cancel(a, now) {

@@ -68,6 +68,11 @@ type Attempt struct {
 	// from the root to the node and back (GNU Parallel's Send and
 	// Receive).
 	StagedIn, StagedOut int64
+	// Cluster is, in a grid, the cluster whose head ran the attempt
+	// (Node is then that head as the root knows it), and ClusterNode
+	// the node of that cluster that ran it, once the head reported its
+	// end; both are empty outside a grid.
+	Cluster, ClusterNode string
 }
 
 // Ignored is a command that failed under onerror ignore.
@@ -222,6 +227,13 @@ func (b *Batch) Start(exp, job int64, n int, node string, at time.Time) {
 		Running, n, nanos(at), exp, job)
 }
 
+// InCluster records that attempt n of a job, just started, was handed
+// to the head of cluster: one node of the root that stands for its
+// cluster.
+func (b *Batch) InCluster(exp, job int64, n int, cluster string) {
+	b.add(`UPDATE attempt SET cluster=? WHERE experiment=? AND job=? AND n=?`, cluster, exp, job, n)
+}
+
 // Finish records how an attempt ended and the job's resulting state
 // (Pending when it will be tried again).
 func (b *Batch) Finish(exp int64, a Attempt, state JobState) {
@@ -232,12 +244,23 @@ func (b *Batch) Finish(exp int64, a Attempt, state JobState) {
 
 // EndAttempt records how an attempt ended and leaves its job's state
 // alone: another attempt of the job (a duplicate) runs on, or has
-// already settled it.
+// already settled it. An empty Cluster or ClusterNode keeps what the
+// attempt has (InCluster's).
 func (b *Batch) EndAttempt(exp int64, a Attempt) {
 	b.add(`UPDATE attempt SET state=?, ended_at=?, exit_code=?, signal=?, wall_ns=?, cpu_ns=?, max_rss=?,
-		error=?, stdout=?, stderr=?, ignored=?, staged_in=?, staged_out=? WHERE experiment=? AND job=? AND n=?`,
+		error=?, stdout=?, stderr=?, ignored=?, staged_in=?, staged_out=?,
+		cluster=coalesce(?, cluster), cluster_node=coalesce(?, cluster_node) WHERE experiment=? AND job=? AND n=?`,
 		a.State, nanos(a.Ended), a.Exit, a.Signal, int64(a.Wall), int64(a.CPU), a.MaxRSS,
-		a.Error, a.Stdout, a.Stderr, ignoredJSON(a.Ignored), max(a.StagedIn, 0), max(a.StagedOut, 0), exp, a.Job, a.N)
+		a.Error, a.Stdout, a.Stderr, ignoredJSON(a.Ignored), max(a.StagedIn, 0), max(a.StagedOut, 0),
+		nullIfEmpty(a.Cluster), nullIfEmpty(a.ClusterNode), exp, a.Job, a.N)
+}
+
+// nullIfEmpty is s for the store, NULL when it is empty.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // FailJob records that a job failed for good without a final attempt of

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -69,9 +70,19 @@ func (s *Store) Jobs(ctx context.Context, exp int64, state JobState, after int64
 // Attempts calls fn for the attempts of one job (job > 0) or of every job
 // (job == 0), in order of job and attempt.
 func (s *Store) Attempts(ctx context.Context, exp, job int64, fn func(Attempt) error) error {
+	if job > 0 {
+		return s.AttemptsOf(ctx, exp, job, job, fn)
+	}
+	return s.AttemptsOf(ctx, exp, 0, math.MaxInt64, fn)
+}
+
+// AttemptsOf calls fn for the attempts of the jobs first to last (their
+// indexes, both included), in order of job and attempt: a page of jobs'
+// attempts in one query.
+func (s *Store) AttemptsOf(ctx context.Context, exp, first, last int64, fn func(Attempt) error) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT job, n, node, state, started_at, ended_at, exit_code, signal,
-		wall_ns, cpu_ns, max_rss, error, stdout, stderr, ignored, staged_in, staged_out FROM attempt
-		WHERE experiment=? AND (?=0 OR job=?) ORDER BY job, n`, exp, job, job)
+		wall_ns, cpu_ns, max_rss, error, stdout, stderr, ignored, staged_in, staged_out, cluster, cluster_node FROM attempt
+		WHERE experiment=? AND job BETWEEN ? AND ? ORDER BY job, n`, exp, first, last)
 	if err != nil {
 		return fmt.Errorf("read attempts: %w", err)
 	}
@@ -80,9 +91,9 @@ func (s *Store) Attempts(ctx context.Context, exp, job int64, fn func(Attempt) e
 		var a Attempt
 		var started int64
 		var ended, exit, wall, cpu, rss, in, out sql.NullInt64
-		var sig, msg, ignored sql.NullString
+		var sig, msg, ignored, cluster, clusterNode sql.NullString
 		if err := rows.Scan(&a.Job, &a.N, &a.Node, &a.State, &started, &ended, &exit, &sig,
-			&wall, &cpu, &rss, &msg, &a.Stdout, &a.Stderr, &ignored, &in, &out); err != nil {
+			&wall, &cpu, &rss, &msg, &a.Stdout, &a.Stderr, &ignored, &in, &out, &cluster, &clusterNode); err != nil {
 			return fmt.Errorf("read attempts: %w", err)
 		}
 		if ignored.Valid {
@@ -91,6 +102,7 @@ func (s *Store) Attempts(ctx context.Context, exp, job int64, fn func(Attempt) e
 			}
 		}
 		a.StagedIn, a.StagedOut = in.Int64, out.Int64
+		a.Cluster, a.ClusterNode = cluster.String, clusterNode.String
 		a.Started = time.Unix(0, started)
 		if ended.Valid {
 			a.Ended = time.Unix(0, ended.Int64)

@@ -46,7 +46,7 @@ type Store struct {
 // database of an older version is migrated when it is opened; one of a
 // newer version is refused. Every change to the schema adds a step to
 // migrations and raises SchemaVersion by one.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // schemaV0 is the schema of the builds before the store had a version
 // (user_version 0), exactly as they made it.
@@ -102,6 +102,8 @@ CREATE TABLE attempt (
 	ignored    TEXT,
 	staged_in  INTEGER,
 	staged_out INTEGER,
+	cluster    TEXT,
+	cluster_node TEXT,
 	PRIMARY KEY (experiment, job, n)
 ) WITHOUT ROWID;
 CREATE INDEX attempt_ignored ON attempt(experiment, job) WHERE ignored IS NOT NULL;
@@ -126,6 +128,10 @@ var migrations = []string{
 ALTER TABLE attempt ADD COLUMN staged_in INTEGER;
 ALTER TABLE attempt ADD COLUMN staged_out INTEGER;
 CREATE INDEX attempt_ignored ON attempt(experiment, job) WHERE ignored IS NOT NULL;`,
+	// 1 → 2: in a grid, the cluster whose head ran an attempt, and the
+	// node of that cluster that ran it (NULL outside a grid).
+	1: `ALTER TABLE attempt ADD COLUMN cluster TEXT;
+ALTER TABLE attempt ADD COLUMN cluster_node TEXT;`,
 }
 
 // ErrNewer is the error of Open for a database written by a newer build.

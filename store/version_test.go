@@ -121,20 +121,40 @@ func storeSchema(t *testing.T, dir string) string {
 	return describe(t, db)
 }
 
-// TestMigratedIsFresh: a version-0 database migrated by Open has the
-// same schema, index for index and column for column, as a new one.
+// TestMigratedIsFresh: a database of every older version (version 0,
+// as the builds before the store had a version made it, and version 1,
+// testdata/schema_v1.sql) migrated by Open has the same schema, index
+// for index and column for column, as a new one.
 func TestMigratedIsFresh(t *testing.T) {
 	fresh := storeSchema(t, filepath.Join(t.TempDir(), "fresh"))
-	old := filepath.Join(t.TempDir(), "old")
-	db := rawDB(t, old)
-	exec(t, db, schemaV0)
-	db.Close()
-	if migrated := storeSchema(t, old); migrated != fresh {
-		t.Errorf("migrated schema:\n%s\nnew schema:\n%s", migrated, fresh)
+	for v, old := range oldSchemas(t) {
+		dir := filepath.Join(t.TempDir(), "old")
+		db := rawDB(t, dir)
+		exec(t, db, old, fmt.Sprintf("PRAGMA user_version = %d", v))
+		db.Close()
+		if migrated := storeSchema(t, dir); migrated != fresh {
+			t.Errorf("version %d migrated:\n%s\nnew schema:\n%s", v, migrated, fresh)
+		}
 	}
-	if !strings.Contains(fresh, fmt.Sprintf("version %d\n", SchemaVersion)) || !strings.Contains(fresh, " ignored TEXT ") {
-		t.Errorf("new schema:\n%s", fresh)
+	for _, want := range []string{fmt.Sprintf("version %d\n", SchemaVersion), " ignored TEXT ", " cluster TEXT ", " cluster_node TEXT "} {
+		if !strings.Contains(fresh, want) {
+			t.Errorf("new schema lacks %q:\n%s", want, fresh)
+		}
 	}
+}
+
+// oldSchemas are the schemas of the older versions, by version.
+func oldSchemas(t *testing.T) []string {
+	t.Helper()
+	v1, err := os.ReadFile(filepath.Join("testdata", "schema_v1.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := []string{0: schemaV0, 1: string(v1)}
+	if len(old) != SchemaVersion {
+		t.Fatalf("%d old schemas for store version %d: keep each older version's schema in testdata", len(old), SchemaVersion)
+	}
+	return old
 }
 
 // TestOpenMigratesVersion0: a database of the build before the store
@@ -297,5 +317,83 @@ func TestIgnoredJobs(t *testing.T) {
 	n, first, err := s.IgnoredJobs(ctx, e.ID, 1)
 	if err != nil || n != 2 || !reflect.DeepEqual(first, []int64{1}) {
 		t.Errorf("IgnoredJobs = %d, %v, %v; want 2, [1]", n, first, err)
+	}
+}
+
+// TestOpenMigratesVersion1: a database of version 1, with an attempt
+// that ended and one that was running, opens at this version: its
+// attempts read back with no cluster, and a grid's attempts record
+// their cluster and node.
+func TestOpenMigratesVersion1(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), ".orrery")
+	db := rawDB(t, dir)
+	exec(t, db, oldSchemas(t)[1], "PRAGMA user_version = 1",
+		`INSERT INTO experiment (plan_path, plan_text, dialect, seed, names, created_at) VALUES ('/p.pln', 'task main
+endtask
+', 'modern', 9, '["x"]', 1700000000000000000)`,
+		`INSERT INTO job (experiment, idx, ordinal, vals, state, attempts, exit_code, updated_at) VALUES
+			(1, 1, 0, '["a"]', 'done', 1, 0, 1700000000000000000),
+			(1, 2, 1, '["b"]', 'running', 1, NULL, 1700000000000000000)`,
+		`INSERT INTO attempt (experiment, job, n, node, state, started_at, ended_at, exit_code, staged_in, staged_out)
+			VALUES (1, 1, 1, 'n1', 'ok', 1700000000000000000, 1700000001000000000, 0, 5, 6)`,
+		`INSERT INTO attempt (experiment, job, n, node, state, started_at) VALUES (1, 2, 1, 'n1', 'running', 1700000000000000000)`)
+	db.Close()
+
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatalf("open a version-1 store: %v", err)
+	}
+	defer s.Close()
+	var v int
+	if err := s.db.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != SchemaVersion {
+		t.Fatalf("version after open: %d (%v), want %d", v, err, SchemaVersion)
+	}
+	if n, err := s.Recover(ctx, 1); err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want the running job put back", n, err)
+	}
+	zero := 0
+	var b Batch
+	b.Start(1, 2, 2, "head-east", time.Now())
+	b.InCluster(1, 2, 2, "east")
+	b.Finish(1, Attempt{Job: 2, N: 2, Node: "head-east", State: AttemptOK, Ended: time.Now(), Exit: &zero,
+		Cluster: "east", ClusterNode: "e1"}, Done)
+	if err := s.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.Attempts(ctx, 1, 0, func(a Attempt) error {
+		got = append(got, fmt.Sprintf("%d.%d %s %s %q %q %d/%d", a.Job, a.N, a.Node, a.State, a.Cluster, a.ClusterNode, a.StagedIn, a.StagedOut))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`1.1 n1 ok "" "" 5/6`, `2.1 n1 interrupted "" "" 0/0`, `2.2 head-east ok "east" "e1" 0/0`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("attempts after the migration:\n%q\nwant\n%q", got, want)
+	}
+	cc, err := s.ClusterCounts(ctx, 1)
+	if err != nil || !reflect.DeepEqual(cc, []ClusterCount{{Cluster: "east", Done: 1}}) {
+		t.Errorf("ClusterCounts = %+v, %v; want east with 1 done", cc, err)
+	}
+}
+
+// TestMigrationFromVersion1IsOneTransaction: a migration from version 1
+// that fails part way leaves the database as it was, at version 1.
+func TestMigrationFromVersion1IsOneTransaction(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".orrery")
+	db := rawDB(t, dir)
+	// The migration's second step adds cluster_node: make it fail there.
+	exec(t, db, oldSchemas(t)[1], "PRAGMA user_version = 1", `ALTER TABLE attempt ADD COLUMN cluster_node TEXT`)
+	before := describe(t, db)
+	db.Close()
+	if s, err := Open(context.Background(), dir); err == nil {
+		s.Close()
+		t.Fatal("a migration that cannot apply succeeded")
+	}
+	db = rawDB(t, dir)
+	defer db.Close()
+	if after := describe(t, db); after != before || !strings.Contains(after, "version 1\n") {
+		t.Errorf("a failed migration changed the database:\n%s\nwas\n%s", after, before)
 	}
 }

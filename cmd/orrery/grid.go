@@ -127,7 +127,10 @@ func startHead(ctx context.Context, e *env, c clusterfile.Cluster, block, tok, r
 		}
 		return &gridHead{name: c.Name, ssh: h}, nil
 	}
-	dir := filepath.Join(stateDir, "heads", c.Name)
+	dir, err := filepath.Abs(filepath.Join(stateDir, "heads", c.Name))
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %v", c.Name, err)
+	}
 	spec := head.StartSpec{Token: tok, Root: rootAddr, Cluster: block, Name: c.Name, Lease: c.Lease.String(), Policy: pol.Name}
 	b, _ := json.Marshal(spec)
 	exe, err := os.Executable()
@@ -142,6 +145,19 @@ func startHead(ctx context.Context, e *env, c clusterfile.Cluster, block, tok, r
 		return nil, fmt.Errorf("cluster %s: its head did not start: %s", c.Name, oneLine(strings.TrimPrefix(errb.String(), "orrery: ")))
 	}
 	return &gridHead{name: c.Name, dir: dir, local: true}, nil
+}
+
+// headsAwait is how long a root waits for its heads to join before it
+// hands out jobs.
+const headsAwait = 20 * time.Second
+
+// names are the clusters whose heads started.
+func (g *grid) names() []string {
+	var out []string
+	for _, h := range g.heads {
+		out = append(out, h.name)
+	}
+	return out
 }
 
 // finish ends the grid with the run: after a run that completed, the

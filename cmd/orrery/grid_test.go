@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,4 +91,85 @@ func TestE2EGridLocalHeads(t *testing.T) {
 			t.Errorf("cluster %s fetched %d bytes: the shared input crossed more than once (%s)", c, fetched, m[0])
 		}
 	}
+}
+
+// gridStopHeads stops every head left under dir's state directory when
+// the test ends (they are detached: they outlive the root on purpose).
+func gridStopHeads(t *testing.T, dir string) {
+	t.Cleanup(func() {
+		heads, _ := filepath.Glob(filepath.Join(dir, ".orrery", "heads", "*"))
+		for _, hd := range heads {
+			e2eRun(t, dir, time.Minute, "head", "stop", "--dir", hd)
+		}
+	})
+}
+
+// TestE2EGridRootKilled kills the root with -9 in the middle of a grid
+// run: the heads go on with the jobs they hold, and the root started
+// again takes their attempts back as running (adopts them) instead of
+// running them again, so every job runs exactly once and its result is
+// recorded once.
+func TestE2EGridRootKilled(t *testing.T) {
+	const n = 24
+	dir := e2eDir(t)
+	plan := fmt.Sprintf(`parameter x integer range from 1 to %d
+task main
+	copy root:in/in-$x.txt node:in.txt
+	execute sh -c "echo ran >> %s/runs/$x; sleep 0.5; cat in.txt" > out.txt
+	copy node:out.txt root:results/out-$x.txt
+endtask
+`, n, dir)
+	e2eWrite(t, filepath.Join(dir, "p.pln"), plan)
+	want := map[string]string{}
+	for i := 1; i <= n; i++ {
+		e2eWrite(t, filepath.Join(dir, "in", fmt.Sprintf("in-%d.txt", i)), fmt.Sprintf("input %d\n", i))
+		want[fmt.Sprintf("out-%d.txt", i)] = fmt.Sprintf("input %d\n", i)
+	}
+	os.MkdirAll(filepath.Join(dir, "runs"), 0o755)
+	e2eWrite(t, filepath.Join(dir, "grid.cluster"), "cluster east\n    node e1 job-limit 2\ncluster west\n    node w1 job-limit 2\n")
+	gridStopHeads(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root := e2eStart(t, ctx, dir, "run", "--cluster", "grid.cluster", "p.pln")
+	if !e2eWaitFor(30*time.Second, func() bool { return len(gridRuns(dir)) >= 6 }) {
+		t.Fatalf("no job ran within 30 s:\n%s", root.stderr.String())
+	}
+	root.killGroup(syscall.SIGKILL)
+	root.wait(10 * time.Second)
+	killedAt := len(gridRuns(dir))
+	time.Sleep(time.Second) // the heads work on
+	if after := len(gridRuns(dir)); after <= killedAt {
+		t.Errorf("no job started on the heads in the second after the root was killed (%d, then %d)", killedAt, after)
+	}
+	code, stdout, stderr := e2eRun(t, dir, 2*time.Minute, "run", "--cluster", "grid.cluster", "p.pln")
+	if code != 0 {
+		failed := e2eJobs(t, dir, "--state", "failed")
+		var why string
+		for _, j := range failed {
+			w, _ := e2eLog(t, dir, j.Index)
+			why += w
+		}
+		t.Fatalf("the run started again: exit %d\nstdout:\n%s\nstderr:\n%s\nfailed:\n%s", code, stdout, stderr, why)
+	}
+	e2eResults(t, filepath.Join(dir, "results"), want)
+	runs := gridRuns(dir)
+	for i := 1; i <= n; i++ {
+		if got := runs[strconv.Itoa(i)]; got != 1 {
+			t.Errorf("job %d ran %d times, want once", i, got)
+		}
+	}
+	log := e2eMust(t, dir, "status", "--json")
+	if !strings.Contains(log, `"done": `+strconv.Itoa(n)) && !strings.Contains(log, `"done":`+strconv.Itoa(n)) {
+		t.Errorf("status after the run: %s", log)
+	}
+}
+
+// gridRuns counts, per job, the lines its runs wrote to dir/runs/JOB.
+func gridRuns(dir string) map[string]int {
+	out := map[string]int{}
+	ents, _ := os.ReadDir(filepath.Join(dir, "runs"))
+	for _, e := range ents {
+		out[e.Name()] = e2eCountLines(filepath.Join(dir, "runs", e.Name()))
+	}
+	return out
 }

@@ -90,7 +90,14 @@ func headStart(e *env, dir string) int {
 		fmt.Fprintf(e.stderr, "orrery: head start: %v\n", err)
 		return exitInvalid
 	}
+	if err := head.SetRootAddr(dir, spec.Root); err != nil {
+		fmt.Fprintf(e.stderr, "orrery: head start: %v\n", err)
+		return exitSystem
+	}
 	if p, err := head.ProbeDir(dir); err == nil && p.Running {
+		if p.PID > 0 {
+			syscall.Kill(p.PID, syscall.SIGUSR1) // dial the root again now
+		}
 		fmt.Fprintf(e.stdout, "running %d\n", p.PID)
 		return exitOK
 	}
@@ -144,6 +151,10 @@ func oneLine(s string) string {
 
 // headServe is the head itself.
 func headServe(e *env, dir string) int {
+	// Before the lock: from then on, a root may signal it (see headStart).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	spec, err := head.ReadSpec(os.Stdin)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: head: %v\n", err)
@@ -196,6 +207,16 @@ func headServe(e *env, dir string) int {
 			return exitInvalid
 		}
 	}
+	redial := make(chan struct{}, 1)
+	go func() {
+		for range usr1 {
+			select {
+			case redial <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	cfg.Redial = redial
 	h, err := head.New(cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "orrery: head: %v\n", err)

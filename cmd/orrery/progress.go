@@ -26,6 +26,9 @@ type progress struct {
 	p      *mpb.Progress
 	bar    *mpb.Bar
 	tickAt time.Time // when the bar last moved
+	// clusterBars are a grid's bars, one per cluster, below the jobs'
+	// (progressclusters.go).
+	clusterBars map[string]*mpb.Bar
 }
 
 // isTerminal reports whether w is a terminal.
@@ -38,11 +41,17 @@ func isTerminal(w any) bool {
 }
 
 func newProgress(e *env) *progress {
+	return newProgressBars(e, isTerminal(e.stdout))
+}
+
+// newProgressBars is newProgress, with bars on standard output or not
+// (opts are more of the bars' options).
+func newProgressBars(e *env, bars bool, opts ...mpb.ContainerOption) *progress {
 	pr := &progress{e: e, lineAt: time.Now()}
-	if isTerminal(e.stdout) {
-		pr.p = mpb.New(mpb.WithOutput(e.stdout), mpb.WithRefreshRate(200*time.Millisecond))
+	if bars {
+		pr.p = mpb.New(append([]mpb.ContainerOption{mpb.WithOutput(e.stdout), mpb.WithRefreshRate(200 * time.Millisecond)}, opts...)...)
 		pr.bar = pr.p.AddBar(0,
-			mpb.PrependDecorators(decor.Name("jobs "), decor.CountersNoUnit("%d/%d")),
+			mpb.PrependDecorators(decor.Name("jobs", decor.WCSyncSpaceR), decor.CountersNoUnit("%d/%d", decor.WCSyncSpaceR)),
 			mpb.AppendDecorators(
 				decor.Any(func(decor.Statistics) string { return pr.status() }),
 				decor.Name(" ETA "), decor.EwmaETA(decor.ET_STYLE_GO, 30)))
@@ -79,10 +88,11 @@ func (pr *progress) update(s dispatch.Progress) {
 			pr.bar.SetCurrent(ended)
 		}
 		pr.tickAt = time.Now()
+		pr.updateClusterBars(s.Clusters)
 	}
 	if pr.lines && time.Since(pr.lineAt) >= lineEvery {
 		pr.lineAt = time.Now()
-		fmt.Fprintf(pr.e.stderr, "orrery: %d/%d done,%s\n", s.Done, s.Total, pr.status())
+		fmt.Fprintf(pr.e.stderr, "orrery: %d/%d done,%s%s\n", s.Done, s.Total, pr.status(), clustersLine(s.Clusters))
 	}
 }
 
@@ -93,6 +103,9 @@ const lineEvery = 5 * time.Second
 func (pr *progress) finish(sum dispatch.Summary) {
 	if pr.bar != nil {
 		pr.bar.SetTotal(-1, true)
+		for _, b := range pr.clusterBars {
+			b.SetTotal(-1, true)
+		}
 		pr.p.Wait()
 	}
 }

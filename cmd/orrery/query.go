@@ -83,6 +83,11 @@ func runStatus(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
 		return exitSystem
 	}
+	grid, err := clusterStatus(st, exp, time.Now(), e.stderr)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+		return exitSystem
+	}
 	out := map[string]any{"ignored_errors": ignored, "experiment": exp.ID, "plan": exp.PlanPath, "dialect": exp.Dialect,
 		"seed": exp.Seed, "created": exp.Created.Format(time.RFC3339), "generated_all": exp.Generated,
 		"pending": counts[store.Pending], "running": counts[store.Running],
@@ -90,6 +95,7 @@ func runStatus(e *env, args []string) int {
 	out["out_of_service"] = nodesOutJSON(nodesOut)
 	totals := totalsOf(exp, counts)
 	totals.addJSON(out)
+	grid.addJSON(out)
 	if *asJSON {
 		return printJSON(e, out)
 	}
@@ -101,6 +107,7 @@ func runStatus(e *env, args []string) int {
 			ignored, jobList(ignoredJobs, ignored))
 	}
 	printNodesOut(e.stdout, nodesOut)
+	grid.print(e.stdout)
 	return exitOK
 }
 
@@ -136,6 +143,10 @@ type jobJSON struct {
 	Values   map[string]string `json:"values"`
 	Attempts int               `json:"attempts"`
 	Exit     *int              `json:"exit"`
+	// Cluster and Node are where its last attempt ran (see attemptJSON).
+	Cluster string        `json:"cluster,omitempty"`
+	Node    string        `json:"node,omitempty"`
+	Runs    []attemptJSON `json:"runs"` // every attempt, first first
 }
 
 // runJobs implements `orrery jobs`.
@@ -158,17 +169,14 @@ func runJobs(e *env, args []string) int {
 		return status
 	}
 	defer st.Close()
-	enc := json.NewEncoder(e.stdout)
-	err := st.Jobs(context.Background(), exp.ID, store.JobState(*state), 0, 0, func(j store.Job) error {
-		if *asJSON {
-			vals := map[string]string{}
-			for i, n := range exp.Names {
-				if i < len(j.Values) {
-					vals[n] = j.Values[i]
-				}
-			}
-			return enc.Encode(jobJSON{Index: j.Index, State: string(j.State), Values: vals, Attempts: j.Attempts, Exit: j.Exit})
+	if *asJSON {
+		if err := writeJobsJSON(e, st, exp, store.JobState(*state)); err != nil {
+			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+			return exitSystem
 		}
+		return exitOK
+	}
+	err := st.Jobs(context.Background(), exp.ID, store.JobState(*state), 0, 0, func(j store.Job) error {
 		exit := "-"
 		if j.Exit != nil {
 			exit = strconv.Itoa(*j.Exit)
@@ -210,7 +218,7 @@ func runLog(e *env, args []string) int {
 	n := 0
 	err = st.Attempts(context.Background(), exp.ID, job, func(a store.Attempt) error {
 		n++
-		fmt.Fprintf(e.stdout, "=== job %d attempt %d on %s: %s", a.Job, a.N, a.Node, a.State)
+		fmt.Fprintf(e.stdout, "=== job %d attempt %d on %s: %s", a.Job, a.N, host(a), a.State)
 		if a.Exit != nil {
 			fmt.Fprintf(e.stdout, ", exit %d", *a.Exit)
 		}
@@ -322,7 +330,7 @@ func runJoblog(e *env, args []string) int {
 		if runtime == 0 && !a.Ended.IsZero() {
 			runtime = a.Ended.Sub(a.Started).Seconds()
 		}
-		_, err := fmt.Fprintf(e.stdout, "%d\t%s\t%.3f\t%.3f\t%d\t%d\t%d\t%d\tjob %d attempt %d\n", a.Job, a.Node,
+		_, err := fmt.Fprintf(e.stdout, "%d\t%s\t%.3f\t%.3f\t%d\t%d\t%d\t%d\tjob %d attempt %d\n", a.Job, host(a),
 			float64(a.Started.UnixNano())/1e9, runtime, a.StagedIn, a.StagedOut, exit, sig, a.Job, a.N)
 		return err
 	})

@@ -150,7 +150,7 @@ func runRun(e *env, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d := dispatch.New(dispatch.Config{Plan: p, Sweep: sw, Store: st, Experiment: exp, Root: root,
-		Policy: pol, NoNodes: *wait, Progress: prog.update, Migrate: migrate, Log: log})
+		Policy: pol, NoNodes: *wait, Progress: prog.update, Migrate: migrate, Log: log, Grid: gridFile != nil})
 	// Nodes see the root directory confined: only what their copy
 	// commands name, nothing outside it.
 	nodeRoot := task.ConfinedRoot{Dir: root, TempDir: d.IncomingDir(), Hidden: []string{*stateDir}}
@@ -192,6 +192,9 @@ func runRun(e *env, args []string) int {
 				fmt.Fprintf(e.stderr, "orrery: %v\n", err)
 				return exitSystem
 			}
+			// Heads that kept attempts of a root that stopped come back
+			// first, so that those are taken back, not run again.
+			d.Await(heads.names(), headsAwait)
 		}
 	}
 	nodeCtx, stopNodes := context.WithCancel(ctx)
