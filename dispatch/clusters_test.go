@@ -155,8 +155,15 @@ func TestClustersSeen(t *testing.T) {
 	if w := cluster(t, pl.get(), "west"); w.Link != LinkCut || !w.LinkSince.Equal(cutAt) || w.Held != 2 || w.Nodes != 1 || w.Done != 1 {
 		t.Errorf("west cut at %v: %+v", cutAt, w)
 	}
-	// Then lost: its heartbeats stop for longer than the timeout.
-	h.beats(15*time.Second, east)
+	// Then lost: still cut a minute later (a head keeps its attempts
+	// through a cut), until its cluster is said lost.
+	h.beats(time.Minute, east)
+	if w := cluster(t, pl.get(), "west"); w.Link != LinkCut || w.Held != 2 {
+		t.Errorf("west a minute into its cut: %+v", w)
+	}
+	h.d.LoseCluster("west", "its head's machine cannot be reached")
+	h.settle()
+	h.beats(time.Second, east)
 	h.report()
 	w := cluster(t, pl.get(), "west")
 	if w.Link != LinkLost || w.Held != 0 || w.Nodes != 0 || w.Running != 0 || w.Done != 1 {

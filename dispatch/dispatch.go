@@ -66,6 +66,11 @@ type Config struct {
 	// a head holds may be waiting there, not running, so the core never
 	// duplicates one as a straggler, nor restarts one for memory.
 	Grid bool
+	// HeadTimeout is how long a head whose connection dropped keeps the
+	// attempts it holds (its cluster goes on with them through a cut)
+	// before they run elsewhere; default 1 h, a head's default lease.
+	// LoseCluster ends it sooner.
+	HeadTimeout time.Duration
 }
 
 // Progress is a snapshot of an experiment's jobs.
@@ -125,6 +130,9 @@ type event struct {
 	beat  *protocol.Heartbeat
 	gone  bool
 	err   error
+	// lose is a cluster whose head its owner gave up (see LoseCluster);
+	// err says why.
+	lose string
 }
 
 // New returns a dispatcher.
@@ -153,13 +161,15 @@ func (d *Dispatcher) IncomingDir() string { return filepath.Join(d.cfg.Store.Dir
 // send hands an event to Run, unless the dispatcher has stopped; a node
 // that arrives after that is closed at once.
 func (d *Dispatcher) send(e event) {
-	d.mu.Lock()
-	if e.gone {
-		delete(d.known, e.node)
-	} else {
-		d.known[e.node] = true
+	if e.node != nil {
+		d.mu.Lock()
+		if e.gone {
+			delete(d.known, e.node)
+		} else {
+			d.known[e.node] = true
+		}
+		d.mu.Unlock()
 	}
-	d.mu.Unlock()
 	select {
 	case d.events <- e:
 	case <-d.ctx.Done():

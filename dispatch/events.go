@@ -24,11 +24,12 @@ type nodeConn struct {
 	proven    bool // its ID is an identity it proved (a certificate), not a name
 	// head is set for a cluster head: one node that stands for the
 	// cluster (cluster) of its own nodes, with its own queue.
-	head    bool
-	cluster string
-	status  protocol.ClusterStatus // the head's last view of its cluster
-	limit   int                    // its job limit now (0: the policy's choice)
-	claimed int                    // the job limit it claims, which slow start grows to
+	head      bool
+	cluster   string
+	status    protocol.ClusterStatus // the head's last view of its cluster
+	downSince time.Time              // when its connection dropped (a head's cut)
+	limit     int                    // its job limit now (0: the policy's choice)
+	claimed   int                    // the job limit it claims, which slow start grows to
 	// waiting are starts decided while the node was disconnected: sent
 	// when it is back (the attempts are recorded; if it does not come
 	// back, they are lost with it).
@@ -42,6 +43,10 @@ func (r *runState) handle(e event) {
 		r.join(e.node, *e.join)
 		return
 	}
+	if e.lose != "" {
+		r.loseCluster(e.lose, e.err)
+		return
+	}
 	nc := r.links[e.node]
 	if e.gone {
 		delete(r.links, e.node)
@@ -49,6 +54,7 @@ func (r *runState) handle(e event) {
 			return // never admitted, or replaced by a newer connection
 		}
 		nc.link = nil
+		nc.downSince = r.now()
 		reason := fmt.Sprintf("lost the connection to node %s: %v", nc.id, e.err)
 		if !nc.resumable {
 			r.lost(nc.id, reason)

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -135,4 +136,36 @@ func (r *runState) holding(now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// LoseCluster says a cluster is lost for good (its head's machine cannot
+// be reached, or its head cannot be started again): the attempts its
+// head holds run elsewhere, and a head that comes back later is taken as
+// new.
+func (d *Dispatcher) LoseCluster(cluster, reason string) {
+	d.send(event{lose: cluster, err: errors.New(reason)})
+}
+
+// loseCluster carries out LoseCluster.
+func (r *runState) loseCluster(cluster string, why error) {
+	for _, id := range slices.Sorted(maps.Keys(r.nodes)) {
+		if nc := r.nodes[id]; nc.head && nc.cluster == cluster {
+			r.lost(id, fmt.Sprintf("cluster %s lost: %v", cluster, why))
+		}
+	}
+}
+
+// keepHeads keeps the heads whose connection dropped less than
+// HeadTimeout ago alive in the core: their clusters go on with what they
+// hold through a cut.
+func (r *runState) keepHeads(now time.Time) {
+	timeout := r.d.cfg.HeadTimeout
+	if timeout <= 0 {
+		timeout = time.Hour
+	}
+	for id, nc := range r.nodes {
+		if nc.head && nc.link == nil && now.Sub(nc.downSince) < timeout {
+			r.core.Heartbeat(id, now)
+		}
+	}
 }

@@ -38,3 +38,28 @@ func TestHeadHoldsItsDepth(t *testing.T) {
 	hd.end(1, 1, ok(time.Second)) // sent again after a reconnect: stale, still taken
 	h.golden("head")
 }
+
+// TestHeadCutKeepsItsAttempts checks that a head whose connection drops
+// keeps the attempts it holds for HeadTimeout, past the heartbeat
+// timeout of a node (its cluster works on through a cut), and that a
+// cluster said lost has them run elsewhere at once.
+func TestHeadCutKeepsItsAttempts(t *testing.T) {
+	h := newHarness(t, 4, sched.FCFS, nil, func(c *Config) { c.Grid = true; c.HeadTimeout = time.Hour })
+	a, b := h.node("a"), h.node("b")
+	a.joinHead("head-a", "a", 4)
+	if got := len(a.takeStarts()); got != 4 {
+		t.Fatalf("head a was given %d attempts, want 4", got)
+	}
+	b.joinHead("head-b", "b", 4)
+	a.gone()
+	h.beats(time.Minute, b) // six heartbeat timeouts of a node
+	if got := b.takeStarts(); len(got) != 0 {
+		t.Fatalf("the cut head's attempts moved to b: %v", got)
+	}
+	h.d.LoseCluster("a", "its machine cannot be reached")
+	h.settle()
+	if got := len(b.takeStarts()); got != 4 {
+		t.Fatalf("after cluster a was lost, b was given %d attempts, want its 4", got)
+	}
+	h.golden("headcut")
+}

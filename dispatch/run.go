@@ -282,6 +282,7 @@ func (r *runState) loop() error {
 			if err := r.checkState(nil); err != nil {
 				return r.abandon(err)
 			}
+			r.keepHeads(r.now())
 			for _, id := range r.core.Tick(r.now()) {
 				r.lost(id, "node "+id+" missed its heartbeats")
 			}

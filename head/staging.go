@@ -73,7 +73,19 @@ func (s stagingRoot) Open(ctx context.Context, name string) (io.ReadCloser, erro
 	return s.h.cache.Root(upstream{s.h}).Open(ctx, name)
 }
 
+// Stat describes a root file. A copy asks it of its destination (is it
+// a directory?); while the link is down, a destination a job may write
+// that the head has not seen is taken not to exist, so that results go
+// to the spool through a cut instead of waiting for the root.
 func (s stagingRoot) Stat(ctx context.Context, name string) (fs.FileInfo, error) {
+	s.h.mu.Lock()
+	down, seen := s.h.peer == nil, s.h.seen[name] != nil
+	s.h.mu.Unlock()
+	if down && !seen {
+		if _, _, ok := s.h.putTarget(name); ok {
+			return nil, &fs.PathError{Op: "stat", Path: "root:" + name, Err: fs.ErrNotExist}
+		}
+	}
 	return s.h.cache.Root(upstream{s.h}).Stat(ctx, name)
 }
 

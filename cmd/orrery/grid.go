@@ -50,6 +50,7 @@ type gridHead struct {
 	dir   string        // a local head's directory
 	ssh   *headctl.Head // a head reached by SSH
 	local bool
+	spec  []byte // a local head's start spec, to start it again
 }
 
 // grid is the heads the root started.
@@ -144,7 +145,70 @@ func startHead(ctx context.Context, e *env, c clusterfile.Cluster, block, tok, r
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("cluster %s: its head did not start: %s", c.Name, oneLine(strings.TrimPrefix(errb.String(), "orrery: ")))
 	}
-	return &gridHead{name: c.Name, dir: dir, local: true}, nil
+	return &gridHead{name: c.Name, dir: dir, local: true, spec: b}, nil
+}
+
+// watch keeps the heads while the run goes on: a local head that died is
+// started again in its directory (it resumes from its journal), and a
+// cluster whose SSH head its supervisor gave up on is lost, so that the
+// attempts its head held run elsewhere. It returns when ctx ends.
+func (g *grid) watch(ctx context.Context, lose func(cluster, reason string)) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	lost := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, h := range g.heads {
+			switch {
+			case h.local:
+				if p, err := head.ProbeDir(h.dir); err == nil && !p.Running && ctx.Err() == nil {
+					fmt.Fprintf(g.e.stderr, "orrery: cluster %s: its head stopped; starting it again\n", h.name)
+					if err := restartLocal(ctx, h); err != nil {
+						fmt.Fprintf(g.e.stderr, "orrery: %v\n", err)
+					}
+				}
+			case !lost[h.name] && h.ssh.Link() == headctl.LinkLost:
+				select {
+				case <-h.ssh.Done():
+					lost[h.name] = true
+					lose(h.name, "its head's machine could not be reached for its lease")
+				default:
+				}
+			}
+		}
+	}
+}
+
+// restartLocal starts a local head again from its spec.
+func restartLocal(ctx context.Context, h *gridHead) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cluster %s: %v", h.name, err)
+	}
+	cmd := exec.CommandContext(ctx, exe, "head", "start", "--dir", h.dir)
+	cmd.Stdin = bytes.NewReader(h.spec)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("cluster %s: its head did not start again: %s", h.name, oneLine(strings.TrimPrefix(errb.String(), "orrery: ")))
+	}
+	return nil
+}
+
+// maxLease is the longest lease of a grid's clusters: how long the root
+// keeps the attempts of a head whose link is cut (0 outside a grid).
+func maxLease(g *clusterfile.Grid) time.Duration {
+	var l time.Duration
+	if g != nil {
+		for _, c := range g.Clusters {
+			l = max(l, c.Lease)
+		}
+	}
+	return l
 }
 
 // headsAwait is how long a root waits for its heads to join before it

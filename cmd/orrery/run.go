@@ -150,11 +150,12 @@ func runRun(e *env, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d := dispatch.New(dispatch.Config{Plan: p, Sweep: sw, Store: st, Experiment: exp, Root: root,
-		Policy: pol, NoNodes: *wait, Progress: prog.update, Migrate: migrate, Log: log, Grid: gridFile != nil})
+		Policy: pol, NoNodes: *wait, Progress: prog.update, Migrate: migrate, Log: log, Grid: gridFile != nil, HeadTimeout: maxLease(gridFile)})
 	// Nodes see the root directory confined: only what their copy
 	// commands name, nothing outside it.
 	nodeRoot := task.ConfinedRoot{Dir: root, TempDir: d.IncomingDir(), Hidden: []string{*stateDir}}
 	stopListening := func() {}
+	stopWatching := func() {}
 	var heads *grid
 	if portAddr != "" {
 		pt, err := listenPort(ln, portAddr, *advertise, *stateDir, d, nodeRoot, log)
@@ -195,6 +196,13 @@ func runRun(e *env, args []string) int {
 			// Heads that kept attempts of a root that stopped come back
 			// first, so that those are taken back, not run again.
 			d.Await(heads.names(), headsAwait)
+			watchCtx, stopWatch := context.WithCancel(ctx)
+			watched := make(chan struct{})
+			go func() {
+				defer close(watched)
+				heads.watch(watchCtx, d.LoseCluster)
+			}()
+			stopWatching = func() { stopWatch(); <-watched }
 		}
 	}
 	nodeCtx, stopNodes := context.WithCancel(ctx)
@@ -205,6 +213,7 @@ func runRun(e *env, args []string) int {
 	if err == nil {
 		sum, runErr = d.Run(ctx)
 	}
+	stopWatching()
 	if heads != nil {
 		heads.finish(runErr == nil)
 	}
