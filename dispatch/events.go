@@ -28,6 +28,7 @@ type nodeConn struct {
 	cluster   string
 	status    protocol.ClusterStatus // the head's last view of its cluster
 	downSince time.Time              // when its connection dropped (a head's cut)
+	heard     time.Time              // when it last said anything (a head's heartbeat)
 	limit     int                    // its job limit now (0: the policy's choice)
 	claimed   int                    // the job limit it claims, which slow start grows to
 	// waiting are starts decided while the node was disconnected: sent
@@ -68,6 +69,7 @@ func (r *runState) handle(e event) {
 		return // not admitted (yet), or a connection that was replaced
 	}
 	now := r.now()
+	nc.heard = now
 	switch {
 	case e.beat != nil:
 		r.core.Heartbeat(nc.id, now)
@@ -111,7 +113,7 @@ func (r *runState) join(n Node, j Joining) {
 		}
 	}
 	nc := &nodeConn{id: id, link: n, trusted: j.Trusted, resumable: j.Resumable, proven: j.ID != "", speed: 1,
-		cpus: clampInt(reg.CPUs, 1, maxCPUs), memory: max(reg.Memory, 0), head: reg.Head, cluster: reg.Cluster}
+		cpus: clampInt(reg.CPUs, 1, maxCPUs), memory: max(reg.Memory, 0), head: reg.Head, cluster: reg.Cluster, heard: r.now()}
 	if j.Trusted && reg.Speed > 0 {
 		nc.speed = reg.Speed
 	}

@@ -164,7 +164,13 @@ func (r *runState) keepHeads(now time.Time) {
 		timeout = time.Hour
 	}
 	for id, nc := range r.nodes {
-		if nc.head && nc.link == nil && now.Sub(nc.downSince) < timeout {
+		// Cut: its connection dropped, or it stalls (a cut on the way
+		// that no end has noticed yet).
+		last := nc.heard
+		if nc.downSince.After(last) {
+			last = nc.downSince
+		}
+		if nc.head && now.Sub(last) < timeout {
 			r.core.Heartbeat(id, now)
 		}
 	}

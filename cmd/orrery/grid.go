@@ -243,6 +243,10 @@ func (g *grid) finish(completed bool) {
 				if _, err := head.Stop(h.dir, 30*time.Second); err != nil {
 					fmt.Fprintf(g.e.stderr, "orrery: cluster %s: %v\n", h.name, err)
 				}
+			case completed:
+				// Its head ends by itself once the root has everything
+				// it held (or, cut off, at the end of its lease).
+				h.ssh.Close()
 			default:
 				if err := h.ssh.Stop(ctx); err != nil {
 					fmt.Fprintf(g.e.stderr, "orrery: %v\n", err)

@@ -248,7 +248,14 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	argv := append(append([]string{}, wrap...), SSHDPath, "-D", "-e", "-f", cfg)
+	// sshd runs every session's command with the user's shell, and
+	// bash run by sshd reads ~/.bashrc even when not interactive: root's
+	// rc files on a developer's or CI's machine (pyenv's init takes 2 s
+	// and waits a minute for a lock a killed session left) would make
+	// every SSH command slow, or stall it. In a mount namespace of its
+	// own, sshd and its sessions see them empty; nothing else changes.
+	argv := append(append([]string{}, wrap...), "unshare", "-m", "--propagation", "private",
+		"/bin/sh", "-c", maskRC, "sh", SSHDPath, "-D", "-e", "-f", cfg)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	if err := cmd.Start(); err != nil {
@@ -273,6 +280,13 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 	}
 	return nil
 }
+
+// maskRC mounts an empty file over each shell start-up file of the
+// user's home that exists, then runs its arguments.
+const maskRC = `for f in "$HOME/.bashrc" "$HOME/.profile" "$HOME/.bash_profile" "$HOME/.bash_login"; do
+	if [ -f "$f" ]; then mount --bind /dev/null "$f" || exit 1; fi
+done
+exec "$@"`
 
 // waitListening waits until something accepts on addr, or sshd exits
 // (a port taken meanwhile), for a generous while.

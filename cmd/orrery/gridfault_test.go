@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The faults of a grid (issue 14, point 6), each over three real sites
+// (gridsite_test.go): a cluster's link cut, a head killed with -9, the
+// root killed with -9 and started again, a cluster lost for good. Each
+// run must end with every result, once; every job's runs are counted in
+// a file per job (the sites share this machine's file system).
+
+// faultPlan runs each job for a while, counting its runs.
+const faultPlan = `parameter x integer range from 1 to %d
+task main
+	copy root:in/in-$x.txt node:in.txt
+	execute sh -c "echo ran >> %s/runs/$x; sleep %s; cat in.txt" > out.txt
+	copy node:out.txt root:results/out-$x.txt
+endtask
+`
+
+// faultGrid is a grid run over three sites.
+type faultGrid struct {
+	t     *testing.T
+	dir   string
+	n     int
+	sites []gridSite
+}
+
+// newFaultGrid makes three sites and a plan of n jobs of length secs;
+// extra is added to each cluster line (a lease, say).
+func newFaultGrid(t *testing.T, n int, secs, extra string) *faultGrid {
+	t.Helper()
+	sites := newGridSites(t, 5*time.Millisecond, 64<<20, "north", "south", "east")
+	dir := e2eDir(t)
+	e2eWrite(t, filepath.Join(dir, "p.pln"), fmt.Sprintf(faultPlan, n, dir, secs))
+	for i := 1; i <= n; i++ {
+		e2eWrite(t, filepath.Join(dir, "in", fmt.Sprintf("in-%d.txt", i)), fmt.Sprintf("input %d\n", i))
+	}
+	os.MkdirAll(filepath.Join(dir, "runs"), 0o755)
+	var cf strings.Builder
+	for _, s := range sites {
+		fmt.Fprintf(&cf, "%s%s\n    node %s1 job-limit 2\n", s.clusterLine(), extra, s.name)
+	}
+	e2eWrite(t, filepath.Join(dir, "grid.cluster"), cf.String())
+	gridCleanHeads(t, dir, "north", "south", "east")
+	return &faultGrid{t: t, dir: dir, n: n, sites: sites}
+}
+
+// start starts the root.
+func (g *faultGrid) start(ctx context.Context) *e2eProc {
+	return e2eStart(g.t, ctx, g.dir, "run", "--cluster", "grid.cluster", "p.pln")
+}
+
+// ran is how many runs the jobs have begun in all.
+func (g *faultGrid) ran() int {
+	k := 0
+	for _, c := range gridRuns(g.dir) {
+		k += c
+	}
+	return k
+}
+
+// check checks every result once, and returns how many jobs ran more
+// than once.
+func (g *faultGrid) check(p *e2eProc) int {
+	g.t.Helper()
+	if code := p.wait(3 * time.Minute); code != 0 {
+		g.t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, p.stdout.String(), p.stderr.String())
+	}
+	want := map[string]string{}
+	for i := 1; i <= g.n; i++ {
+		want[fmt.Sprintf("out-%d.txt", i)] = fmt.Sprintf("input %d\n", i)
+	}
+	e2eResults(g.t, filepath.Join(g.dir, "results"), want)
+	for _, j := range e2eJobs(g.t, g.dir) {
+		if j.State != "done" {
+			g.t.Errorf("job %d is %s", j.Index, j.State)
+		}
+	}
+	twice := 0
+	for job, k := range gridRuns(g.dir) {
+		if k > 1 {
+			twice++
+			g.t.Logf("job %s ran %d times", job, k)
+		}
+	}
+	return twice
+}
+
+// TestGridLinkCut cuts one cluster's link (its SSH connection stalls)
+// for a while in the middle of the run: its nodes go on with its queue,
+// and once the link is back every result reaches the root once.
+func TestGridLinkCut(t *testing.T) {
+	g := newFaultGrid(t, 30, "0.6", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := g.start(ctx)
+	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= 6 }) {
+		t.Fatalf("no job ran:\n%s", p.stderr.String())
+	}
+	cut := g.sites[0]
+	before := gridRuns(g.dir)
+	cut.link.Cut()
+	time.Sleep(4 * time.Second)
+	during := gridRuns(g.dir)
+	cut.link.Restore()
+	if g.ran() == 0 || sumRuns(during) <= sumRuns(before) {
+		t.Errorf("nothing ran during the cut (%d runs before, %d after)", sumRuns(before), sumRuns(during))
+	}
+	if twice := g.check(p); twice > 0 {
+		t.Errorf("%d jobs ran twice across a cut of 4 s", twice)
+	}
+}
+
+// TestGridHeadKilled kills one cluster's head with -9 in the middle of
+// the run: the root's supervisor starts it again, it resumes from its
+// journal, and every result reaches the root once (a job that ran on
+// when its head died may run again; its late result is discarded).
+func TestGridHeadKilled(t *testing.T) {
+	g := newFaultGrid(t, 30, "0.6", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := g.start(ctx)
+	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= 6 }) {
+		t.Fatalf("no job ran:\n%s", p.stderr.String())
+	}
+	pid := headPID(t, g.dir, "south")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill head %d: %v", pid, err)
+	}
+	g.check(p)
+	if !strings.Contains(p.stderr.String(), "cluster south") {
+		t.Logf("root's stderr:\n%s", p.stderr.String())
+	}
+}
+
+// TestGridRootKilled kills the root with -9 and starts it again: the
+// heads go on meanwhile, come back, and their attempts are taken back
+// as running, so no job runs twice.
+func TestGridRootKilledSites(t *testing.T) {
+	g := newFaultGrid(t, 30, "0.6", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := g.start(ctx)
+	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= 6 }) {
+		t.Fatalf("no job ran:\n%s", p.stderr.String())
+	}
+	p.killGroup(syscall.SIGKILL)
+	p.wait(10 * time.Second)
+	at := g.ran()
+	time.Sleep(2 * time.Second)
+	if g.ran() <= at {
+		t.Errorf("the heads ran nothing while the root was down (%d runs)", at)
+	}
+	if twice := g.check(g.start(ctx)); twice > 0 {
+		t.Errorf("%d jobs ran twice after the root was killed and started again", twice)
+	}
+}
+
+// TestGridClusterLost loses one cluster for good (its head killed, its
+// sshd gone): after its lease the root gives it up and its jobs run on
+// the others.
+func TestGridClusterLost(t *testing.T) {
+	g := newFaultGrid(t, 24, "0.4", " lease 6s")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := g.start(ctx)
+	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= 6 }) {
+		t.Fatalf("no job ran:\n%s", p.stderr.String())
+	}
+	lost := g.sites[2]
+	lost.link.Cut() // nothing reaches it any more
+	syscall.Kill(headPID(t, g.dir, lost.name), syscall.SIGKILL)
+	began := time.Now()
+	g.check(p)
+	t.Logf("the run ended %s after the cut:\n%s%s", time.Since(began), p.stdout.String(), p.stderr.String())
+	if !strings.Contains(p.stderr.String(), "cluster "+lost.name) {
+		t.Errorf("the root did not say cluster %s was lost:\n%s", lost.name, p.stderr.String())
+	}
+}
+
+// headPID is the process ID of a cluster's head, from its directory.
+func headPID(t *testing.T, dir, cluster string) int {
+	t.Helper()
+	home, _ := os.UserHomeDir()
+	matches, _ := filepath.Glob(filepath.Join(home, ".orrery", "h", "*-"+cluster, "pid"))
+	for _, m := range matches {
+		if !strings.HasPrefix(filepath.Base(filepath.Dir(m)), gridID(t, dir)) {
+			continue
+		}
+		b, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.Fields(string(b))[0]); err == nil {
+			return pid
+		}
+	}
+	t.Fatalf("no head of cluster %s", cluster)
+	return 0
+}
+
+// sumRuns adds up runs.
+func sumRuns(runs map[string]int) int {
+	k := 0
+	for _, c := range runs {
+		k += c
+	}
+	return k
+}
