@@ -85,7 +85,7 @@ func (h *Head) fail(err error) {
 	stop := h.stop
 	h.mu.Unlock()
 	if stop != nil {
-		stop(err.Error())
+		stop(err)
 	}
 }
 
@@ -181,7 +181,7 @@ func (h *Head) shutdown(reason string) {
 	h.mu.Unlock()
 	h.poke(h.wake)
 	if reason != "" && stop != nil {
-		stop(fmt.Sprintf("the root stopped the experiment: %s", reason))
+		stop(fmt.Errorf("%w: %s", ErrStopped, reason))
 	}
 }
 

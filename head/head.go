@@ -84,6 +84,11 @@ type Config struct {
 // than the lease: the head stopped its nodes and kept its results.
 var ErrLeaseExpired = errors.New("the root stayed away longer than the lease")
 
+// ErrStopped is Run's error when the root stopped the experiment (its
+// run was interrupted): the head stopped its nodes and keeps what it
+// holds for the root's next run.
+var ErrStopped = errors.New("the root stopped the experiment")
+
 // ErrRefusedWelcome is Run's error when the root runs another
 // experiment than the one this head's directory holds.
 var ErrRefusedWelcome = errors.New("the root runs another experiment")
@@ -109,7 +114,7 @@ type Head struct {
 	queue     []dispatch.FedJob // handed out by the root, not yet taken
 	withdrawn []int64
 	closed    bool // the root ended the experiment: no more jobs come
-	stop      func(reason string)
+	stop      func(error) // ends Run with the error
 	peer      *protocol.Peer // the connection now; nil while there is none
 	gen       int            // counts connections
 	up        chan struct{}  // closed while a connection is up
@@ -191,7 +196,7 @@ func (h *Head) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	h.mu.Lock()
-	h.stop = func(reason string) { cancel(errors.New(reason)) }
+	h.stop = func(err error) { cancel(err) }
 	h.lastUp = time.Now()
 	h.mu.Unlock()
 	var wg sync.WaitGroup

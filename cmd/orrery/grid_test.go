@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -172,4 +173,100 @@ func gridRuns(dir string) map[string]int {
 		out[e.Name()] = e2eCountLines(filepath.Join(dir, "runs", e.Name()))
 	}
 	return out
+}
+
+// TestE2EGridLease kills the root with -9 and leaves it down: each head
+// goes on for its lease, then stops its nodes and exits, keeping what it
+// holds on its disk; the root started again starts the heads again,
+// which hand over what they kept, and every result arrives once.
+func TestE2EGridLease(t *testing.T) {
+	const n = 16
+	dir := e2eDir(t)
+	plan := fmt.Sprintf(`parameter x integer range from 1 to %d
+task main
+	copy root:in/in-$x.txt node:in.txt
+	execute sh -c "echo ran >> %s/runs/$x; sleep 0.3; cat in.txt" > out.txt
+	copy node:out.txt root:results/out-$x.txt
+endtask
+`, n, dir)
+	e2eWrite(t, filepath.Join(dir, "p.pln"), plan)
+	want := map[string]string{}
+	for i := 1; i <= n; i++ {
+		e2eWrite(t, filepath.Join(dir, "in", fmt.Sprintf("in-%d.txt", i)), fmt.Sprintf("input %d\n", i))
+		want[fmt.Sprintf("out-%d.txt", i)] = fmt.Sprintf("input %d\n", i)
+	}
+	os.MkdirAll(filepath.Join(dir, "runs"), 0o755)
+	e2eWrite(t, filepath.Join(dir, "grid.cluster"), "cluster east lease 3s\n    node e1 job-limit 2\ncluster west lease 3s\n    node w1 job-limit 1\n")
+	gridStopHeads(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root := e2eStart(t, ctx, dir, "run", "--cluster", "grid.cluster", "p.pln")
+	if !e2eWaitFor(30*time.Second, func() bool { return len(gridRuns(dir)) >= 3 }) {
+		t.Fatalf("no job ran within 30 s:\n%s", root.stderr.String())
+	}
+	root.killGroup(syscall.SIGKILL)
+	root.wait(10 * time.Second)
+	heads := []string{filepath.Join(dir, ".orrery", "heads", "east"), filepath.Join(dir, ".orrery", "heads", "west")}
+	ended := e2eWaitFor(20*time.Second, func() bool {
+		for _, hd := range heads {
+			if p := e2eMust(t, dir, "head", "probe", "--dir", hd); strings.Contains(p, `"running":true`) {
+				return false
+			}
+		}
+		return true
+	})
+	if !ended {
+		t.Fatalf("the heads still run 20 s after the root went, with a lease of 3 s")
+	}
+	if left := e2eWaitNoProcs(dir, 5*time.Second); len(left) > 0 {
+		t.Errorf("processes left after the heads' lease ended: %v", left)
+	}
+	held := 0
+	for _, hd := range heads {
+		log, _ := os.ReadFile(filepath.Join(hd, "head.log"))
+		if !strings.Contains(string(log), "lease") {
+			t.Errorf("%s's log does not say its lease ended:\n%s", hd, log)
+		}
+		var p struct{ Jobs int }
+		json.Unmarshal([]byte(e2eMust(t, dir, "head", "probe", "--dir", hd)), &p)
+		held += p.Jobs
+	}
+	if held == 0 {
+		t.Errorf("the heads kept nothing for the root")
+	}
+	code, stdout, stderr := e2eRun(t, dir, 2*time.Minute, "run", "--cluster", "grid.cluster", "p.pln")
+	if code != 0 {
+		t.Fatalf("the run started again: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	e2eResults(t, filepath.Join(dir, "results"), want)
+}
+
+// TestE2EGridInterrupted stops the root with Ctrl-C (SIGINT) in the
+// middle of a grid run: every head, node and job stops, the root exits
+// 130, and the same command finishes the sweep.
+func TestE2EGridInterrupted(t *testing.T) {
+	const n = 16
+	dir := gridDir(t, n, "cluster east\n    node e1 job-limit 2\ncluster west\n    node w1 job-limit 2\n")
+	e2eWrite(t, filepath.Join(dir, "p.pln"), strings.Replace(fmt.Sprintf(gridPlan, n), "sleep 0.05", "sleep 1", 1))
+	gridStopHeads(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root := e2eStart(t, ctx, dir, "run", "--cluster", "grid.cluster", "p.pln")
+	if !e2eWaitFor(30*time.Second, func() bool { return len(e2eProcsUnder(filepath.Join(dir, ".orrery", "heads"))) >= 2 }) {
+		t.Fatalf("no job ran within 30 s:\n%s", root.stderr.String())
+	}
+	syscall.Kill(root.pid(), syscall.SIGINT)
+	if code := root.wait(time.Minute); code != exitInterrupted {
+		t.Fatalf("exit %d after Ctrl-C, want %d\n%s", code, exitInterrupted, root.stderr.String())
+	}
+	if left := e2eWaitNoProcs(dir, 5*time.Second); len(left) > 0 {
+		t.Errorf("left running after Ctrl-C: %v", left)
+	}
+	for _, c := range []string{"east", "west"} {
+		if p := e2eMust(t, dir, "head", "probe", "--dir", filepath.Join(dir, ".orrery", "heads", c)); !strings.Contains(p, `"running":false`) {
+			t.Errorf("cluster %s's head after Ctrl-C: %s", c, p)
+		}
+	}
+	e2eMust(t, dir, "run", "--cluster", "grid.cluster", "p.pln")
+	e2eResults(t, filepath.Join(dir, "results"), gridWant(n))
 }

@@ -231,8 +231,8 @@ func headServe(e *env, dir string) int {
 	case err == nil:
 		cfg.Status("the experiment is over; exiting")
 		return exitOK
-	case ctx.Err() != nil:
-		cfg.Status("stopped; the jobs it held are in its journal")
+	case ctx.Err() != nil, errors.Is(err, head.ErrStopped):
+		cfg.Status(fmt.Sprintf("stopped (%v); the jobs it held are in its journal", err))
 		return exitInterrupted
 	case errors.Is(err, head.ErrLeaseExpired):
 		cfg.Status(fmt.Sprintf("%v (%s): stopped its nodes; its results and journal stay in %s", err, cfg.Lease, dir))
