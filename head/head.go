@@ -113,8 +113,8 @@ type Head struct {
 	mainTask  *plan.Task
 	queue     []dispatch.FedJob // handed out by the root, not yet taken
 	withdrawn []int64
-	closed    bool // the root ended the experiment: no more jobs come
-	stop      func(error) // ends Run with the error
+	closed    bool           // the root ended the experiment: no more jobs come
+	stop      func(error)    // ends Run with the error
 	peer      *protocol.Peer // the connection now; nil while there is none
 	gen       int            // counts connections
 	up        chan struct{}  // closed while a connection is up
