@@ -98,6 +98,10 @@ func TakeLock(dir string) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
+	if err := checkVersion(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
 	build, _ := Build()
 	pid := fmt.Sprintf("%d %s\n", os.Getpid(), build)
 	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(pid), 0o600); err != nil {
@@ -105,6 +109,28 @@ func TakeLock(dir string) (*Lock, error) {
 		return nil, err
 	}
 	return &Lock{f: f}, nil
+}
+
+// DirVersion is the version of a head directory's formats as a whole:
+// the journal, the cache's objects and spool manifests, the files
+// beside them. DIR/version holds "orrery-head-dir N"; a head refuses a
+// directory of another version before it changes anything there.
+const DirVersion = 1
+
+// checkVersion checks dir's version, writing it for a new directory.
+func checkVersion(dir string) error {
+	path := filepath.Join(dir, "version")
+	want := fmt.Sprintf("orrery-head-dir %d", DirVersion)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return os.WriteFile(path, []byte(want+"\n"), 0o600)
+	case err != nil:
+		return err
+	case strings.TrimSpace(string(b)) != want:
+		return fmt.Errorf("head directory %s was written by another Orrery (%q; this build writes %q): stop that head and remove the directory, or use that build", dir, strings.TrimSpace(string(b)), want)
+	}
+	return nil
 }
 
 // Release lets the directory go.
