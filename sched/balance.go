@@ -106,14 +106,16 @@ func (c *Core) move(r *run, to *nodeState, withSlot bool, now time.Time) {
 
 // balance is MOSIX inside each cluster: memory ushering first, then load
 // balancing, one move at a time until nothing is worth moving. A policy
-// that learns levels load only once no job waits: until then it places
-// each job on the fastest slot itself, and a MOSIX move would only take
-// a job off its home node, whose slot stays held, and leave a CPU idle
-// while jobs wait (on a grid of 10^4 nodes that cost orrery a tenth of
-// its efficiency). With toIdle, it levels load only onto idle nodes (the
-// end-of-run plan does the rest).
+// that learns levels load only once no job waits and none will come
+// (Close): until then it places each job on the fastest slot itself,
+// and a MOSIX move would only take a job off its home node, whose slot
+// stays held, and leave a CPU idle while jobs wait (on a grid of 10^4
+// nodes that cost orrery a tenth of its efficiency; a cluster's
+// dispatcher, whose queue the grid's coordinator refills a job at a
+// time, sees its queue empty for a moment often). With toIdle, it
+// levels load only onto idle nodes (the end-of-run plan does the rest).
 func (c *Core) balance(now time.Time, toIdle bool) {
-	level := !c.pol.Learn || c.queue.len() == 0
+	level := !c.pol.Learn || c.closed && c.queue.len() == 0
 	for _, cs := range c.clusters {
 		if len(cs.nodes) < 2 || !c.moves(cs) {
 			continue

@@ -412,29 +412,15 @@ func (c *Core) progress(n *nodeState, now time.Time) {
 	}
 }
 
-// weight is a cluster's share of the jobs: its measured job rate once
-// it has one, else its CPU power scaled by the rate per unit of power of
-// the clusters that have one.
+// weights is each cluster's share of the jobs: its job rate (see
+// jobRates, which Grid uses too).
 func (c *Core) weights(now time.Time) []float64 {
-	w := make([]float64, len(c.clusters))
-	var rate, power float64
-	for _, cs := range c.clusters {
-		if el := now.Sub(cs.first).Seconds(); cs.done > 0 && el > 0 {
-			rate += float64(cs.done) / el
-			power += cs.power
-		}
-	}
-	perPower := 1.0
-	if power > 0 {
-		perPower = rate / power
-	}
+	n := len(c.clusters)
+	done, first, power := make([]int, n), make([]time.Time, n), make([]float64, n)
 	for i, cs := range c.clusters {
-		if el := now.Sub(cs.first).Seconds(); cs.done > 0 && el > 0 {
-			w[i] = float64(cs.done) / el
-		} else {
-			w[i] = cs.power * perPower
-		}
+		done[i], first[i], power[i] = cs.done, cs.first, cs.power
 	}
+	w, _ := jobRates(now, done, first, power)
 	return w
 }
 

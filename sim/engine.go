@@ -34,7 +34,7 @@ func Run(sc *Scenario, c Case, policy string, runs int, seed uint64) (Result, er
 		}
 		bounds = append(bounds, s.bound)
 		t, err := s.run()
-		res.Decisions += s.core.Decisions()
+		res.Decisions += s.decisions()
 		if errors.Is(err, ErrNoFit) {
 			res.Failed = err.Error()
 			continue
@@ -89,12 +89,15 @@ const (
 	moving
 	stagingOut
 	gone
+	deliver // a message arrives (two-level runs)
 )
 
 // run is one attempt of a job.
 type run struct {
 	job     *job
-	attempt int
+	attempt int   // the core's attempt
+	root    int   // the grid's attempt it belongs to (two-level runs)
+	head    *head // the dispatcher that started it (nil: the one core)
 	node    *machine
 	phase   phase
 	left    float64 // work left
@@ -110,6 +113,7 @@ type event struct {
 	run     *run
 	node    *machine
 	version int
+	msg     *message
 }
 
 type events []*event
@@ -128,12 +132,14 @@ func (e *events) add(ev *event) { heap.Push(e, ev) }
 
 // sim is one simulated run.
 type sim struct {
-	core   *sched.Core
+	core   *sched.Core // the one core of a one-level run
+	grid   *sched.Grid // the coordinator of a two-level run
+	heads  []*head     // the clusters' dispatchers of a two-level run
 	pol    sched.Policy
 	jobs   []job
 	next   int // jobs enqueued so far
 	left   int // jobs not yet finished
-	runs   map[[2]int64]*run
+	runs   map[runKey]*run
 	nodes  map[string]*machine
 	queue  events
 	seq    int64
@@ -143,6 +149,35 @@ type sim struct {
 	bound  float64
 	trace  io.Writer
 	failed error
+	// gridDue says the coordinator has news to decide on.
+	gridDue bool
+}
+
+// runKey names an attempt: the core's attempt of a job, in the core of
+// a head (0 in a one-level run).
+type runKey struct {
+	head    int
+	job     int64
+	attempt int
+}
+
+func (s *sim) key(h *head, job int64, attempt int) runKey {
+	if h == nil {
+		return runKey{job: job, attempt: attempt}
+	}
+	return runKey{head: h.index, job: job, attempt: attempt}
+}
+
+// decisions counts the scheduling actions of the run.
+func (s *sim) decisions() int64 {
+	if s.grid == nil {
+		return s.core.Decisions()
+	}
+	n := s.grid.Decisions()
+	for _, h := range s.heads {
+		n += h.core.Decisions()
+	}
+	return n
 }
 
 // newSim sets up a run of case c of sc under policy.
@@ -163,23 +198,16 @@ func newSim(sc *Scenario, c Case, policy string, seed uint64, trace io.Writer) (
 	// the case says no-migration), under every policy that balances
 	// load; a job that checkpoints can move anywhere.
 	moves := pol.Balance || c.Checkpoint
-	s := &sim{pol: pol, jobs: draw(w, seed), runs: map[[2]int64]*run{}, nodes: map[string]*machine{}, trace: trace,
-		ticks: pol.Balance && moves || pol.Stragglers,
-		core:  sched.New(sched.Config{Policy: pol, Moves: moves, MovesAcross: c.Checkpoint, Duplicates: true, Restarts: true})}
+	s := &sim{pol: pol, jobs: draw(w, seed), runs: map[runKey]*run{}, nodes: map[string]*machine{}, trace: trace,
+		ticks: pol.Balance && moves || pol.Stragglers}
 	s.left = len(s.jobs)
-	var all []Node
-	perCPU := c.PerCPU
-	if p, ok := c.PerCPUFor[policy]; ok {
-		perCPU = p
+	if twoLevel(pol, cls, c) {
+		return s, s.setupGrid(cls, c, policy)
 	}
+	s.core = sched.New(sched.Config{Policy: pol, Moves: moves, MovesAcross: c.Checkpoint, Duplicates: true, Restarts: true})
+	var all []Node
 	for i, cl := range cls {
-		per := 0.0
-		switch {
-		case len(perCPU) == 1:
-			per = perCPU[0]
-		case len(perCPU) > 1:
-			per = perCPU[i]
-		}
+		per := perCPUOf(c, policy, i)
 		s.core.AddCluster(sched.Cluster{Name: cl.Name, PerCPU: per, Bandwidth: cl.Link.Bandwidth, Latency: cl.Link.Latency,
 			WANBandwidth: cl.WAN.Bandwidth, WANLatency: cl.WAN.Latency, Pinned: (cl.NoMigration || c.NoMigration) && !c.Checkpoint})
 		sc := &site{Cluster: cl}
@@ -200,6 +228,22 @@ func newSim(sc *Scenario, c Case, policy string, seed uint64, trace io.Writer) (
 	}
 	s.bound = bound(s.jobs, all)
 	return s, nil
+}
+
+// perCPUOf is the case's processes per CPU for the i-th of its clusters
+// under policy (0: none set).
+func perCPUOf(c Case, policy string, i int) float64 {
+	perCPU := c.PerCPU
+	if p, ok := c.PerCPUFor[policy]; ok {
+		perCPU = p
+	}
+	switch {
+	case len(perCPU) == 1:
+		return perCPU[0]
+	case len(perCPU) > 1:
+		return perCPU[i]
+	}
+	return 0
 }
 
 func cmpOr(v, d float64) float64 {
@@ -250,7 +294,7 @@ func (s *sim) logf(format string, args ...any) {
 // run runs the simulation to the end and returns the makespan.
 func (s *sim) run() (float64, error) {
 	s.decide()
-	if s.ticks {
+	if s.ticks || s.grid != nil {
 		s.add(&event{at: 1, kind: gone})
 	}
 	for n := 0; s.left > 0; n++ {
@@ -281,6 +325,12 @@ func (s *sim) handle(ev *event) {
 		if s.left > 0 {
 			s.add(&event{at: s.now + 1, kind: gone})
 		}
+		s.gridDue = true
+		for _, h := range s.heads {
+			h.due = true
+		}
+	case deliver:
+		s.receive(ev.msg)
 	case stagingIn, moving: // staged in, or arrived after a move
 		r := ev.run
 		if r.phase != ev.kind {
@@ -290,7 +340,7 @@ func (s *sim) handle(ev *event) {
 		if ev.kind == moving {
 			word = "arrive"
 		}
-		s.logf("%s j%d a%d %s", word, r.job.index, r.attempt, r.node.Name)
+		s.logf("%s j%d %s %s", word, r.job.index, r.label(), r.node.Name)
 		s.enter(r, r.node)
 	case running:
 		n := ev.node
@@ -306,8 +356,13 @@ func (s *sim) handle(ev *event) {
 		}
 		for _, r := range done {
 			s.leave(r)
-			s.logf("ran j%d a%d %s", r.job.index, r.attempt, n.Name)
-			t := s.transfer(n.cluster, r.job.out)
+			s.logf("ran j%d %s %s", r.job.index, r.label(), n.Name)
+			var t float64
+			if r.head != nil {
+				t = s.book(&n.cluster.lan, n.cluster.Link, r.job.out) - s.now // to the head; the WAN after
+			} else {
+				t = s.transfer(n.cluster, r.job.out)
+			}
 			r.phase, r.staged = stagingOut, r.staged+t
 			s.add(&event{at: s.now + t, kind: stagingOut, run: r})
 		}
@@ -318,10 +373,15 @@ func (s *sim) handle(ev *event) {
 			return
 		}
 		r.phase = gone
-		delete(s.runs, [2]int64{r.job.index, int64(r.attempt)})
+		delete(s.runs, s.key(r.head, r.job.index, r.attempt))
 		wall := s.now - r.started
-		s.core.Finished(r.job.index, r.attempt, sched.Usage{Work: r.job.work, Memory: r.job.memory,
-			Wall: time.Duration(wall * 1e9), Stage: time.Duration(r.staged * 1e9)}, s.at(s.now))
+		u := sched.Usage{Work: r.job.work, Memory: r.job.memory,
+			Wall: time.Duration(wall * 1e9), Stage: time.Duration(r.staged * 1e9)}
+		if r.head != nil {
+			s.ended(r, u)
+			return
+		}
+		s.core.Finished(r.job.index, r.attempt, u, s.at(s.now))
 		if !r.job.done {
 			r.job.done = true
 			s.left--
@@ -358,7 +418,12 @@ func (s *sim) enter(r *run, n *machine) {
 	r.phase = running
 	n.runs = append(n.runs, r)
 	n.rss += r.job.memory
-	s.core.Resident(r.job.index, r.attempt, r.job.memory)
+	if r.head != nil {
+		r.head.core.Resident(r.job.index, r.attempt, r.job.memory)
+		r.head.due = true
+	} else {
+		s.core.Resident(r.job.index, r.attempt, r.job.memory)
+	}
 	if n.Memory > 0 && n.rss > n.Memory+n.Swap && s.failed == nil {
 		s.failed = fmt.Errorf("%w: swap exhausted on %s (%d MB resident, %d MB RAM + %d MB swap)",
 			ErrNoFit, n.Name, n.rss>>20, n.Memory>>20, n.Swap>>20)
@@ -412,8 +477,13 @@ func (s *sim) reschedule(n *machine) {
 	s.add(&event{at: s.now + max(least, 0)/n.rate(), kind: running, node: n, version: n.version})
 }
 
-// decide feeds the core and carries out its actions.
+// decide feeds the core and carries out its actions (in a two-level
+// run: the grid's, then each dispatcher's that has news).
 func (s *sim) decide() {
+	if s.grid != nil {
+		s.decideGrid()
+		return
+	}
 	for w := s.core.Wanted(); w > 0 && s.next < len(s.jobs); w-- {
 		j := &s.jobs[s.next]
 		s.core.Enqueue(sched.Job{Index: j.index, Params: j.params, Stage: j.in + j.out})
@@ -422,21 +492,43 @@ func (s *sim) decide() {
 	if s.next == len(s.jobs) {
 		s.core.Close()
 	}
-	for _, a := range s.core.Ready(s.at(s.now)) {
+	s.act(nil, s.core.Ready(s.at(s.now)))
+}
+
+// act carries out the actions of a core: the one core's (h nil), or
+// the core of a cluster's dispatcher.
+func (s *sim) act(h *head, acts []sched.Action) {
+	for _, a := range acts {
 		switch a := a.(type) {
 		case sched.Start:
 			j := &s.jobs[a.Job-1]
 			n := s.nodes[a.Node]
-			r := &run{job: j, attempt: a.Attempt, node: n, left: j.work, started: s.now}
-			s.runs[[2]int64{a.Job, int64(a.Attempt)}] = r
-			t := s.transfer(n.cluster, j.in)
+			r := &run{job: j, attempt: a.Attempt, node: n, left: j.work, started: s.now, head: h}
+			var t float64
+			if h != nil {
+				held := h.held[a.Job]
+				if held == nil { // not the root's: cannot happen
+					s.failed = fmt.Errorf("cluster %s started job %d, which it does not hold", h.site.Name, a.Job)
+					return
+				}
+				r.root = held.attempt
+				if !held.started {
+					held.started = true
+					s.up(h, 0, &message{kind: msgStarted, job: a.Job, attempt: held.attempt})
+				}
+				t = s.book(&n.cluster.lan, n.cluster.Link, j.in) - s.now // on the head already
+			} else {
+				t = s.transfer(n.cluster, j.in)
+			}
+			s.runs[s.key(h, a.Job, a.Attempt)] = r
 			r.staged = t
-			s.logf("start j%d a%d %s", a.Job, a.Attempt, a.Node)
+			s.logf("start j%d %s %s", a.Job, r.label(), a.Node)
 			s.add(&event{at: s.now + t, kind: stagingIn, run: r})
 		case sched.Move:
-			s.move(a)
+			s.move(h, a)
 		case sched.Cancel:
-			r := s.runs[[2]int64{a.Job, int64(a.Attempt)}]
+			k := s.key(h, a.Job, a.Attempt)
+			r := s.runs[k]
 			if r == nil {
 				continue
 			}
@@ -444,9 +536,13 @@ func (s *sim) decide() {
 				s.leave(r)
 			}
 			r.phase = gone
-			delete(s.runs, [2]int64{a.Job, int64(a.Attempt)})
-			s.logf("cancel j%d a%d %s", a.Job, a.Attempt, a.Node)
+			delete(s.runs, k)
+			s.logf("cancel j%d %s %s", a.Job, r.label(), a.Node)
 		case sched.Fail:
+			if h != nil {
+				s.failedHere(h, a)
+				continue
+			}
 			s.failed = fmt.Errorf("job %d failed: %s", a.Job, a.Reason)
 		}
 	}
@@ -454,13 +550,13 @@ func (s *sim) decide() {
 
 // move carries out a move: a running job stops, its memory crosses the
 // link from its node, and it resumes on the other node.
-func (s *sim) move(a sched.Move) {
-	r := s.runs[[2]int64{a.Job, int64(a.Attempt)}]
+func (s *sim) move(h *head, a sched.Move) {
+	r := s.runs[s.key(h, a.Job, a.Attempt)]
 	to := s.nodes[a.To]
 	if r == nil || to == nil {
 		return
 	}
-	s.logf("move j%d a%d %s %s", a.Job, a.Attempt, a.From, a.To)
+	s.logf("move j%d %s %s %s", a.Job, r.label(), a.From, a.To)
 	switch r.phase {
 	case stagingIn:
 		r.node = to // not started yet: it starts there instead
