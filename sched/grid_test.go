@@ -698,3 +698,32 @@ func TestGridInvariants(t *testing.T) {
 		}
 	})
 }
+
+// TestGridAdopt checks that an adopted attempt is the cluster's, ends
+// the job when it finishes, and that a forgotten job is no longer sent.
+func TestGridAdopt(t *testing.T) {
+	g := NewGrid(GridConfig{Policy: MEC})
+	g.AddCluster(GridCluster{Name: "a", CPUs: 1, Slots: 1}, t0)
+	if g.Adopt("gone", Job{Index: 1}, 2, t0) {
+		t.Fatal("adopted onto an unknown cluster")
+	}
+	if !g.Adopt("a", Job{Index: 1, Attempts: 2}, 2, t0) {
+		t.Fatal("not adopted")
+	}
+	g.Started("a", 1, 2, t0)
+	if g.Running() != 1 {
+		t.Fatalf("running %d, want the adopted attempt", g.Running())
+	}
+	g.Enqueue(Job{Index: 2})
+	if !g.Forget(2) || g.Waiting() != 0 {
+		t.Fatalf("job 2 not forgotten: %d waiting", g.Waiting())
+	}
+	if !g.Finished("a", 1, 2, Usage{Work: 1, Wall: time.Second}, t0) {
+		t.Fatal("the adopted attempt did not end its job")
+	}
+	for _, a := range g.Tick(t0) {
+		if s, ok := a.(Send); ok {
+			t.Fatalf("sent %v after everything ended or was forgotten", s)
+		}
+	}
+}
