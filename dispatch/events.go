@@ -91,6 +91,15 @@ func (r *runState) join(n Node, j Joining) {
 		n.Close()
 		return
 	}
+	if reg.Head && !j.Head {
+		// Only a head the root started (its certificate says so) may
+		// stand for a cluster: a head holds a queue as deep as it asks,
+		// with no slow start, kept through a cut for HeadTimeout.
+		r.d.log.Warn("node refused: it claims to be a cluster head, which the root did not start", "node", j.ID, "cluster", reg.Cluster)
+		n.Shutdown("only a cluster head the root started may register as one")
+		n.Close()
+		return
+	}
 	id := j.ID
 	if id != "" {
 		// A proven identity is never renamed: whoever shows it again is

@@ -29,6 +29,9 @@ func (r *runState) recorded(nc *nodeConn, job int64, attempt int) {
 	if !nc.head {
 		return
 	}
+	if j := r.jobs[job]; j != nil && j.runs[attempt] != "" && j.runs[attempt] != nc.id {
+		return // another node's attempt, still running there: not taken
+	}
 	n := nc.link
 	rec, ok := n.(Recorder)
 	if !ok {
@@ -48,9 +51,10 @@ func (r *runState) headBeat(nc *nodeConn, cs *protocol.ClusterStatus) {
 	if !nc.head || cs == nil {
 		return
 	}
-	nc.status = *cs
 	cpus := clampInt(cs.CPUs, 1, maxCPUs)
 	limit := clampInt(cs.Depth, 1, maxHeadDepth)
+	nc.status = protocol.ClusterStatus{Nodes: clampInt(cs.Nodes, 0, maxCPUs), CPUs: clampInt(cs.CPUs, 0, maxCPUs),
+		Running: clampInt(cs.Running, 0, maxHeadDepth), Queued: clampInt(cs.Queued, 0, maxHeadDepth), Depth: clampInt(cs.Depth, 0, maxHeadDepth)}
 	if limit != nc.limit || cpus != nc.cpus {
 		nc.limit, nc.cpus = limit, cpus
 		r.core.AddNode(r.schedNode(nc), r.now())

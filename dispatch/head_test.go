@@ -12,7 +12,7 @@ import (
 // of the root's attempts.
 func (n *fakeNode) joinHead(id, cluster string, depth int) {
 	n.h.log("-- %s joins as head %q of cluster %s (depth %d)", n.name, id, cluster, depth)
-	n.h.d.Joined(n, Joining{ID: id, Resumable: true, Register: protocol.Register{Version: protocol.Version,
+	n.h.d.Joined(n, Joining{ID: id, Resumable: true, Head: true, Register: protocol.Register{Version: protocol.Version,
 		Name: n.name, CPUs: 4, JobLimit: depth, Head: true, Cluster: cluster}})
 	n.h.settle()
 }

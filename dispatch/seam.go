@@ -48,6 +48,11 @@ type Joining struct {
 	// drops (a network node): its attempts are then given up only when
 	// its heartbeats have been missing for the heartbeat timeout.
 	Resumable bool
+	// Head is set when the node proved it is a cluster head the root
+	// started (its certificate was issued to one: pki.IsHead). Only then
+	// is its Register.Head taken; a node that claims it without this is
+	// refused.
+	Head bool
 }
 
 // Joined is called by a transport when a node registers: the dispatcher

@@ -50,7 +50,7 @@ func ReadSpec(r io.Reader) (StartSpec, error) {
 // already runs in dir (a root started again listens on another port):
 // the head reads it before it dials.
 func SetRootAddr(dir, addr string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := prepareDir(dir); err != nil {
 		return err
 	}
 	tmp := filepath.Join(dir, "root.tmp")
@@ -84,7 +84,7 @@ var ErrRunning = errors.New("a head already runs in this directory")
 // TakeLock takes dir's lock and writes this process's ID and build to
 // DIR/pid, or fails with ErrRunning.
 func TakeLock(dir string) (*Lock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := prepareDir(dir); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
@@ -172,6 +172,9 @@ type Probe struct {
 // how many of the root's attempts its journal holds.
 func ProbeDir(dir string) (Probe, error) {
 	var p Probe
+	if err := checkDir(dir); err != nil {
+		return p, err // its pid file may name any process of ours
+	}
 	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
 	if err == nil {
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {

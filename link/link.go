@@ -49,9 +49,9 @@ type Config struct {
 	// for a node the root started itself, which the dispatcher names
 	// from its registration.
 	ID string
-	// Trusted and Resumable are passed on to the dispatcher (see
+	// Trusted, Resumable and Head are passed on to the dispatcher (see
 	// dispatch.Joining).
-	Trusted, Resumable bool
+	Trusted, Resumable, Head bool
 	// Root is the root directory as the node may see it: confined to the
 	// root directory. The link adds the node's grants.
 	Root task.Root
@@ -187,7 +187,7 @@ func (l *Link) read(root *protocol.RootServer) (joined bool, err error) {
 			joined = true
 			close(l.registered)
 			l.d.Joined(l, dispatch.Joining{ID: l.cfg.ID, Register: *m.Register,
-				Trusted: l.cfg.Trusted, Resumable: l.cfg.Resumable})
+				Trusted: l.cfg.Trusted, Resumable: l.cfg.Resumable, Head: l.cfg.Head})
 		case protocol.TypeHeartbeat:
 			if !joined {
 				return joined, l.violation("a heartbeat before register")

@@ -46,6 +46,11 @@ type EnrolledNode struct {
 // The node is recorded in the nodes file before the certificate is
 // returned. The caller checks the secret first (CheckSecret).
 func (a *Authority) Enrol(name string, pub []byte) (nodeID string, certDER []byte, err error) {
+	return a.enrol(name, pub, nil)
+}
+
+// enrol is Enrol, with ou as the certificate's organizational units.
+func (a *Authority) enrol(name string, pub []byte, ou []string) (nodeID string, certDER []byte, err error) {
 	key, err := parseNodeKey(pub)
 	if err != nil {
 		return "", nil, fmt.Errorf("enrol: %w", err)
@@ -63,7 +68,7 @@ func (a *Authority) Enrol(name string, pub []byte) (nodeID string, certDER []byt
 	}
 	id := uniqueID(SanitizeName(name), nodes)
 	der, cert, err := a.issue(&x509.Certificate{
-		Subject:     pkix.Name{Organization: []string{"orrery"}, CommonName: id},
+		Subject:     pkix.Name{Organization: []string{"orrery"}, OrganizationalUnit: ou, CommonName: id},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, key)
 	if err != nil {

@@ -275,7 +275,7 @@ func (p *Port) release(conn net.Conn) {
 
 // serve authenticates one connection and, for a node, serves its link.
 func (p *Port) serve(ctx context.Context, raw net.Conn) {
-	id, conn, err := p.authenticate(ctx, raw)
+	id, head, conn, err := p.authenticate(ctx, raw)
 	p.authenticated(raw)
 	if err != nil {
 		p.log.Warn("connection refused", "peer", raw.RemoteAddr(), "why", err)
@@ -293,7 +293,7 @@ func (p *Port) serve(ctx context.Context, raw net.Conn) {
 	p.conns[raw] = id
 	p.mu.Unlock()
 	p.log.Info("node authenticated", "node", id, "peer", raw.RemoteAddr())
-	err = link.Serve(ctx, conn, p.cfg.Dispatcher, link.Config{ID: id, Resumable: true, Root: p.cfg.Root,
+	err = link.Serve(ctx, conn, p.cfg.Dispatcher, link.Config{ID: id, Head: head, Resumable: true, Root: p.cfg.Root,
 		Log: p.log, SendTimeout: p.cfg.SendTimeout})
 	p.log.Info("node connection ended", "node", id, "peer", raw.RemoteAddr(), "err", err)
 }
@@ -302,64 +302,74 @@ func (p *Port) serve(ctx context.Context, raw net.Conn) {
 var errRefused = errors.New("credentials refused")
 
 // authenticate runs the TLS handshake and reads the hello, all within
-// the hello timeout, and returns the node's ID and its connection.
-func (p *Port) authenticate(ctx context.Context, raw net.Conn) (string, *protocol.Conn, error) {
+// the hello timeout, and returns the node's ID, whether it is a cluster
+// head the root started (enrolled with the head secret), and its
+// connection.
+func (p *Port) authenticate(ctx context.Context, raw net.Conn) (string, bool, *protocol.Conn, error) {
 	deadline := time.Now().Add(p.cfg.HelloTimeout)
 	raw.SetDeadline(deadline)
 	hctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	tc := tls.Server(raw, p.tls)
 	if err := tc.HandshakeContext(hctx); err != nil {
-		return "", nil, fmt.Errorf("TLS handshake: %w", err)
+		return "", false, nil, fmt.Errorf("TLS handshake: %w", err)
 	}
 	st := tc.ConnectionState()
 	if st.NegotiatedProtocol != protocol.ALPN {
-		return "", nil, fmt.Errorf("application protocol %q is not served", st.NegotiatedProtocol)
+		return "", false, nil, fmt.Errorf("application protocol %q is not served", st.NegotiatedProtocol)
 	}
 	conn := protocol.NewConnLimits(tc, protocol.HelloLimits)
 	m, err := conn.Recv()
 	if err != nil {
-		return "", nil, fmt.Errorf("hello: %w", err)
+		return "", false, nil, fmt.Errorf("hello: %w", err)
 	}
 	if m.Type != protocol.TypeHello || m.Hello == nil {
-		return "", nil, fmt.Errorf("the first message is %q, not a hello", m.Type)
+		return "", false, nil, fmt.Errorf("the first message is %q, not a hello", m.Type)
 	}
 	h := m.Hello
 	if h.Version != protocol.Version {
 		refuse(conn, fmt.Sprintf("protocol version %d; this root speaks %d", h.Version, protocol.Version))
-		return "", nil, fmt.Errorf("protocol version %d", h.Version)
+		return "", false, nil, fmt.Errorf("protocol version %d", h.Version)
 	}
 	var id string
+	head := false
 	switch {
 	case len(st.PeerCertificates) > 0:
 		if id, err = p.cfg.Authority.VerifyNode(st.PeerCertificates); err != nil {
 			refuse(conn, "the node's certificate is not accepted (revoked, or from another root)")
-			return "", nil, fmt.Errorf("%w: certificate: %v", errRefused, err)
+			return "", false, nil, fmt.Errorf("%w: certificate: %v", errRefused, err)
 		}
+		head = pki.IsHead(st.PeerCertificates[0])
 		if err := conn.Send(&protocol.Msg{Type: protocol.TypeEnrolled, Enrolled: &protocol.Enrolled{Node: id}}); err != nil {
-			return "", nil, fmt.Errorf("hello: %w", err)
+			return "", false, nil, fmt.Errorf("hello: %w", err)
 		}
 	case h.Secret != "":
-		if !p.cfg.Authority.CheckSecret(h.Secret) {
+		// A cluster head the root started enrols with the head secret.
+		head = p.cfg.Authority.CheckHeadSecret(h.Secret)
+		if !head && !p.cfg.Authority.CheckSecret(h.Secret) {
 			refuse(conn, "the join token is wrong or was rotated out; get a new one with `orrery token`")
-			return "", nil, fmt.Errorf("%w: wrong join secret", errRefused)
+			return "", false, nil, fmt.Errorf("%w: wrong join secret", errRefused)
+		}
+		enrol := p.cfg.Authority.Enrol
+		if head {
+			enrol = p.cfg.Authority.EnrolHead
 		}
 		var cert []byte
-		if id, cert, err = p.cfg.Authority.Enrol(h.Name, h.PublicKey); err != nil {
+		if id, cert, err = enrol(h.Name, h.PublicKey); err != nil {
 			refuse(conn, "enrolment failed: "+err.Error())
-			return "", nil, fmt.Errorf("enrol: %w", err)
+			return "", false, nil, fmt.Errorf("enrol: %w", err)
 		}
 		if err := conn.Send(&protocol.Msg{Type: protocol.TypeEnrolled, Enrolled: &protocol.Enrolled{Node: id, Cert: cert}}); err != nil {
-			return "", nil, fmt.Errorf("enrol: %w", err)
+			return "", false, nil, fmt.Errorf("enrol: %w", err)
 		}
-		p.log.Info("node enrolled", "node", id, "peer", raw.RemoteAddr())
+		p.log.Info("node enrolled", "node", id, "head", head, "peer", raw.RemoteAddr())
 	default:
 		refuse(conn, "no credentials: pass the join token (orrery token) to orrery agent")
-		return "", nil, fmt.Errorf("%w: no credentials", errRefused)
+		return "", false, nil, fmt.Errorf("%w: no credentials", errRefused)
 	}
 	raw.SetDeadline(time.Time{})
 	conn.SetLimits(protocol.RootLimits)
-	return id, conn, nil
+	return id, head, conn, nil
 }
 
 // refuse tells a peer why it is refused, within a short deadline.

@@ -299,18 +299,19 @@ func changeTime(st *syscall.Stat_t) int64 {
 // root refuses to open it (a copy destination the node may only stat),
 // it changed while it was read, or reading it failed. A description that
 // carries a sum already (a head's root that is itself a connection to
-// the root) keeps it. A root with a method CanOpen(name string) bool is
-// asked first, so a path it would refuse is not opened (nor its refusal
-// logged) for a sum.
+// the root) keeps it, for a node that may read the file. A root with a
+// method CanOpen(name string) bool is asked first, so a path it would
+// refuse is not opened (nor its refusal logged, nor a relayed sum given)
+// for a sum.
 func (c *sumCache) sum(ctx context.Context, root task.Root, name string, fi fs.FileInfo) string {
+	if co, ok := root.(interface{ CanOpen(string) bool }); ok && !co.CanOpen(name) {
+		return "" // also a sum relayed from the root: it was the head's to know
+	}
 	if pi, ok := fi.(*FileInfo); ok {
 		return pi.SHA256
 	}
 	key, ok := keyOf(name, fi)
 	if !ok {
-		return ""
-	}
-	if co, ok := root.(interface{ CanOpen(string) bool }); ok && !co.CanOpen(name) {
 		return ""
 	}
 	c.mu.Lock()

@@ -87,7 +87,7 @@ func startGrid(ctx context.Context, e *env, path string, g *clusterfile.Grid, au
 	if err != nil {
 		return nil, err
 	}
-	tok, err := auth.Token()
+	tok, err := auth.HeadToken() // a head's certificate says it is one (pki.IsHead)
 	if err != nil {
 		return nil, err
 	}
