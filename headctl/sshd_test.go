@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +34,12 @@ import (
 	"orrery/internal/sitetest"
 )
 
-// rig is one test's head machine (sshd), root port and records.
+// rig is one test's head machine (sshd), root port and records. Each
+// test has its own sshd, root port and remote directory (the head's
+// directory, its binary and forwarded socket under it), so that the
+// tests run in parallel: what one test kills, restarts or freezes is
+// no other's, and each test's processes are told apart by their
+// directory.
 type rig struct {
 	t      *testing.T
 	srv    *sitetest.Server
@@ -44,6 +51,23 @@ type rig struct {
 
 const testID = "0123456789ab-1"
 
+// sshTests is how many tests of this package run in parallel when go
+// test is not told (-parallel): its tests that use sshd, which spend
+// their time waiting for sshd, the stand-in head and the supervisor's
+// timers rather than on a CPU, all at once; go test's default
+// (GOMAXPROCS: 2 on this machine) would run them two at a time.
+const sshTests = 8
+
+// parallelSSHTests sets -test.parallel to sshTests unless it was given
+// (or GOMAXPROCS is larger); TestMain calls it after flag.Parse.
+func parallelSSHTests() {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given && runtime.GOMAXPROCS(0) < sshTests {
+		flag.Set("test.parallel", strconv.Itoa(sshTests))
+	}
+}
+
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	srv := sitetest.SSHD(t)
@@ -54,7 +78,7 @@ func newRig(t *testing.T) *rig {
 	}
 	r := &rig{t: t, srv: srv, base: base, root: rootPort(t), status: &statusLog{}, log: &sitetest.Buffer{}}
 	t.Cleanup(func() {
-		t.Logf("status:\n%s", r.status)
+		t.Logf("status:\n%s\nlog:\n%s", r.status, r.log)
 		killHeads(filepath.Join(base, headsDir))
 		os.RemoveAll(base)
 	})
@@ -71,6 +95,11 @@ func killHeads(heads string) {
 	}
 }
 
+// spec is a Spec for the rig's head machine with the supervisor's
+// timings short, but for Probe: a probe runs the stand-in head (a
+// race-built test binary) through sshd and a shell, which costs a CPU
+// more than a tenth of a second, and the tests run in parallel on few
+// CPUs. TestDeadHeadRestarted, about probes, probes often.
 func (r *rig) spec(binary string) Spec {
 	srv := r.srv
 	return Spec{
@@ -90,7 +119,7 @@ func (r *rig) spec(binary string) Spec {
 		Status:      r.status.add,
 		Timeout:     10 * time.Second,
 		KeepAlive:   200 * time.Millisecond,
-		Probe:       200 * time.Millisecond,
+		Probe:       5 * time.Second,
 		Backoff:     50 * time.Millisecond,
 		MaxBackoff:  500 * time.Millisecond,
 		StatusEvery: 10 * time.Second,
@@ -118,6 +147,12 @@ func (r *rig) pid() int { return headPID(r.dir()) }
 func (r *rig) starts() int {
 	b, _ := os.ReadFile(filepath.Join(r.dir(), "starts"))
 	return strings.Count(string(b), "start\n")
+}
+
+// probes is how many times `head probe` ran.
+func (r *rig) probes() int {
+	b, _ := os.ReadFile(filepath.Join(r.dir(), "probes"))
+	return strings.Count(string(b), "probe\n")
 }
 
 // build is the build the running head reports.
@@ -239,13 +274,26 @@ func standIn(t *testing.T, note string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(exe)
+	in, err := os.Open(exe)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b = append(b, "\norrery stand-in head build "+note+" "+rand.Text()+"\n"...)
+	defer in.Close()
 	f := filepath.Join(t.TempDir(), "orrery")
-	if err := os.WriteFile(f, b, 0o755); err != nil {
+	out, err := os.OpenFile(f, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Copied by the kernel (copy_file_range), rather than read into
+	// this race-built process, which checks every byte it touches.
+	_, err = io.Copy(out, in)
+	if err == nil {
+		_, err = io.WriteString(out, "\norrery stand-in head build "+note+" "+rand.Text()+"\n")
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -280,6 +328,7 @@ func alive(pid int) bool {
 // a second launch (after the root's connection dropped) copies nothing
 // and keeps the running head; Stop stops it and closes the forward.
 func TestLaunchKeepStop(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	bin := standIn(t, "A")
 	s := r.spec(bin)
@@ -369,6 +418,7 @@ func TestLaunchKeepStop(t *testing.T) {
 
 // The default directory is under the remote user's $HOME.
 func TestLaunchUnderHome(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	s := r.spec(standIn(t, "home"))
 	s.RemoteDir = ""
@@ -414,6 +464,7 @@ func TestLaunchUnderHome(t *testing.T) {
 // start` holds it, nor in what the root says or logs; the head has it
 // from its standard input.
 func TestSecretOnlyOnStdin(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	s := r.spec(standIn(t, "secret"))
 	if err := os.MkdirAll(r.dir(), 0o700); err != nil {
@@ -464,6 +515,7 @@ func TestSecretOnlyOnStdin(t *testing.T) {
 // A head of another build that holds jobs is kept, and the root says
 // why; one that holds none is replaced by this build.
 func TestOtherBuild(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	a, b := standIn(t, "A"), standIn(t, "B")
 	buildA, _ := fileSHA256(a)
@@ -506,6 +558,7 @@ func TestOtherBuild(t *testing.T) {
 // again: the supervisor reconnects, forwards the socket again and keeps
 // the head, which ran all along.
 func TestSSHDRestart(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	h := r.launch(r.spec(standIn(t, "restart")))
 	pid := r.pid()
@@ -646,11 +699,21 @@ func restartSSHD(t *testing.T, srv *sitetest.Server) int {
 // A head that dies is started again by the supervisor, in the same
 // directory.
 func TestDeadHeadRestarted(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	s := r.spec(standIn(t, "dead"))
 	s.StatusEvery = time.Hour
+	s.Probe = 200 * time.Millisecond
 	h := r.launch(s)
 	pid := r.pid()
+
+	// Probes of a head that runs keep it.
+	n := r.probes()
+	eventually(t, "probed", func() bool { return r.probes() >= n+3 })
+	if r.pid() != pid || r.starts() != 1 || h.Link() != LinkConnected {
+		t.Fatalf("after probes: pid %d (was %d), %d starts, link %s; status:\n%s", r.pid(), pid, r.starts(), h.Link(), r.status)
+	}
+
 	syscall.Kill(pid, syscall.SIGKILL)
 	eventually(t, "head started again", func() bool {
 		p := r.pid()
@@ -675,7 +738,7 @@ func TestDeadHeadRestarted(t *testing.T) {
 	eventually(t, "said it failed", func() bool {
 		return r.status.count("the head is not running, and starting it again failed: head failed to start in "+r.dir()+": the head exited before it held its lock: see head.log; head.log: ") == 1
 	})
-	n := r.starts()
+	n = r.starts()
 	eventually(t, "tried again", func() bool { return r.starts() > n })
 	if c := r.status.count("starting it again failed"); c != 1 {
 		t.Fatalf("said %d times within StatusEvery (an hour):\n%s", c, r.status)
@@ -701,6 +764,7 @@ func TestDeadHeadRestarted(t *testing.T) {
 // GiveUp it gives up (Link "lost"), and Stop still stops the head once
 // the link is back.
 func TestFrozenLink(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	addr, link := sitetest.WAN(t, r.srv.Addr(), 0, 0)
 	via := r.srv.Via(t, addr)
@@ -770,6 +834,7 @@ func checkErr(t *testing.T, err error, want ...string) {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	r := newRig(t)
 	bin := standIn(t, "bad")
 

@@ -19,13 +19,15 @@ package headctl
 // hold (start waits, having written holding, until hold is removed),
 // fail-start (start writes a line to head.log and fails). Each start
 // appends a line to DIR/starts, and records in DIR/sock-at-start
-// whether DIR/root.sock was a socket when it ran.
+// whether DIR/root.sock was a socket when it ran; each probe appends a
+// line to DIR/probes.
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,6 +45,8 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "head" {
 		os.Exit(standInMain(os.Args[2:]))
 	}
+	flag.Parse()
+	parallelSSHTests()
 	os.Exit(m.Run())
 }
 
@@ -93,7 +97,20 @@ func isHead(pid int, dir string) bool {
 	return err == nil && bytes.HasSuffix(cmdline, []byte("\x00head\x00run\x00--dir\x00"+dir+"\x00"))
 }
 
+// exited reports whether the head pid of DIR has ended: no such
+// process, a zombie, or another program (its pid used again). A head
+// that is exiting is not yet: its command line reads empty once its
+// memory is released, before it is a zombie.
+func exited(pid int, dir string) bool {
+	if !alive(pid) {
+		return true
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && len(cmdline) > 0 && !isHead(pid, dir)
+}
+
 func standInProbe(dir string) int {
+	appendFile(filepath.Join(dir, "probes"), "probe\n")
 	p := ProbeReport{}
 	if pid := headPID(dir); pid != 0 {
 		p.Running, p.PID = true, pid
@@ -207,7 +224,7 @@ func standInStop(dir string) int {
 	}
 	syscall.Kill(pid, syscall.SIGTERM)
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if !isHead(pid, dir) {
+		if exited(pid, dir) {
 			fmt.Println("stopped")
 			return 0
 		}

@@ -23,6 +23,7 @@ import (
 )
 
 func TestRunStdinOutputExit(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	c := s.dial(t)
 	out, errOut, exit, err := c.Run(context.Background(), "cat; echo oops >&2; exit 3", []byte("hello\nworld"))
@@ -38,6 +39,7 @@ func TestRunStdinOutputExit(t *testing.T) {
 // remote machine while the process holding it runs; the scan does see
 // the remote command's own line (its marker).
 func TestSecretNeverOnCommandLine(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	c := s.dial(t)
 	secret := "orrery-secret-" + rand.Text()
@@ -82,6 +84,7 @@ func TestSecretNeverOnCommandLine(t *testing.T) {
 
 // A started process's streams stay open across many exchanges.
 func TestStartStreamsStayOpen(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	c := s.dial(t)
 	p, err := c.Start(context.Background(), "while IFS= read -r l; do echo \"got $l\"; done; echo bye >&2; exit 7")
@@ -105,6 +108,7 @@ func TestStartStreamsStayOpen(t *testing.T) {
 }
 
 func TestUnknownHostRefused(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	known := filepath.Join(s.Dir, "empty_known_hosts")
 	if err := os.WriteFile(known, nil, 0o600); err != nil {
@@ -133,6 +137,7 @@ func TestUnknownHostRefused(t *testing.T) {
 }
 
 func TestChangedHostKeyRefused(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	other := filepath.Join(s.Dir, "other_host_key")
 	sitetest.Keygen(t, other, "")
@@ -168,6 +173,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 // asked for, rather than the library's favourite (ECDSA before ed25519),
 // which would look like a changed key.
 func TestKnownKeyOfEachType(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	for _, key := range []string{s.HostKey, s.HostKeyECDSA} {
 		line := fmt.Sprintf("[127.0.0.1]:%d %s\n", s.Port, key)
@@ -183,6 +189,7 @@ func TestKnownKeyOfEachType(t *testing.T) {
 }
 
 func TestWrongUserKeyRefused(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	wrong := filepath.Join(s.Dir, "wrong_key")
 	sitetest.Keygen(t, wrong, "")
@@ -195,6 +202,7 @@ func TestWrongUserKeyRefused(t *testing.T) {
 }
 
 func TestEncryptedIdentity(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	enc := filepath.Join(s.Dir, "enc_key")
 	sitetest.Keygen(t, enc, "sesame")
@@ -238,6 +246,7 @@ func TestAgentFromEnvironment(t *testing.T) {
 }
 
 func TestCopyFile(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	c := s.dial(t)
 	ctx := context.Background()
@@ -299,6 +308,7 @@ func sameFile(t *testing.T, a, b string) {
 }
 
 func TestPlatform(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	c := s.dial(t)
 	p, err := c.Platform(context.Background())
@@ -325,6 +335,7 @@ func TestGOARCH(t *testing.T) {
 // A head's traffic through a Unix socket forwarded by Debian's default
 // sshd: connections to the remote socket reach the root's port.
 func TestForwardUnixSocketCarriesTraffic(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	c := s.dial(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -447,6 +458,7 @@ func talk(t *testing.T, sock string, n int) {
 // A server that accepts the connection and never speaks: Dial gives up
 // after its timeout.
 func TestDialDeadline(t *testing.T) {
+	t.Parallel()
 	sitetest.NeedSSH(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -492,6 +504,7 @@ func TestDialDeadline(t *testing.T) {
 // gets no answer within the timeout and closes the connection, so what
 // runs on it fails instead of waiting forever.
 func TestKeepAliveDeadline(t *testing.T) {
+	t.Parallel()
 	s := startSSHD(t)
 	// A proxy to sshd that stops carrying bytes when frozen.
 	proxy, err := net.Listen("tcp", "127.0.0.1:0")

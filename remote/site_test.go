@@ -34,6 +34,7 @@ import (
 // where it listens with a TLS server of the project's pki. The head is
 // this test binary re-executed inside the site (siteHelper).
 func TestSiteTrafficThroughFirewall(t *testing.T) {
+	t.Parallel()
 	s := sitetest.NewSite(t, sitetest.SiteOptions{})
 	d := s.SSHD
 	a, err := pki.Open(t.TempDir())

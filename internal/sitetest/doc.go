@@ -3,8 +3,11 @@
 //
 //   - SSHD starts Debian's OpenSSH sshd on loopback for one test, with
 //     its own host keys, a user key it accepts for the current user
-//     (root) and a known_hosts file that holds its host key;
-//     StartAgent runs an ssh-agent holding a key.
+//     (root) and a known_hosts file that holds its host key; commands
+//     it runs skip the user's ~/.bashrc, and race-built binaries among
+//     them do not sleep as they exit. StartAgent runs an ssh-agent
+//     holding a key. NeedSSH keeps the developer's own agent out of
+//     the test process; tests that use these may run in parallel.
 //   - NewSite makes a site: a network namespace joined to this machine's
 //     namespace by a veth pair, with its own sshd on the site's address,
 //     an iptables firewall (Firewall, IPTables, Packets) and processes

@@ -91,13 +91,28 @@ func run(t *testing.T, c *remote.Client, cmd string) string {
 // key is the one known_hosts holds, and an agent holding the key logs
 // in without the identity file.
 func TestSSHD(t *testing.T) {
+	t.Parallel()
 	s := sitetest.SSHD(t)
 	if s.Host != "127.0.0.1" || s.Port == 0 || s.User == "" {
 		t.Fatalf("endpoint %+v", s.Endpoint())
 	}
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		t.Fatalf("SSH_AUTH_SOCK is %s after SSHD: the developer's agent would log the tests in", sock)
+	}
 	c := dial(t, s)
 	if got := strings.TrimSpace(run(t, c, "id -un")); got != s.User {
 		t.Fatalf("logged in as %q, want %q", got, s.User)
+	}
+	// A command's shell is not a top-level one (bash, which counts
+	// itself in SHLVL, would run the user's ~/.bashrc), and a race-built
+	// binary it runs does not sleep when it exits.
+	env := strings.Fields(run(t, c, `echo "${SHLVL:-0} ${GORACE:--} ${BASH_VERSION:+bash}"`))
+	level := 1
+	if len(env) == 3 {
+		level = 2
+	}
+	if n, err := strconv.Atoi(env[0]); err != nil || n < level || env[1] != "atexit_sleep_ms=0" {
+		t.Fatalf("a command's SHLVL, GORACE and shell: %q, want SHLVL %d or more and GORACE atexit_sleep_ms=0", env, level)
 	}
 	known, err := os.ReadFile(s.KnownHosts)
 	if err != nil {
@@ -153,6 +168,7 @@ func rootListener(t *testing.T, addr string) (net.Listener, *atomic.Int64) {
 // connection to this machine's address, though both work without the
 // firewall.
 func TestSiteFirewall(t *testing.T) {
+	t.Parallel()
 	s := sitetest.NewSite(t, sitetest.SiteOptions{})
 	if s.SSHD.Host != s.Addr || s.SSHD.Port != 22 {
 		t.Fatalf("the site's sshd is at %s, want %s:22", s.SSHD.Addr(), s.Addr)
@@ -258,6 +274,7 @@ func ppid(pid int) int {
 // session) keeps running after the session and the connection end: the
 // site's sshd, without PAM or systemd, kills nothing it leaves.
 func TestDetachedSurvivesSession(t *testing.T) {
+	t.Parallel()
 	s := sitetest.NewSite(t, sitetest.SiteOptions{Firewall: true})
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	c := dial(t, s.SSHD)
@@ -299,6 +316,7 @@ func TestDetachedSurvivesSession(t *testing.T) {
 // each round trip takes at least the two delays, and a reset of the
 // link ends the connection.
 func TestWANInFrontOfSSHD(t *testing.T) {
+	t.Parallel()
 	s := sitetest.NewSite(t, sitetest.SiteOptions{Firewall: true})
 	const delay = 100 * time.Millisecond
 	addr, link := sitetest.WAN(t, s.SSHD.Addr(), delay, 1<<20)
@@ -331,6 +349,7 @@ func TestWANInFrontOfSSHD(t *testing.T) {
 // command started in it (in a site, too) is in it from its first
 // instruction.
 func TestCPUGroup(t *testing.T) {
+	t.Parallel()
 	g := sitetest.NewCPUGroup(t, 0.25)
 	quota := filepath.Join(cgroup.Root, "orrery", g.Name, "cpu.max")
 	want := "25000 100000"

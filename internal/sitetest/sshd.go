@@ -116,8 +116,10 @@ func (l *Buffer) String() string {
 // installed, except under CI, where .ci/run installs them and their
 // absence is a failure; it skips when the test does not run as root
 // (the servers log in as root). It keeps the developer's own agent out
-// of the test (SSH_AUTH_SOCK emptied with t.Setenv when set, so a test
-// run with an agent must not be parallel).
+// of the tests: the first call in a test process unsets SSH_AUTH_SOCK
+// for the whole process (so a parallel test may call it); a test that
+// wants an agent names its socket (StartAgent), or sets SSH_AUTH_SOCK
+// after this call (t.Setenv, in a test that is not parallel).
 func NeedSSH(t testing.TB) {
 	t.Helper()
 	for _, p := range []string{SSHDPath, "ssh-keygen", "ssh-agent", "ssh-add", "ssh-keyscan"} {
@@ -131,10 +133,11 @@ func NeedSSH(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("sshd tests log in as root and need to run as root")
 	}
-	if os.Getenv("SSH_AUTH_SOCK") != "" {
-		t.Setenv("SSH_AUTH_SOCK", "") // which a parallel test cannot do
-	}
+	noAgent.Do(func() { os.Unsetenv("SSH_AUTH_SOCK") })
 }
+
+// noAgent unsets the developer's SSH_AUTH_SOCK once per test process.
+var noAgent sync.Once
 
 // Keygen makes an ed25519 key pair at file (and file.pub), encrypted
 // with passphrase unless it is empty.
@@ -243,6 +246,14 @@ X11Forwarding yes
 PrintMotd no
 AcceptEnv LANG LC_*
 Subsystem sftp /usr/lib/openssh/sftp-server
+# Commands run as on a machine whose login shell starts quickly:
+# Debian's bash runs the user's ~/.bashrc for a command from sshd when
+# it is the top-level shell (SHLVL unset), and this machine's (pyenv
+# init, say) is not the test's and may take seconds for each command.
+# A race-built test binary run as a command (a stand-in head) does not
+# wait a second when it exits (ThreadSanitizer's atexit sleep); races
+# are still reported, and exit with status 66.
+SetEnv SHLVL=1 GORACE=atexit_sleep_ms=0
 `, s.Port, s.Host, s.Dir, s.Dir, s.AuthorizedKeys)
 	cfg := filepath.Join(s.Dir, "sshd_config")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
