@@ -7,9 +7,9 @@ import (
 	"orrery/clusterfile"
 )
 
-// notYet ends the refusal of a cluster file that the embedded cluster
-// cannot run.
-const notYet = "running over several clusters or over SSH (the grid) is not built yet: orrery run takes a file of one cluster whose nodes run on this machine"
+// gridNote ends the refusal of a cluster file that the embedded cluster
+// cannot run: a grid, which runs through its clusters' heads.
+const gridNote = "the embedded cluster runs the nodes of one cluster on this machine; a grid (several clusters, a head or nodes over SSH, a listen) runs through its clusters' heads, which orrery run --cluster FILE starts"
 
 // Load reads a cluster file (docs/cluster-file.md) of one cluster whose
 // nodes run on this machine: node lines,
@@ -22,8 +22,9 @@ const notYet = "running over several clusters or over SSH (the grid) is not buil
 // (enforced with a cgroup memory limit) takes a suffix K, M or G; cpus is
 // the CPUs the node reports (default: its share rounded up); speed is the
 // relative speed it reports (default: share ÷ cpus). A grid (several
-// clusters, or SSH) is refused with one line that names the first
-// cluster it cannot run.
+// clusters, SSH, or listen) is refused with one line that names the
+// first cluster it cannot run: a grid runs through its clusters' heads
+// (see ForHead).
 func Load(path string) (Spec, error) {
 	g, err := clusterfile.Load(path)
 	if err != nil {
@@ -50,7 +51,7 @@ func FromGrid(g *clusterfile.Grid) (Spec, error) {
 		if line == 0 {
 			line, col = 1, 1
 		}
-		return fmt.Errorf("%s:%d:%d: cluster %s: %s; %s", g.File, line, col, c.Name, why, notYet)
+		return fmt.Errorf("%s:%d:%d: cluster %s: %s; %s", g.File, line, col, c.Name, why, gridNote)
 	}
 	for i, c := range g.Clusters {
 		switch {
@@ -67,12 +68,26 @@ func FromGrid(g *clusterfile.Grid) (Spec, error) {
 			}
 		}
 	}
-	var s Spec
-	for _, n := range g.Clusters[0].Nodes {
-		s.Nodes = append(s.Nodes, NodeSpec{Name: n.Name, JobLimit: n.JobLimit, CPUs: n.CPUs,
+	s, _ := ForHead(g.Clusters[0])
+	return s, nil
+}
+
+// ForHead returns a cluster's nodes as its head runs them: the nodes on
+// the head's own machine, as an embedded cluster (local), and the node
+// lines `node NAME ssh [USER@]HOST` of the nodes it starts on other
+// machines over SSH (overSSH, in file order). The cluster's own ssh and
+// listen are its head's business (how the root reaches the head, where
+// nodes may join it), so they are not refused here.
+func ForHead(c clusterfile.Cluster) (local Spec, overSSH []clusterfile.Node) {
+	for _, n := range c.Nodes {
+		if n.SSH != nil {
+			overSSH = append(overSSH, n)
+			continue
+		}
+		local.Nodes = append(local.Nodes, NodeSpec{Name: n.Name, JobLimit: n.JobLimit, CPUs: n.CPUs,
 			Speed: n.Speed, CPUShare: n.CPUShare, Memory: n.Memory})
 	}
-	return s, nil
+	return local, overSSH
 }
 
 // ParseSize reads a size in bytes with an optional K, M or G suffix:

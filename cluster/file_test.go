@@ -3,6 +3,8 @@ package cluster
 import (
 	"strings"
 	"testing"
+
+	"orrery/clusterfile"
 )
 
 func TestParse(t *testing.T) {
@@ -52,11 +54,12 @@ func TestParseOneClusterBlock(t *testing.T) {
 	}
 }
 
-// TestLoadRefusesGrid: orrery run --cluster takes one cluster of nodes
-// on this machine; a grid, or SSH, is refused with one line that names
-// the first cluster it cannot run, never ignored.
+// TestLoadRefusesGrid: the embedded cluster takes one cluster of nodes
+// on this machine; a grid, SSH or listen is refused with one line that
+// names the first cluster it cannot run, never ignored (a grid runs
+// through its heads).
 func TestLoadRefusesGrid(t *testing.T) {
-	const notYet = "running over several clusters or over SSH (the grid) is not built yet"
+	const notYet = "the embedded cluster runs the nodes of one cluster on this machine; a grid"
 	for _, tc := range []struct{ name, in, want string }{
 		{"several clusters", "cluster a\n node x\ncluster b\n node y\n",
 			"c:3:1: cluster b: a second cluster in the file; " + notYet},
@@ -75,5 +78,34 @@ func TestLoadRefusesGrid(t *testing.T) {
 	want := "../examples/cluster/grid.cluster:7:1: cluster monash: its head is reached by ssh; " + notYet
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("Load(grid.cluster) = %v, want %q…", err, want)
+	}
+}
+
+// TestForHead: a head takes its cluster whole — the nodes on its own
+// machine as an embedded cluster, the nodes over SSH as their lines —
+// whatever the cluster's own ssh and listen.
+func TestForHead(t *testing.T) {
+	g, err := clusterfile.Parse("c", strings.NewReader("cluster a ssh u@h listen 127.0.0.1:7443\n"+
+		" node x job-limit 2 cpu-share 0.5\n node y ssh bob@n1:2222 job-limit 3 memory 1G\n node z ssh n2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, overSSH := ForHead(g.Clusters[0])
+	want := NodeSpec{Name: "x", JobLimit: 2, CPUs: 1, CPUShare: 0.5, Speed: 0.5}
+	if len(local.Nodes) != 1 || local.Nodes[0] != want {
+		t.Errorf("local nodes %+v, want [%+v]", local.Nodes, want)
+	}
+	if len(overSSH) != 2 || overSSH[0].Name != "y" || overSSH[1].Name != "z" {
+		t.Fatalf("nodes over SSH %+v, want y and z", overSSH)
+	}
+	if e := overSSH[0].SSH; e == nil || e.User != "bob" || e.Host != "n1" || e.Port != 2222 || overSSH[0].JobLimit != 3 || overSSH[0].Memory != 1<<30 {
+		t.Errorf("node y: %+v (ssh %+v)", overSSH[0], overSSH[0].SSH)
+	}
+	if e := overSSH[1].SSH; e == nil || e.User != "" || e.Host != "n2" {
+		t.Errorf("node z: ssh %+v", e)
+	}
+	// The embedded cluster itself still refuses such a cluster.
+	if _, err := FromGrid(g); err == nil || !strings.Contains(err.Error(), "cluster a: its head is reached by ssh") {
+		t.Errorf("FromGrid = %v", err)
 	}
 }

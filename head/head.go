@@ -75,7 +75,11 @@ type Config struct {
 	// Redial, when it receives, makes a head that waits to dial its
 	// root again dial at once (a root that came back says so).
 	Redial <-chan struct{}
-	Log    *slog.Logger
+	// NodeLauncher starts the cluster's nodes over SSH (`node NAME ssh
+	// HOST`); nil: package sshnode with the head user's own keys and
+	// known_hosts (see nodes.go).
+	NodeLauncher NodeLauncher
+	Log          *slog.Logger
 	// Status, when set, is told in one line what the head is doing.
 	Status func(string)
 }
@@ -119,12 +123,16 @@ type Head struct {
 	gen       int            // counts connections
 	up        chan struct{}  // closed while a connection is up
 	sent      map[int64]int  // job → the connection its end was sent on
+	startSent map[int64]int  // job → the connection its start was said on
 	access    map[int64]*task.Access
 	seen      map[string]fs.FileInfo // root files as last described by the root
 	prog      dispatch.Progress
 	firstDone time.Time
 	doneSince int64
 	lastUp    time.Time
+	far       []clusterfile.Node     // nodes over SSH
+	local     size                   // the local nodes' size
+	joined    map[dispatch.Node]size // nodes joined through the head's port
 }
 
 // New checks cfg and prepares a head.
@@ -151,18 +159,14 @@ func New(cfg Config) (*Head, error) {
 		cfg.Status = func(string) {}
 	}
 	c := cfg.Cluster
-	c.SSH, c.Listen = nil, "" // the head runs where it is, on its own machine
-	spec, err := cluster.FromGrid(&clusterfile.Grid{File: "cluster " + c.Name, Clusters: []clusterfile.Cluster{c}})
-	if err != nil {
-		return nil, err
-	}
-	if len(spec.Nodes) == 0 {
+	spec, overSSH := cluster.ForHead(c)
+	if len(spec.Nodes) == 0 && len(overSSH) == 0 && c.Listen == "" {
 		spec = cluster.Local(1, 0)
 		spec.Nodes[0].Name = c.Name + "-1"
 	}
 	h := &Head{cfg: cfg, log: cfg.Log, spec: spec, welcomed: make(chan *protocol.Welcome, 1),
 		report: make(chan struct{}, 1), wake: make(chan struct{}, 1), fetch: make(chan struct{}, 1), up: make(chan struct{}),
-		sent: map[int64]int{}, access: map[int64]*task.Access{}, seen: map[string]fs.FileInfo{}}
+		sent: map[int64]int{}, startSent: map[int64]int{}, access: map[int64]*task.Access{}, seen: map[string]fs.FileInfo{}}
 	for _, n := range spec.Nodes {
 		cpus := max(n.CPUs, 1)
 		if n.CPUs == 0 && n.CPUShare > 0 {
@@ -171,6 +175,7 @@ func New(cfg Config) (*Head, error) {
 		h.cpus += cpus
 		h.slots += cmp.Or(n.JobLimit, cpus)
 	}
+	h.expectFar(overSSH)
 	return h, nil
 }
 
@@ -274,7 +279,9 @@ func (h *Head) runCluster(ctx context.Context, w *protocol.Welcome) error {
 	c, err = cluster.Start(nodeCtx, h.spec, filepath.Join(h.cfg.Dir, "nodes"), cluster.Options{
 		GroupPrefix: "head" + fmt.Sprint(exp.ID), Root: stagingRoot{h}, Log: h.log, Self: h.cfg.Self}, disp)
 	if err == nil {
+		far := h.startFar(disp)
 		_, err = disp.Run(ctx)
+		far.stop(h)
 	}
 	disp.Close()
 	stopNodes()
@@ -322,7 +329,8 @@ func (h *Head) status() *protocol.ClusterStatus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	held := len(h.j.entries)
-	return &protocol.ClusterStatus{Nodes: h.prog.Nodes - h.prog.OutOfService, CPUs: h.cpus,
+	cpus, slots := h.sizeLocked()
+	return &protocol.ClusterStatus{Nodes: h.prog.Nodes - h.prog.OutOfService, CPUs: cpus, Slots: slots,
 		Running: h.prog.Running, Queued: max(held-h.prog.Running, 0), Depth: h.depthLocked()}
 }
 
@@ -330,10 +338,11 @@ func (h *Head) status() *protocol.ClusterStatus {
 // its slots, and what its job rate finishes in a ride-out (twice its
 // slots until it has a rate).
 func (h *Head) depthLocked() int {
-	extra := h.slots
+	_, slots := h.sizeLocked()
+	extra := slots
 	if el := time.Since(h.firstDone).Seconds(); !h.firstDone.IsZero() && el >= 1 {
 		rate := float64(h.prog.Done-h.doneSince) / el
 		extra = int(math.Ceil(rate * h.cfg.RideOut.Seconds()))
 	}
-	return h.slots + max(extra, 1)
+	return slots + max(extra, 1)
 }

@@ -76,7 +76,7 @@ func (h *Head) session(ctx context.Context, conn *protocol.Conn) error {
 	peer := protocol.NewPeer(conn)
 	st := h.status()
 	err := peer.Send(&protocol.Msg{Type: protocol.TypeRegister, Register: &protocol.Register{
-		Version: protocol.Version, Name: h.cfg.Cluster.Name, CPUs: h.cpus, Speed: 1,
+		Version: protocol.Version, Name: h.cfg.Cluster.Name, CPUs: st.CPUs, Speed: 1,
 		JobLimit: st.Depth, Head: true, Cluster: h.cfg.Cluster.Name, Running: h.held()}})
 	if err != nil {
 		return fmt.Errorf("register: %w", err)
@@ -194,6 +194,16 @@ func (h *Head) reporter(ctx context.Context) {
 			if err != nil {
 				return
 			}
+			if s, ok := h.nextStart(gen); ok {
+				err := p.Send(&protocol.Msg{Type: protocol.TypeEvent, Event: &protocol.Event{
+					Kind: protocol.EventStarted, Job: s.Job, Attempt: s.Attempt}})
+				if err == nil {
+					h.mu.Lock()
+					h.startSent[s.Job] = gen
+					h.mu.Unlock()
+				}
+				continue
+			}
 			e, ok := h.nextEnd(gen)
 			if !ok {
 				break
@@ -218,6 +228,19 @@ func (h *Head) reporter(ctx context.Context) {
 			h.mu.Unlock()
 		}
 	}
+}
+
+// nextStart is an attempt that started on a node, whose start was not
+// yet said on connection gen.
+func (h *Head) nextStart(gen int) (entry, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range h.j.entries {
+		if e.started && e.Result == nil && h.startSent[e.Job] != gen {
+			return *e, true
+		}
+	}
+	return entry{}, false
 }
 
 // nextEnd is an end not yet sent on connection gen.

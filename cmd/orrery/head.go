@@ -24,14 +24,16 @@ import (
 // starts (over SSH, or on its own machine) and controls with these
 // subcommands. Users do not run it by hand.
 func runHead(e *env, args []string) int {
-	const summary = "start|serve|probe|stop --dir DIR\n\n" +
+	const summary = "start|serve|probe|stop|token --dir DIR\n\n" +
 		"A cluster's head, which `orrery run --cluster FILE` starts for each cluster of a grid:\n" +
 		"  start   read the head's spec (JSON, with the join token) on standard input, start a head\n" +
 		"          detached in DIR (its output in DIR/head.log), print \"started PID\"; or \"running PID\"\n" +
 		"          when one already runs there\n" +
 		"  serve   be the head (what start runs)\n" +
 		"  probe   print one line of JSON: running, pid, build (its executable's SHA-256), jobs\n" +
-		"  stop    stop the head in DIR (its nodes and jobs; results and journal stay on disk)"
+		"  stop    stop the head in DIR (its nodes and jobs; results and journal stay on disk)\n" +
+		"  token   print the join token of the head's own port, with which a node joins the cluster:\n" +
+		"          orrery agent --connect ADDR --token-file FILE (ADDR: the cluster's `listen`)"
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(e.stderr, "Usage: orrery head "+summary)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
@@ -76,8 +78,16 @@ func runHead(e *env, args []string) int {
 			fmt.Fprintln(e.stdout, "not running")
 		}
 		return exitOK
+	case "token":
+		tok, err := head.Token(*dir)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "orrery: head token: %v\n", err)
+			return exitSystem
+		}
+		fmt.Fprintln(e.stdout, tok)
+		return exitOK
 	}
-	fmt.Fprintf(e.stderr, "orrery: head: unknown subcommand %q (start, serve, probe, stop)\n", sub)
+	fmt.Fprintf(e.stderr, "orrery: head: unknown subcommand %q (start, serve, probe, stop, token)\n", sub)
 	return exitInvalid
 }
 

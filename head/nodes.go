@@ -1,0 +1,273 @@
+package head
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"orrery/clusterfile"
+	"orrery/dispatch"
+	"orrery/link"
+	"orrery/pki"
+	"orrery/port"
+	"orrery/sshnode"
+)
+
+// A cluster's nodes on other machines join its head through the head's
+// own TLS port (package port), with the head's own key material in
+// DIR/pki (made on its first start, kept across restarts): the nodes the
+// head starts over SSH (`node NAME ssh HOST`, package sshnode), whose
+// agents dial it through a socket their SSH connection forwards, and,
+// with `listen ADDR`, nodes that join by themselves with `orrery agent
+// --connect ADDR --token-file F`. The port serves the head's dispatcher
+// and the staging root its local nodes get; it serves nothing before a
+// node is authenticated. Its join token is in DIR/join.token (0600),
+// which `orrery head token --dir DIR` prints.
+
+// JoinTokenFile is the file in a head's directory that holds the join
+// token of its port.
+const JoinTokenFile = "join.token"
+
+// NodeLauncher starts a node of the cluster on another machine and
+// keeps its agent joined to the head's port.
+type NodeLauncher interface {
+	// Launch starts the node's agent (or finds it running) and returns
+	// once it runs; ctx bounds the launch only. Its error is one line
+	// that names the cluster and the node.
+	Launch(ctx context.Context, spec sshnode.Spec) (RemoteNode, error)
+}
+
+// RemoteNode is a node a NodeLauncher started.
+type RemoteNode interface {
+	// Stop stops the node's agent and lets its machine go; ctx bounds
+	// it.
+	Stop(ctx context.Context) error
+}
+
+// SSHNodes is the NodeLauncher of package sshnode, which a head uses
+// when its Config has none.
+func SSHNodes(opts sshnode.Options) NodeLauncher { return sshLauncher{sshnode.New(opts)} }
+
+type sshLauncher struct{ l *sshnode.Launcher }
+
+func (s sshLauncher) Launch(ctx context.Context, spec sshnode.Spec) (RemoteNode, error) {
+	n, err := s.l.Launch(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Token returns the join token of the port of the head whose directory
+// is dir: what its nodes join it with.
+func Token(dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, "pki")); errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%s: no head there has had a port yet (a cluster's head has one once it runs, with `listen` or nodes over SSH)", dir)
+	}
+	auth, err := pki.Open(dir)
+	if err != nil {
+		return "", err
+	}
+	return auth.Token()
+}
+
+// size is what a node or nodes offer.
+type size struct{ cpus, slots int }
+
+// nodeSize is what a node line offers: its CPUs (1 if it does not say)
+// and its job limit (its CPUs if it does not say).
+func nodeSize(n clusterfile.Node) size {
+	cpus := max(n.CPUs, 1)
+	return size{cpus: cpus, slots: cmp.Or(n.JobLimit, cpus)}
+}
+
+// expectFar notes the nodes over SSH: the cluster's expected size
+// (cpus, slots) counts them as their lines say, until they join.
+func (h *Head) expectFar(overSSH []clusterfile.Node) {
+	h.far, h.local = overSSH, size{h.cpus, h.slots}
+	h.joined = map[dispatch.Node]size{}
+	for _, n := range overSSH {
+		s := nodeSize(n)
+		h.cpus += s.cpus
+		h.slots += s.slots
+	}
+}
+
+// sizeLocked is the cluster's CPUs and slots: its local nodes and the
+// nodes that joined its port as they registered, or what its node lines
+// say when that is more (nodes over SSH not joined yet).
+func (h *Head) sizeLocked() (cpus, slots int) {
+	live := h.local
+	for _, s := range h.joined {
+		live.cpus += s.cpus
+		live.slots += s.slots
+	}
+	return max(live.cpus, h.cpus), max(live.slots, h.slots)
+}
+
+// sizer passes a port's news to the dispatcher, noting the size of each
+// node that joins and leaves.
+type sizer struct {
+	h *Head
+	link.Dispatcher
+}
+
+func (s sizer) Joined(n dispatch.Node, j dispatch.Joining) {
+	cpus := max(j.Register.CPUs, 1)
+	s.h.mu.Lock()
+	s.h.joined[n] = size{cpus: cpus, slots: cmp.Or(max(j.Register.JobLimit, 0), cpus)}
+	s.h.mu.Unlock()
+	s.Dispatcher.Joined(n, j)
+}
+
+func (s sizer) Gone(n dispatch.Node, err error) {
+	s.h.mu.Lock()
+	delete(s.h.joined, n)
+	s.h.mu.Unlock()
+	s.Dispatcher.Gone(n, err)
+}
+
+// stopTimeout bounds stopping the nodes over SSH when the head's
+// dispatcher ends.
+const stopTimeout = 2 * time.Minute
+
+// farNodes is the head's port and the nodes it started over SSH.
+type farNodes struct {
+	stopLaunch context.CancelFunc
+	launching  sync.WaitGroup
+	stopPort   context.CancelFunc
+	serving    sync.WaitGroup
+
+	mu    sync.Mutex
+	nodes []RemoteNode
+}
+
+// startFar opens the head's port for disp and launches the nodes over
+// SSH, each on its own; nil when the cluster has neither a listen nor
+// nodes over SSH. What fails is said in one line that names the cluster
+// (and the node), and the rest of the cluster carries on.
+func (h *Head) startFar(disp link.Dispatcher) *farNodes {
+	c := h.cfg.Cluster
+	if c.Listen == "" && len(h.far) == 0 {
+		return nil
+	}
+	fail := func(format string, args ...any) *farNodes {
+		msg := fmt.Sprintf("cluster %s: ", c.Name) + fmt.Sprintf(format, args...)
+		h.log.Warn(msg)
+		h.cfg.Status(msg)
+		return nil
+	}
+	auth, err := pki.Open(h.cfg.Dir)
+	if err != nil {
+		return fail("the key material of its port: %v; no node on another machine can join", err)
+	}
+	tok, err := auth.Token()
+	if err == nil {
+		err = writeSecret(filepath.Join(h.cfg.Dir, JoinTokenFile), tok+"\n")
+	}
+	if err != nil {
+		return fail("its port's join token: %v; no node on another machine can join", err)
+	}
+	cfg := port.Config{Addr: cmp.Or(c.Listen, "127.0.0.1:0"), Authority: auth, Dispatcher: sizer{h, disp},
+		Root: stagingRoot{h}, Log: h.log}
+	pt, err := port.Listen(cfg)
+	if err != nil && c.Listen != "" {
+		fail("listen %s: %v; no node can join there", c.Listen, err)
+		if len(h.far) == 0 {
+			return nil
+		}
+		cfg.Addr, c.Listen = "127.0.0.1:0", ""
+		pt, err = port.Listen(cfg)
+	}
+	if err != nil {
+		return fail("its port: %v; its nodes over SSH cannot join", err)
+	}
+	f := &farNodes{}
+	pctx, stopPort := context.WithCancel(context.Background())
+	f.stopPort = stopPort
+	f.serving.Add(1)
+	go func() {
+		defer f.serving.Done()
+		pt.Run(pctx)
+	}()
+	addr := pt.Addr().String()
+	tokFile := filepath.Join(h.cfg.Dir, JoinTokenFile)
+	if c.Listen != "" {
+		h.cfg.Status(fmt.Sprintf("nodes join the cluster at %s with: orrery agent --connect %s --token-file FILE, where FILE holds the join token in %s (`orrery head token --dir %s` prints it)",
+			addr, addr, tokFile, h.cfg.Dir))
+	}
+	launcher := h.cfg.NodeLauncher
+	if launcher == nil {
+		launcher = SSHNodes(sshnode.Options{})
+	}
+	lctx, stopLaunch := context.WithCancel(context.Background())
+	f.stopLaunch = stopLaunch
+	id := sshnode.HeadID(auth.CACert().Raw)
+	for _, n := range h.far {
+		f.launching.Add(1)
+		go func() {
+			defer f.launching.Done()
+			rn, err := launcher.Launch(lctx, sshnode.Spec{Cluster: c.Name, Node: n, HeadAddr: addr, Token: tok, ID: id,
+				Wait: h.cfg.Lease, Status: h.cfg.Status, Log: h.log})
+			if err != nil {
+				h.log.Warn("a node over SSH did not start", "node", n.Name, "err", err)
+				h.cfg.Status(oneLine(err.Error()))
+				return
+			}
+			f.mu.Lock()
+			f.nodes = append(f.nodes, rn)
+			f.mu.Unlock()
+		}()
+	}
+	return f
+}
+
+// stop stops the nodes over SSH (each agent, and its supervisor), then
+// the port.
+func (f *farNodes) stop(h *Head) {
+	if f == nil {
+		return
+	}
+	f.stopLaunch()
+	f.launching.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, n := range f.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.Stop(ctx); err != nil {
+				h.log.Warn("stopping a node over SSH", "err", err)
+				h.cfg.Status(oneLine(err.Error()))
+			}
+		}()
+	}
+	wg.Wait()
+	f.stopPort()
+	f.serving.Wait()
+}
+
+// writeSecret writes a file only its owner may read, whole: a temporary
+// file renamed into place.
+func writeSecret(file, text string) error {
+	tmp := file + ".tmp"
+	os.Remove(tmp)
+	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+// oneLine folds every run of white space into a space.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
