@@ -56,6 +56,9 @@ func (r *runState) handle(e event) {
 		}
 		nc.link = nil
 		nc.downSince = r.now()
+		if gd, ok := r.core.(*gridDecider); ok && nc.head {
+			gd.g.SetLink(nc.cluster, sched.Cut, r.now()) // it keeps its queue; nothing is sent or withdrawn
+		}
 		reason := fmt.Sprintf("lost the connection to node %s: %v", nc.id, e.err)
 		if !nc.resumable {
 			r.lost(nc.id, reason)
@@ -75,6 +78,12 @@ func (r *runState) handle(e event) {
 		r.core.Heartbeat(nc.id, now)
 		r.resident(nc, e.beat.Resident)
 		r.headBeat(nc, e.beat.Cluster)
+	case e.ended != nil && e.ended.Kind == protocol.EventStarted:
+		if gd, ok := r.core.(*gridDecider); ok && nc.head {
+			if j := r.jobs[e.ended.Job]; j != nil && j.runs[e.ended.Attempt] == nc.id {
+				gd.Started(e.ended.Job, e.ended.Attempt, now)
+			}
+		}
 	case e.ended != nil && e.ended.Kind == protocol.EventEnded:
 		r.core.Heartbeat(nc.id, now)
 		r.ended(nc, e.ended)
@@ -187,7 +196,11 @@ const slowStart = 4
 
 // schedNode is the node as the core sees it.
 func (r *runState) schedNode(nc *nodeConn) sched.Node {
-	return sched.Node{ID: nc.id, Cluster: nc.cluster, CPUs: nc.cpus, Speed: nc.speed, Limit: nc.limit, Memory: nc.memory}
+	n := sched.Node{ID: nc.id, Cluster: nc.cluster, CPUs: nc.cpus, Speed: nc.speed, Limit: nc.limit, Memory: nc.memory}
+	if _, ok := r.core.(*gridDecider); ok {
+		n.Limit = cmp.Or(nc.status.Slots, nc.cpus) // the allocator sizes the queue
+	}
+	return n
 }
 
 // grow raises a slow-starting node's job limit after a job it finished.
@@ -264,10 +277,17 @@ func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
 			}
 		}
 	}
+	gd, grid := r.core.(*gridDecider)
 	for key, s := range r.stopping {
 		if s.node == nc.id && !has[key] {
 			delete(r.stopping, key)
+			if grid {
+				gd.Stopped(key.job, key.attempt, now) // it came back without it
+			}
 		}
+	}
+	if grid && nc.head {
+		gd.g.SetLink(nc.cluster, sched.Connected, now)
 	}
 	r.batch.Event(r.exp.ID, "node.resumed", 0, nc.id, fmt.Sprintf("%d attempts still running", len(reg.Running)))
 	r.d.log.Info("node reconnected", "node", nc.id, "running", len(reg.Running))
@@ -312,6 +332,9 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	if s, ok := r.stopping[key]; ok && s.node == node {
 		// A cancelled attempt has stopped: record what it used.
 		delete(r.stopping, key)
+		if gd, ok := r.core.(*gridDecider); ok {
+			gd.Stopped(ev.Job, ev.Attempt, now) // one withdrawn may go out again
+		}
 		a.State, a.Error = s.state, s.reason
 		r.batch.EndAttempt(r.exp.ID, a)
 		return
@@ -441,7 +464,7 @@ func (r *runState) cancel(c sched.Cancel, now time.Time) bool {
 	}
 	delete(j.runs, c.Attempt)
 	r.stopAttempt(store.Attempt{Job: c.Job, N: c.Attempt, Node: c.Node, State: store.AttemptCancelled, Ended: now,
-		Error: fmt.Sprintf("stopped: node %s had more resident memory than RAM; the job starts again where it fits", c.Node)},
+		Error: r.cancelReason(c)},
 		len(j.runs) == 0)
 	return r.nodes[c.Node] != nil
 }

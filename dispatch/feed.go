@@ -26,6 +26,8 @@ type Feed interface {
 	// Closed reports that no more jobs will come: when every job taken
 	// has ended, Run returns.
 	Closed() bool
+	// Started is told that an attempt of a job taken started on a node.
+	Started(job int64)
 	// Ended is told that a job taken ended for good, once that is in
 	// the store: done (res.OK), failed by its own commands, or failed
 	// after its system failures ran out of retries (res.System).

@@ -23,6 +23,7 @@ type testFeed struct {
 	closed    bool
 	ended     map[int64][]*protocol.Result
 	order     []int64
+	started   []int64
 }
 
 func newTestFeed() *testFeed {
@@ -53,6 +54,12 @@ func (f *testFeed) Closed() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.closed && len(f.queue) == 0
+}
+
+func (f *testFeed) Started(job int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.started = append(f.started, job)
 }
 
 func (f *testFeed) Ended(job int64, res *protocol.Result) {

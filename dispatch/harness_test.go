@@ -198,6 +198,8 @@ type fakeNode struct {
 	closed  bool
 	grants  map[[2]int64]*task.Access
 	stopped bool
+	// cancelled are the attempts the dispatcher cancelled.
+	cancelled map[[2]int64]bool
 }
 
 var _ Node = (*fakeNode)(nil)
@@ -236,6 +238,12 @@ func (n *fakeNode) Cancel(job int64, attempt int) error {
 		n.h.t.Errorf("%s: cancel %d.%d before the store has it ended", n.name, job, attempt)
 	}
 	n.h.log("%s: cancel %d.%d", n.name, job, attempt)
+	n.mu.Lock()
+	if n.cancelled == nil {
+		n.cancelled = map[[2]int64]bool{}
+	}
+	n.cancelled[[2]int64{job, int64(attempt)}] = true
+	n.mu.Unlock()
 	return nil
 }
 

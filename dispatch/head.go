@@ -53,7 +53,11 @@ func (r *runState) headBeat(nc *nodeConn, cs *protocol.ClusterStatus) {
 	}
 	cpus := clampInt(cs.CPUs, 1, maxCPUs)
 	limit := clampInt(cs.Depth, 1, maxHeadDepth)
-	nc.status = protocol.ClusterStatus{Nodes: clampInt(cs.Nodes, 0, maxCPUs), CPUs: clampInt(cs.CPUs, 0, maxCPUs),
+	slots := clampInt(cs.Slots, 0, maxHeadDepth)
+	if slots != nc.status.Slots {
+		nc.limit = 0 // tell the core
+	}
+	nc.status = protocol.ClusterStatus{Nodes: clampInt(cs.Nodes, 0, maxCPUs), CPUs: clampInt(cs.CPUs, 0, maxCPUs), Slots: slots,
 		Running: clampInt(cs.Running, 0, maxHeadDepth), Queued: clampInt(cs.Queued, 0, maxHeadDepth), Depth: clampInt(cs.Depth, 0, maxHeadDepth)}
 	if limit != nc.limit || cpus != nc.cpus {
 		nc.limit, nc.cpus = limit, cpus

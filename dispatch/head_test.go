@@ -1,11 +1,14 @@
 package dispatch
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"orrery/protocol"
 	"orrery/sched"
+	"orrery/store"
 )
 
 // joinHead has the node register as a cluster head holding up to depth
@@ -62,4 +65,53 @@ func TestHeadCutKeepsItsAttempts(t *testing.T) {
 		t.Fatalf("after cluster a was lost, b was given %d attempts, want its 4", got)
 	}
 	h.golden("headcut")
+}
+
+// TestGridDeciderRunsASweep drives a grid's root under mec: the
+// coordinator's allocator (sched.Grid) sends the jobs to the heads by
+// their slots (from their heartbeats), takes their starts, and ends the
+// run once every job is done.
+func TestGridDeciderRunsASweep(t *testing.T) {
+	h := newHarness(t, 12, sched.MEC, nil, func(c *Config) { c.Grid = true })
+	a, b := h.node("a"), h.node("b")
+	a.joinHead("head-a", "a", 4)
+	b.joinHead("head-b", "b", 4)
+	for _, n := range []*fakeNode{a, b} {
+		h.d.Heartbeat(n, protocol.Heartbeat{Cluster: &protocol.ClusterStatus{Nodes: 1, CPUs: 2, Slots: 2, Depth: 4}})
+	}
+	h.settle()
+	done := 0
+	for round := 0; done < 12 && round < 50; round++ {
+		for _, n := range []*fakeNode{a, b} {
+			for _, s := range n.takeStarts() {
+				n.mu.Lock()
+				pulled := n.cancelled[[2]int64{s.Job, int64(s.Attempt)}]
+				n.mu.Unlock()
+				if pulled {
+					// Withdrawn from its queue before it started: the
+					// head says it stopped.
+					n.end(s.Job, s.Attempt, protocol.Result{Error: "cancelled by the root"})
+					continue
+				}
+				h.d.Ended(n, protocol.Event{Kind: protocol.EventStarted, Job: s.Job, Attempt: s.Attempt})
+				h.clock.advance(time.Second)
+				n.end(s.Job, s.Attempt, ok(time.Second))
+				done++
+			}
+		}
+		h.beats(time.Second, a, b)
+	}
+	if done != 12 {
+		t.Fatalf("%d attempts ended, want 12 (one per job); trace:\n%s", done, strings.Join(h.trace, "\n"))
+	}
+	if err := h.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if done != 12 {
+		t.Fatalf("%d attempts ended, want 12 (one per job)", done)
+	}
+	counts, _ := h.st.Counts(context.Background(), h.exp.ID)
+	if counts[store.Done] != 12 {
+		t.Fatalf("counts %v, want 12 done", counts)
+	}
 }

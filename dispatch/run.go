@@ -54,7 +54,7 @@ type runState struct {
 	d    *Dispatcher
 	ctx  context.Context
 	exp  *store.Experiment
-	core *sched.Core
+	core decider
 	it   *sweep.Iterator
 
 	itDone       bool
@@ -107,10 +107,17 @@ func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 	exp := d.cfg.Experiment
 	r := &runState{d: d, ctx: ctx, exp: exp, jobs: map[int64]*liveJob{}, nodes: map[string]*nodeConn{},
 		links: map[Node]*nodeConn{}, began: map[attemptKey]time.Time{}, stopping: map[attemptKey]stopping{},
-		outOfService: map[string]string{},
-		core: sched.New(sched.Config{Policy: d.cfg.Policy, Retries: d.cfg.Retries,
+		outOfService: map[string]string{}}
+	if d.cfg.Grid && d.cfg.Policy.UsesGrid() {
+		// A grid's root under a policy that shares by rate: the
+		// coordinator's allocator, its clusters the heads.
+		r.core = newGridDecider(sched.GridConfig{Policy: d.cfg.Policy, Retries: d.cfg.Retries, Duplicates: true},
+			10*d.cfg.Heartbeat)
+	} else {
+		r.core = sched.New(sched.Config{Policy: d.cfg.Policy, Retries: d.cfg.Retries,
 			HeartbeatTimeout: 10 * d.cfg.Heartbeat, Duplicates: !d.cfg.Grid, Restarts: !d.cfg.Grid,
-			Moves: d.cfg.Migrate != nil})}
+			Moves: d.cfg.Migrate != nil})
+	}
 	r.prog.Started = r.now()
 	if len(d.await) > 0 {
 		r.awaiting = map[string]bool{}
@@ -506,6 +513,9 @@ func (r *runState) act() error {
 	}
 	for _, s := range starts {
 		r.startOn(s)
+		if f := r.d.cfg.Feed; f != nil {
+			f.Started(s.Job)
+		}
 	}
 	r.prog.Running = r.core.Running()
 	return nil

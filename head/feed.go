@@ -50,6 +50,21 @@ func (h *Head) Closed() bool {
 	return h.closed && len(h.queue) == 0
 }
 
+// Started implements dispatch.Feed: the root hears (from the reporter)
+// that the attempt left the head's queue for a node, so its allocator
+// no longer takes it back to send elsewhere.
+func (h *Head) Started(job int64) {
+	h.mu.Lock()
+	e := h.j.entries[job]
+	if e == nil || e.started || e.Result != nil {
+		h.mu.Unlock()
+		return
+	}
+	e.started = true
+	h.mu.Unlock()
+	h.poke(h.report)
+}
+
 // Ended implements dispatch.Feed: the end is journalled, and the
 // reporter sends it (after the attempt's results) when the root is
 // there.

@@ -36,6 +36,7 @@ type entry struct {
 	Attempt int              `json:"attempt"`
 	Values  []string         `json:"values,omitempty"`
 	Result  *protocol.Result `json:"result,omitempty"` // set once it ended
+	started bool             // it left the queue for a node (not journalled: said again after a restart when it starts again)
 }
 
 // record is one line of the journal.

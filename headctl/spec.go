@@ -76,6 +76,9 @@ type Spec struct {
 	// Lease is how long the head goes on without the root; 0: the
 	// cluster's lease, or clusterfile.DefaultLease.
 	Lease time.Duration
+	// Policy is the policy the head runs its nodes under (orrery's
+	// policy names; "": orrery).
+	Policy string
 	// GiveUp is how long the supervisor redials a lost connection
 	// before it gives up (Link "lost"); 0: the lease.
 	GiveUp time.Duration
@@ -104,14 +107,16 @@ type Spec struct {
 	KeepAlive, Probe, Backoff, MaxBackoff, StatusEvery time.Duration
 }
 
-// StartInput is the one JSON object `orrery head start` reads on its
-// standard input.
+// StartInput is the head's standard input for `orrery head start` (the
+// JSON of head.StartSpec, which headctl does not import: the head's
+// packages use headctl's SSH keeping).
 type StartInput struct {
-	Token   string `json:"token"`   // the join token
-	Root    string `json:"root"`    // "unix:/path/root.sock" or "host:port"
-	Cluster string `json:"cluster"` // the cluster's block of the cluster file
-	Name    string `json:"name"`    // the cluster's name
-	Lease   string `json:"lease"`   // a Go duration, "1h0m0s"
+	Token   string `json:"token"`            // the join token
+	Root    string `json:"root"`             // "unix:/path/root.sock" or "host:port"
+	Cluster string `json:"cluster"`          // the cluster's block of the cluster file
+	Name    string `json:"name"`             // the cluster's name
+	Lease   string `json:"lease"`            // a Go duration, "1h0m0s"
+	Policy  string `json:"policy,omitempty"` // the head's policy; "": orrery
 }
 
 // ProbeReport is the one line of JSON `orrery head probe` prints.
@@ -267,6 +272,7 @@ func (c *config) startInput(sock string) []byte {
 		Cluster: c.Block,
 		Name:    c.name,
 		Lease:   c.lease.String(),
+		Policy:  c.Policy,
 	})
 	if err != nil {
 		panic(err) // strings only

@@ -199,6 +199,12 @@ func (l *Link) read(root *protocol.RootServer) (joined bool, err error) {
 			if !joined || m.Event == nil {
 				return joined, l.violation("an event before register")
 			}
+			if m.Event.Kind == protocol.EventStarted && l.cfg.Head && l.holds(m.Event.Job, m.Event.Attempt) {
+				// A head began an attempt it held queued: its root's
+				// allocator counts it running.
+				l.d.Ended(l, *m.Event)
+				continue
+			}
 			if m.Event.Kind != protocol.EventEnded {
 				continue
 			}
@@ -347,6 +353,14 @@ func (l *Link) grant(job int64, attempt int, access *task.Access) {
 
 // ended takes an attempt's grants back when it ends, and reports whether
 // the node had been given it.
+// holds reports whether the node was given the attempt and has not
+// reported its end.
+func (l *Link) holds(job int64, attempt int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.given[attemptKey{job, attempt}]
+}
+
 func (l *Link) ended(job int64, attempt int) bool {
 	key := attemptKey{job, attempt}
 	l.mu.Lock()

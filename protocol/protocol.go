@@ -289,6 +289,7 @@ type Heartbeat struct {
 type ClusterStatus struct {
 	Nodes   int `json:"nodes"`   // its nodes connected and in service
 	CPUs    int `json:"cpus"`    // their CPUs
+	Slots   int `json:"slots"`   // the jobs they run at once (their job limits summed)
 	Running int `json:"running"` // the root's attempts running on its nodes
 	Queued  int `json:"queued"`  // the root's attempts waiting in its queue
 	// Depth is how many of the root's attempts it wants to hold now:

@@ -121,7 +121,7 @@ func startHead(ctx context.Context, e *env, c clusterfile.Cluster, block, tok, r
 	pol sched.Policy, log *slog.Logger) (*gridHead, error) {
 	if c.SSH != nil {
 		h, err := headctl.Launch(ctx, headctl.Spec{Cluster: c, Block: block, Token: tok, RootAddr: rootAddr,
-			ID: id + "-" + c.Name, Lease: c.Lease, Log: log,
+			ID: id + "-" + c.Name, Lease: c.Lease, Policy: pol.Name, Log: log,
 			Status: func(cluster, line string) { fmt.Fprintf(e.stderr, "orrery: cluster %s: %s\n", cluster, line) }})
 		if err != nil {
 			return nil, err

@@ -151,15 +151,24 @@ func TestGridRootKilledSites(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	p := g.start(ctx)
-	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= 6 }) {
+	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= 9 }) {
 		t.Fatalf("no job ran:\n%s", p.stderr.String())
 	}
+	// By the second wave every head holds jobs beyond its slots.
 	p.killGroup(syscall.SIGKILL)
 	p.wait(10 * time.Second)
 	at := g.ran()
 	time.Sleep(2 * time.Second)
 	if g.ran() <= at {
-		t.Errorf("the heads ran nothing while the root was down (%d runs)", at)
+		home, _ := os.UserHomeDir()
+		var held []string
+		for _, c := range []string{"north", "south", "east"} {
+			hd := filepath.Join(home, ".orrery", "h", gridID(t, g.dir)+"-"+c)
+			_, out, _ := e2eRun(t, g.dir, time.Minute, "head", "probe", "--dir", hd)
+			log, _ := os.ReadFile(filepath.Join(hd, "head.log"))
+			held = append(held, c+": "+out+string(log))
+		}
+		t.Errorf("the heads ran nothing while the root was down (%d runs); heads:\n%s", at, strings.Join(held, "\n"))
 	}
 	if twice := g.check(g.start(ctx)); twice > 0 {
 		t.Errorf("%d jobs ran twice after the root was killed and started again", twice)
