@@ -167,7 +167,7 @@ func (r *runState) join(n Node, j Joining) {
 	}
 	r.nodes[id], r.links[n] = nc, nc
 	r.core.AddNode(r.schedNode(nc), r.now())
-	r.adopt(nc, adopted)
+	r.adopt(nc, adopted, reg.Running)
 	if reg.Head {
 		delete(r.awaiting, reg.Cluster)
 	}

@@ -108,7 +108,7 @@ func (r *runState) adoptable(id string, reg protocol.Register) map[attemptKey]*l
 }
 
 // adopt takes the adoptable attempts in as running on nc's node.
-func (r *runState) adopt(nc *nodeConn, adopted map[attemptKey]*liveJob) {
+func (r *runState) adopt(nc *nodeConn, adopted map[attemptKey]*liveJob, running []protocol.AttemptRef) {
 	now := r.now()
 	for _, key := range slices.SortedFunc(maps.Keys(adopted), func(a, b attemptKey) int { return cmp.Compare(a.job, b.job) }) {
 		lj := adopted[key]
@@ -122,6 +122,15 @@ func (r *runState) adopt(nc *nodeConn, adopted map[attemptKey]*liveJob) {
 		r.startedIn(nc.id, key.job, key.attempt)
 		r.batch.Event(r.exp.ID, "attempt.adopted", key.job, nc.id, fmt.Sprintf("attempt %d still ran on the head", key.attempt))
 		r.core.Adopt(sched.Job{Index: key.job, Params: params(lj.values), Attempts: key.attempt}, key.attempt, nc.id, now)
+	}
+	if gd, ok := r.core.(*gridDecider); ok {
+		// What already left the head's queue for a node is not taken
+		// back to be sent elsewhere.
+		for _, a := range running {
+			if a.Started && adopted[attemptKey{a.Job, a.Attempt}] != nil {
+				gd.Started(a.Job, a.Attempt, now)
+			}
+		}
 	}
 }
 

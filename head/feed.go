@@ -206,7 +206,7 @@ func (h *Head) held() []protocol.AttemptRef {
 	defer h.mu.Unlock()
 	out := make([]protocol.AttemptRef, 0, len(h.j.entries))
 	for _, e := range h.j.entries {
-		out = append(out, protocol.AttemptRef{Job: e.Job, Attempt: e.Attempt})
+		out = append(out, protocol.AttemptRef{Job: e.Job, Attempt: e.Attempt, Started: e.started || e.Result != nil})
 	}
 	slices.SortFunc(out, func(a, b protocol.AttemptRef) int { return int(a.Job - b.Job) })
 	return out

@@ -1,13 +1,9 @@
 package headctl
 
 import (
-	"crypto/sha256"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 
 	"orrery/remote"
 )
@@ -85,18 +81,4 @@ func (c *config) chooseBinary(p remote.Platform) (string, error) {
 		return "", fmt.Errorf("the head machine is %s and its `binary` %s is for %s", p, c.Cluster.Binary, got)
 	}
 	return c.Cluster.Binary, nil
-}
-
-// fileSHA256 is the hex SHA-256 of a file: the build of the binary.
-func fileSHA256(file string) (string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %v", file, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

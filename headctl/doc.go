@@ -23,8 +23,8 @@
 // yes), the socket is made mode 0600 (StreamLocalBindMask 0177), so
 // only the head's user can use it, and its path is per experiment.
 //
-// A Head owns one supervisor goroutine, which owns the SSH connection,
-// the forward and its relay. Between the commands it runs it sends
+// A Head owns one supervisor goroutine (a package sshkeep Keeper),
+// which owns the SSH connection, the forward and its relay. Between the commands it runs it sends
 // keepalives, each answered within the SSH step timeout or the
 // connection is closed (a link that froze during a command is noticed
 // within the command timeout), and it probes the head; a head that

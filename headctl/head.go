@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"orrery/remote"
+	"orrery/sshkeep"
 )
 
 // Time limits of the remote commands that take longer than
@@ -33,7 +32,7 @@ type Error struct {
 }
 
 // Error returns "cluster NAME: " and the failure, on one line.
-func (e *Error) Error() string { return "cluster " + e.Cluster + ": " + oneLine(e.Err.Error()) }
+func (e *Error) Error() string { return "cluster " + e.Cluster + ": " + sshkeep.OneLine(e.Err.Error()) }
 
 // Unwrap returns the failure (remote's errors, such as
 // remote.ErrUnknownHost and remote.ErrAuth, stay visible to errors.Is).
@@ -48,27 +47,15 @@ type Head struct {
 	bin   string // its path on the head machine
 	dir   string // the head's directory there
 	sock  string // the forwarded socket, dir/root.sock
+	keep  *sshkeep.Keeper
 
-	link    atomic.Int32
-	stopReq chan stopRequest
-	cancel  context.CancelFunc
-	done    chan struct{}
-
-	// Owned by the supervisor (by Launch before it starts).
-	now func() time.Time
-	lim limiter
+	// Owned by whoever runs the keeper's hooks: Launch, then the
+	// keeper's goroutine.
+	now   func() time.Time
+	lim   limiter
+	fresh bool   // setup has just decided act, for check to carry out
+	act   action // what setup decided
 }
-
-type stopRequest struct {
-	ctx   context.Context
-	reply chan error
-}
-
-const (
-	linkConnected int32 = iota
-	linkCut
-	linkLost
-)
 
 // Launch connects to the cluster's head machine, puts the right orrery
 // binary there, keeps or replaces a head already running in the
@@ -81,9 +68,8 @@ func Launch(ctx context.Context, spec Spec) (*Head, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Head{cfg: cfg, stopReq: make(chan stopRequest), done: make(chan struct{}), now: time.Now,
-		lim: limiter{every: cfg.StatusEvery}}
-	c, err := remote.Dial(ctx, cfg.ep, cfg.opts)
+	h := &Head{cfg: cfg, now: time.Now, lim: limiter{every: cfg.StatusEvery}}
+	c, err := h.dial(ctx)
 	if err != nil {
 		return nil, h.err(err)
 	}
@@ -91,33 +77,23 @@ func Launch(ctx context.Context, spec Spec) (*Head, error) {
 		c.Close()
 		return nil, h.err(err)
 	}
-	s, startErr, err := h.setup(ctx, c, false)
-	if err == nil && startErr != nil {
-		s.close()
-		err = startErr
-	}
+	h.keep, err = sshkeep.Start(ctx, sshkeep.Config{Socket: h.sock, Target: cfg.RootAddr,
+		Dial: h.dial, Setup: h.setup, Check: h.check, Stop: h.stop,
+		Say: func(line string) { cfg.Status(cfg.name, line) }, Log: cfg.Log,
+		GiveUpNote: fmt.Sprintf("the head stops by itself when its lease of %v runs out", cfg.lease),
+		Timeout:    cfg.Timeout, CommandTimeout: cfg.CommandTimeout, KeepAlive: cfg.KeepAlive, Probe: cfg.Probe,
+		Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, GiveUp: cfg.giveUp, StatusEvery: cfg.StatusEvery,
+		Now: h.now}, c)
 	if err != nil {
 		return nil, h.err(err)
 	}
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h.cancel = cancel
-	h.link.Store(linkConnected)
-	go h.supervise(sctx, s)
 	return h, nil
 }
 
 // Link is the state of the SSH connection to the head's machine:
 // "connected", "cut" (down, redialling) or "lost" (the supervisor gave
 // up, or the head was stopped or closed).
-func (h *Head) Link() string {
-	switch h.link.Load() {
-	case linkConnected:
-		return LinkConnected
-	case linkCut:
-		return LinkCut
-	}
-	return LinkLost
-}
+func (h *Head) Link() string { return h.keep.Link() }
 
 // Dir is the head's directory on its machine.
 func (h *Head) Dir() string { return h.dir }
@@ -128,30 +104,24 @@ func (h *Head) Build() string { return h.build }
 
 // Done is closed when the supervisor has ended: it gave up (Link
 // "lost"), or Stop or Close ended it.
-func (h *Head) Done() <-chan struct{} { return h.done }
+func (h *Head) Done() <-chan struct{} { return h.keep.Done() }
 
 // Stop stops the head (`orrery head stop`: its nodes and jobs are
 // stopped, its results kept on its disk), then closes the forward and
 // the SSH connection and ends the supervisor. With the connection cut,
 // or after Close, it dials once more to stop the head. ctx bounds it.
 func (h *Head) Stop(ctx context.Context) error {
-	req := stopRequest{ctx: ctx, reply: make(chan error, 1)}
-	select {
-	case h.stopReq <- req:
-		err := <-req.reply
-		<-h.done
-		return err
-	case <-h.done:
-		return h.dialAndStop(ctx)
+	if err := h.keep.Stop(ctx); err != nil {
+		return h.err(fmt.Errorf("stop the head: %w", err))
 	}
+	return nil
 }
 
 // Close drops the SSH connection and the forward and ends the
 // supervisor, leaving the head running: it goes on within its lease and
 // a root that launches it again finds it.
 func (h *Head) Close() error {
-	h.cancel()
-	<-h.done
+	h.keep.Close()
 	return nil
 }
 
@@ -180,6 +150,11 @@ func (h *Head) sayEvery(kind, format string, args ...any) {
 	}
 }
 
+// dial connects to the head's machine.
+func (h *Head) dial(ctx context.Context) (*remote.Client, error) {
+	return remote.Dial(ctx, h.cfg.ep, h.cfg.opts)
+}
+
 // step is ctx bounded by d.
 func step(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)
@@ -197,20 +172,16 @@ func (h *Head) prepare(ctx context.Context, c *remote.Client) error {
 	if h.local, err = h.cfg.chooseBinary(p); err != nil {
 		return err
 	}
-	if h.build, err = fileSHA256(h.local); err != nil {
+	if h.build, err = sshkeep.FileSHA256(h.local); err != nil {
 		return fmt.Errorf("binary: %v", err)
 	}
 	base := h.cfg.RemoteDir
 	if base == "" {
 		sctx, cancel := step(ctx, h.cfg.CommandTimeout)
-		out, errOut, exit, err := c.Run(sctx, `printf '%s\n' "$HOME"`, nil)
+		home, err := sshkeep.RemoteHome(sctx, c)
 		cancel()
 		if err != nil {
 			return err
-		}
-		home := strings.TrimSpace(string(out))
-		if exit != 0 || !path.IsAbs(home) {
-			return fmt.Errorf("the remote user's $HOME is %q (%s), not an absolute path", home, failure(errOut, exit))
 		}
 		base = path.Join(home, ".orrery")
 	}
@@ -225,42 +196,38 @@ func (h *Head) prepare(ctx context.Context, c *remote.Client) error {
 
 // command is the shell command that runs `orrery head VERB --dir DIR`.
 func (h *Head) command(verb string) string {
-	return shellQuote(h.bin) + " head " + verb + " --dir " + shellQuote(h.dir)
+	return sshkeep.ShellQuote(h.bin) + " head " + verb + " --dir " + sshkeep.ShellQuote(h.dir)
 }
 
-// setup makes a connection serve the head: the binary in place, the
-// directory made, the head probed (and replaced if of another build
-// with no job), the forward relayed, and the head started when none
-// runs. err is a failure that leaves the connection useless (it is
-// closed); startErr a head that failed to start on a connection that
-// serves (s is returned open).
-func (h *Head) setup(ctx context.Context, c *remote.Client, again bool) (s *session, startErr, err error) {
-	defer func() {
-		if err != nil {
-			c.Close()
-		}
-	}()
+// setup readies a connection to serve the head (the keeper's Setup,
+// before the forward): the binary in place, the directory made, the
+// head probed (and replaced if of another build with no job). What the
+// probe found is left for check, which starts the head, once the
+// forward is relayed, when none runs. On an error the connection is
+// useless.
+func (h *Head) setup(ctx context.Context, c *remote.Client, again bool) error {
+	h.fresh = false
 	cctx, cancel := step(ctx, CopyTimeout)
 	copied, err := c.CopyFile(cctx, h.local, h.bin, 0o700)
 	cancel()
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if copied {
 		h.say("copied orrery (build %.12s) to %s", h.build, h.bin)
 	}
 	sctx, cancel := step(ctx, h.cfg.CommandTimeout)
 	defer cancel()
-	_, errOut, exit, err := c.Run(sctx, "umask 077 && mkdir -p -- "+shellQuote(h.dir)+" && chmod 700 -- "+shellQuote(h.dir), nil)
+	_, errOut, exit, err := c.Run(sctx, "umask 077 && mkdir -p -- "+sshkeep.ShellQuote(h.dir)+" && chmod 700 -- "+sshkeep.ShellQuote(h.dir), nil)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if exit != 0 {
-		return nil, nil, fmt.Errorf("make %s: %s", h.dir, failure(errOut, exit))
+		return fmt.Errorf("make %s: %s", h.dir, sshkeep.Failure(errOut, exit))
 	}
 	p, err := h.probe(ctx, c)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	act := decide(p, h.build)
 	switch act {
@@ -272,26 +239,39 @@ func (h *Head) setup(ctx context.Context, c *remote.Client, again bool) (s *sess
 		h.say("a head of another build (%.12s) runs in %s (pid %d) holding %d jobs: kept; it is replaced by this build (%.12s) only when it holds none", p.Build, h.dir, p.PID, p.Jobs, h.build)
 	case actReplace:
 		if err := h.stop(ctx, c); err != nil {
-			return nil, nil, fmt.Errorf("replace the head of another build: %w", err)
+			return fmt.Errorf("replace the head of another build: %w", err)
 		}
 		h.say("stopped a head of another build (%.12s, pid %d, holding no job) to start this build (%.12s)", p.Build, p.PID, h.build)
 	}
-	s, err = h.forward(ctx, c)
-	if err != nil {
-		return nil, nil, err
+	h.act, h.fresh = act, true
+	return nil
+}
+
+// check makes sure the head runs (the keeper's Check, with the forward
+// relayed). Right after setup it starts the head when none runs: a
+// failure fails Launch, and on a connection made again it is said and
+// the connection still serves (the next probe tries again). Otherwise
+// it probes the head and starts it again when it died (ensure).
+func (h *Head) check(ctx context.Context, c *remote.Client, launch bool) error {
+	if !h.fresh {
+		return h.ensure(ctx, c)
 	}
-	if act == actStart || act == actReplace {
-		pid, err := h.start(ctx, c)
-		switch {
-		case err != nil:
-			startErr = err
-		case again:
-			h.say("the head was not running; started it again in %s (pid %d)", h.dir, pid)
-		default:
-			h.say("head started in %s (pid %d)", h.dir, pid)
-		}
+	h.fresh = false
+	if h.act != actStart && h.act != actReplace {
+		return nil
 	}
-	return s, startErr, nil
+	pid, err := h.start(ctx, c)
+	switch {
+	case err != nil && launch:
+		return err
+	case err != nil:
+		h.sayEvery("restart", "the head is not running, and starting it again failed: %v", err)
+	case launch:
+		h.say("head started in %s (pid %d)", h.dir, pid)
+	default:
+		h.say("the head was not running; started it again in %s (pid %d)", h.dir, pid)
+	}
+	return nil
 }
 
 // Actions on what a probe found.
@@ -326,7 +306,7 @@ func (h *Head) probe(ctx context.Context, c *remote.Client) (ProbeReport, error)
 		return ProbeReport{}, err
 	}
 	if exit != 0 {
-		return ProbeReport{}, fmt.Errorf("head probe in %s: %s", h.dir, failure(errOut, exit))
+		return ProbeReport{}, fmt.Errorf("head probe in %s: %s", h.dir, sshkeep.Failure(errOut, exit))
 	}
 	return ParseProbe(out)
 }
@@ -347,9 +327,9 @@ func (h *Head) start(ctx context.Context, c *remote.Client) (int, error) {
 	case err != nil:
 		why = err.Error()
 	case exit != 0:
-		why = failure(errOut, exit)
+		why = sshkeep.Failure(errOut, exit)
 	default:
-		why = fmt.Sprintf("it printed %q, not \"started PID\"", cut(strings.TrimSpace(string(out)), 200))
+		why = fmt.Sprintf("it printed %q, not \"started PID\"", sshkeep.Cut(strings.TrimSpace(string(out)), 200))
 	}
 	return 0, fmt.Errorf("head failed to start in %s: %s%s", h.dir, why, h.logTail(ctx, c))
 }
@@ -372,14 +352,14 @@ const logTailLines = 5
 func (h *Head) logTail(ctx context.Context, c *remote.Client) string {
 	ctx, cancel := step(ctx, h.cfg.CommandTimeout)
 	defer cancel()
-	out, _, exit, err := c.Run(ctx, fmt.Sprintf("tail -n %d -- %s 2>/dev/null", logTailLines, shellQuote(path.Join(h.dir, logName))), nil)
+	out, _, exit, err := c.Run(ctx, fmt.Sprintf("tail -n %d -- %s 2>/dev/null", logTailLines, sshkeep.ShellQuote(path.Join(h.dir, logName))), nil)
 	if err != nil || exit != 0 {
 		return ""
 	}
 	var lines []string
 	for _, l := range strings.Split(string(out), "\n") {
-		if l = oneLine(l); l != "" {
-			lines = append(lines, cut(l, 300))
+		if l = sshkeep.OneLine(l); l != "" {
+			lines = append(lines, sshkeep.Cut(l, 300))
 		}
 	}
 	if len(lines) == 0 {
@@ -397,149 +377,20 @@ func (h *Head) stop(ctx context.Context, c *remote.Client) error {
 		return err
 	}
 	if exit != 0 {
-		return fmt.Errorf("head stop in %s: %s", h.dir, failure(errOut, exit))
+		return fmt.Errorf("head stop in %s: %s", h.dir, sshkeep.Failure(errOut, exit))
 	}
 	h.cfg.Log.Info("head stop", "said", strings.TrimSpace(string(out)))
 	return nil
 }
 
-// session is one SSH connection serving the head: the forwarded socket
-// relayed to the root's port.
-type session struct {
-	c         *remote.Client
-	cancel    context.CancelFunc // ends the relay
-	relayDone chan struct{}
-	relayErr  error
-	ended     chan struct{} // the SSH connection ended
-	endErr    error
-}
-
-// forward asks for DIR/root.sock and relays its connections to the
-// root's port.
-func (h *Head) forward(ctx context.Context, c *remote.Client) (*session, error) {
-	sctx, cancel := step(ctx, h.cfg.CommandTimeout+h.cfg.Timeout)
-	defer cancel()
-	ln, err := c.ListenUnix(sctx, h.sock)
-	if err != nil {
-		return nil, err
-	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	s := &session{c: c, cancel: rcancel, relayDone: make(chan struct{}), ended: make(chan struct{})}
-	timeout := h.cfg.Timeout
-	addr := h.cfg.RootAddr
-	dial := func(ctx context.Context) (net.Conn, error) {
-		d := net.Dialer{Timeout: timeout}
-		return d.DialContext(ctx, "tcp", addr)
-	}
-	go func() {
-		err := remote.Relay(rctx, ln, dial)
-		if err == nil {
-			err = errors.New("the forward ended")
-		}
-		s.relayErr = err
-		close(s.relayDone)
-	}()
-	go func() {
-		err := c.Wait()
-		if err == nil {
-			err = errors.New("closed")
-		}
-		s.endErr = fmt.Errorf("the SSH connection ended: %v", err)
-		close(s.ended)
-	}()
-	return s, nil
-}
-
-// close ends the relay and the connection and waits for both.
-func (s *session) close() {
-	s.cancel()
-	s.c.Close()
-	<-s.relayDone
-	<-s.ended
-}
-
-// supervise keeps the head while the root runs: it owns the session.
-func (h *Head) supervise(ctx context.Context, s *session) {
-	defer close(h.done)
-	defer h.link.Store(linkLost)
-	for {
-		req, cause := h.watch(ctx, s)
-		if req != nil {
-			err := h.stop(req.ctx, s.c)
-			lost := false
-			select {
-			case <-s.ended:
-				lost = true
-			default:
-			}
-			s.close()
-			switch {
-			case err != nil && lost && req.ctx.Err() == nil:
-				// The connection failed under the command: once
-				// more on a connection of its own.
-				err = h.dialAndStop(req.ctx)
-			case err != nil:
-				err = h.err(fmt.Errorf("stop the head: %w", err))
-			}
-			req.reply <- err
-			return
-		}
-		s.close()
-		if ctx.Err() != nil {
-			return
-		}
-		if s = h.reconnect(ctx, cause); s == nil {
-			return
-		}
-	}
-}
-
-// watch serves a connection until it fails, ctx ends or Stop asks:
-// keepalives, and probes that start the head again when it died.
-func (h *Head) watch(ctx context.Context, s *session) (*stopRequest, error) {
-	ka := time.NewTicker(h.cfg.KeepAlive)
-	defer ka.Stop()
-	probe := time.NewTicker(h.cfg.Probe)
-	defer probe.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case req := <-h.stopReq:
-			return &req, nil
-		case <-s.ended:
-			return nil, s.endErr
-		case <-s.relayDone:
-			// The relay ends when the connection does: say why the
-			// connection ended, when it did.
-			t := time.NewTimer(h.cfg.Timeout)
-			select {
-			case <-s.ended:
-				t.Stop()
-				return nil, s.endErr
-			case <-t.C:
-				return nil, s.relayErr
-			}
-		case <-ka.C:
-			if err := s.c.KeepAlive(ctx); err != nil {
-				return nil, err
-			}
-		case <-probe.C:
-			if err := h.ensure(ctx, s.c); err != nil {
-				return nil, err
-			}
-		}
-	}
-}
-
 // ensure starts the head again when a probe finds it not running. A
-// failure that is the connection's is returned (watch then redials);
-// others are said.
+// failure that is the connection's is returned, marked by
+// sshkeep.Broken (the keeper then redials); others are said.
 func (h *Head) ensure(ctx context.Context, c *remote.Client) error {
 	p, err := h.probe(ctx, c)
 	if err != nil {
 		if kaErr := c.KeepAlive(ctx); kaErr != nil {
-			return kaErr
+			return sshkeep.Broken(kaErr)
 		}
 		h.sayEvery("probe", "cannot probe the head: %v", err)
 		return nil
@@ -553,7 +404,7 @@ func (h *Head) ensure(ctx context.Context, c *remote.Client) error {
 	pid, err := h.start(ctx, c)
 	if err != nil {
 		if kaErr := c.KeepAlive(ctx); kaErr != nil {
-			return kaErr
+			return sshkeep.Broken(kaErr)
 		}
 		h.sayEvery("restart", "the head is not running, and starting it again failed: %v", err)
 		return nil
@@ -561,103 +412,4 @@ func (h *Head) ensure(ctx context.Context, c *remote.Client) error {
 	h.lim.forget("restart")
 	h.say("the head had stopped; started it again in %s (pid %d)", h.dir, pid)
 	return nil
-}
-
-// reconnect redials with backoff until a connection serves the head
-// again (returned), GiveUp passes since the cut (nil, Link "lost"),
-// ctx ends or Stop asks (nil).
-func (h *Head) reconnect(ctx context.Context, cause error) *session {
-	h.link.Store(linkCut)
-	since := h.now()
-	h.lim.forget("cut")
-	h.sayEvery("cut", "SSH connection lost (%v); reconnecting", cause)
-	for n := 0; ; n++ {
-		left := h.cfg.giveUp - h.now().Sub(since)
-		if left <= 0 {
-			h.link.Store(linkLost)
-			h.say("gave up after %v without an SSH connection (%v); the head stops by itself when its lease of %v runs out", h.cfg.giveUp, cause, h.cfg.lease)
-			return nil
-		}
-		t := time.NewTimer(min(backoff(n, h.cfg.Backoff, h.cfg.MaxBackoff), left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case req := <-h.stopReq:
-			t.Stop()
-			req.reply <- h.dialAndStop(req.ctx)
-			return nil
-		case <-t.C:
-		}
-		if h.now().Sub(since) >= h.cfg.giveUp {
-			continue
-		}
-		s, err := h.connect(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			cause = err
-			h.sayEvery("cut", "still reconnecting after %v: %v", h.now().Sub(since).Round(time.Second), oneLine(err.Error()))
-			continue
-		}
-		h.link.Store(linkConnected)
-		h.say("SSH connection back after %v", h.now().Sub(since).Round(time.Millisecond))
-		return s
-	}
-}
-
-// connect dials and sets the connection up to serve the head; a head
-// that fails to start is said, and the connection still serves (the
-// next probe tries again).
-func (h *Head) connect(ctx context.Context) (*session, error) {
-	c, err := remote.Dial(ctx, h.cfg.ep, h.cfg.opts)
-	if err != nil {
-		return nil, err
-	}
-	s, startErr, err := h.setup(ctx, c, true)
-	if err != nil {
-		return nil, err
-	}
-	if startErr != nil {
-		h.sayEvery("restart", "the head is not running, and starting it again failed: %v", startErr)
-	}
-	return s, nil
-}
-
-// dialAndStop stops the head over a connection of its own.
-func (h *Head) dialAndStop(ctx context.Context) error {
-	c, err := remote.Dial(ctx, h.cfg.ep, h.cfg.opts)
-	if err != nil {
-		return h.err(fmt.Errorf("stop the head: %w", err))
-	}
-	defer c.Close()
-	if err := h.stop(ctx, c); err != nil {
-		return h.err(fmt.Errorf("stop the head: %w", err))
-	}
-	return nil
-}
-
-// failure is a failed command's standard error as one line.
-func failure(stderr []byte, exit int) string {
-	if s := oneLine(string(stderr)); s != "" {
-		return cut(s, 500)
-	}
-	return fmt.Sprintf("exit status %d", exit)
-}
-
-// oneLine folds every run of white space (newlines too) into a space.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// cut shortens s to at most n bytes.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

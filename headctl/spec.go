@@ -19,6 +19,7 @@ import (
 
 	"orrery/clusterfile"
 	"orrery/remote"
+	"orrery/sshkeep"
 )
 
 // Defaults of a Spec's tuning.
@@ -44,9 +45,9 @@ const (
 
 // Link states reported by Head.Link.
 const (
-	LinkConnected = "connected" // SSH up, the forward relayed
-	LinkCut       = "cut"       // SSH down, redialling
-	LinkLost      = "lost"      // gave up after Spec.GiveUp, or stopped or closed
+	LinkConnected = sshkeep.LinkConnected // SSH up, the forward relayed
+	LinkCut       = sshkeep.LinkCut       // SSH down, redialling
+	LinkLost      = sshkeep.LinkLost      // gave up after Spec.GiveUp, or stopped or closed
 )
 
 // Spec is what Launch needs to start and keep one cluster's head.
@@ -132,10 +133,10 @@ func ParseProbe(out []byte) (ProbeReport, error) {
 	var p ProbeReport
 	s := strings.TrimSpace(string(out))
 	if s == "" || strings.Contains(s, "\n") {
-		return p, fmt.Errorf("head probe printed %q, not one line of JSON", cut(s, 200))
+		return p, fmt.Errorf("head probe printed %q, not one line of JSON", sshkeep.Cut(s, 200))
 	}
 	if err := json.Unmarshal([]byte(s), &p); err != nil {
-		return p, fmt.Errorf("head probe printed %q: %v", cut(s, 200), err)
+		return p, fmt.Errorf("head probe printed %q: %v", sshkeep.Cut(s, 200), err)
 	}
 	return p, nil
 }
@@ -291,19 +292,6 @@ func expandHome(p string) (string, error) {
 		return "", fmt.Errorf("%s: %v", p, err)
 	}
 	return filepath.Join(home, p[1:]), nil
-}
-
-// backoff is the wait before redial attempt n (0 the first): base
-// doubled n times, at most max.
-func backoff(n int, base, max time.Duration) time.Duration {
-	d := base
-	for range n {
-		if d >= max/2 {
-			return max
-		}
-		d *= 2
-	}
-	return min(d, max)
 }
 
 // limiter lets a kind of news through at most once per interval.

@@ -32,6 +32,7 @@ import (
 
 	"orrery/clusterfile"
 	"orrery/internal/sitetest"
+	"orrery/sshkeep"
 )
 
 // rig is one test's head machine (sshd), root port and records. Each
@@ -338,12 +339,12 @@ func TestLaunchKeepStop(t *testing.T) {
 		t.Fatalf("link %s", h.Link())
 	}
 
-	build, _ := fileSHA256(bin)
+	build, _ := sshkeep.FileSHA256(bin)
 	remoteBin := filepath.Join(r.base, binDir, "orrery-"+build[:16])
 	if h.Build() != build || h.Dir() != r.dir() {
 		t.Fatalf("build %s dir %s; want %s %s", h.Build(), h.Dir(), build, r.dir())
 	}
-	if got, _ := fileSHA256(remoteBin); got != build {
+	if got, _ := sshkeep.FileSHA256(remoteBin); got != build {
 		t.Fatalf("%s: %q, want the binary (%s)", remoteBin, got, build)
 	}
 	if r.status.count("copied orrery") != 1 || r.status.count("head started in "+r.dir()) != 1 {
@@ -427,7 +428,7 @@ func TestLaunchUnderHome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build, _ := fileSHA256(s.Binary)
+	build, _ := sshkeep.FileSHA256(s.Binary)
 	dir := filepath.Join(home, ".orrery", headsDir, s.ID)
 	remoteBin := filepath.Join(home, ".orrery", binDir, "orrery-"+build[:16])
 	// The directories this test makes (others may use them meanwhile:
@@ -518,8 +519,8 @@ func TestOtherBuild(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	a, b := standIn(t, "A"), standIn(t, "B")
-	buildA, _ := fileSHA256(a)
-	buildB, _ := fileSHA256(b)
+	buildA, _ := sshkeep.FileSHA256(a)
+	buildB, _ := sshkeep.FileSHA256(b)
 	h := r.launch(r.spec(a))
 	pidA := r.pid()
 	h.Close()
@@ -882,7 +883,7 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		build, _ := fileSHA256(bin)
+		build, _ := sshkeep.FileSHA256(bin)
 		if h.Build() != build || r.build() != build {
 			t.Fatalf("build %.12s, head's %.12s; want the cluster's binary %.12s", h.Build(), r.build(), build)
 		}

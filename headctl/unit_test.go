@@ -249,25 +249,6 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	var got []time.Duration
-	for n := range 8 {
-		got = append(got, backoff(n, time.Second, 30*time.Second))
-	}
-	want := []time.Duration{1, 2, 4, 8, 16, 30, 30, 30}
-	for i := range want {
-		if got[i] != want[i]*time.Second {
-			t.Fatalf("backoff: %v", got)
-		}
-	}
-	if d := backoff(1000, time.Second, time.Minute); d != time.Minute {
-		t.Fatalf("backoff(1000) = %v", d)
-	}
-	if d := backoff(3, time.Second, 500*time.Millisecond); d != 500*time.Millisecond {
-		t.Fatalf("backoff with max below base = %v", d)
-	}
-}
-
 func TestLimiter(t *testing.T) {
 	l := limiter{every: 10 * time.Second}
 	t0 := time.Unix(1000, 0)

@@ -159,6 +159,9 @@ type Register struct {
 type AttemptRef struct {
 	Job     int64 `json:"job"`
 	Attempt int   `json:"attempt"`
+	// Started is set by a head for an attempt that left its queue for
+	// one of its nodes.
+	Started bool `json:"started,omitempty"`
 }
 
 // Welcome accepts an agent and gives it the plan.

@@ -41,7 +41,9 @@ type Config struct {
 	// Start (launch true; its error fails Start), on each connection
 	// after a drop, and every Probe. An error after Start is said (at
 	// most every StatusEvery) unless the connection failed, and the
-	// next check tries again.
+	// next check tries again. An error made by Broken is the
+	// connection's own: it is not said, and the keeper redials with
+	// it as the cause.
 	Check func(ctx context.Context, c *remote.Client, launch bool) error
 	// Stop stops the process.
 	Stop func(ctx context.Context, c *remote.Client) error
@@ -307,6 +309,9 @@ func (k *Keeper) watch(ctx context.Context, s *conn) (*stopRequest, error) {
 			}
 		case <-probe.C:
 			if err := k.cfg.Check(ctx, s.c, false); err != nil {
+				if b, ok := errors.AsType[*brokenError](err); ok {
+					return nil, b.err
+				}
 				if kaErr := s.c.KeepAlive(ctx); kaErr != nil {
 					return nil, kaErr
 				}
@@ -378,10 +383,25 @@ func (k *Keeper) connect(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	if err := k.cfg.Check(ctx, c, false); err != nil {
+		if b, ok := errors.AsType[*brokenError](err); ok {
+			s.close()
+			return nil, b.err
+		}
 		k.sayEvery("check", err.Error())
 	}
 	return s, nil
 }
+
+// Broken marks an error of a Check hook as the connection's own (the
+// hook found it failing, by a keepalive of its own, say): the keeper
+// drops the connection and redials, with err as the cause.
+func Broken(err error) error { return &brokenError{err} }
+
+// brokenError is an error made by Broken.
+type brokenError struct{ err error }
+
+func (b *brokenError) Error() string { return b.err.Error() }
+func (b *brokenError) Unwrap() error { return b.err }
 
 // dialAndStop stops the process over a connection of its own.
 func (k *Keeper) dialAndStop(ctx context.Context) error {

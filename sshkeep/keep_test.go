@@ -14,6 +14,9 @@ func TestBackoff(t *testing.T) {
 	if got := Backoff(1000, time.Second, 30*time.Second); got != 30*time.Second {
 		t.Errorf("Backoff(1000) = %v", got)
 	}
+	if got := Backoff(3, time.Second, 500*time.Millisecond); got != 500*time.Millisecond {
+		t.Errorf("Backoff with max below base = %v", got)
+	}
 }
 
 func TestOneLineFailureQuote(t *testing.T) {

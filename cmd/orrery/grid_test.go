@@ -112,22 +112,7 @@ func gridStopHeads(t *testing.T, dir string) {
 // recorded once.
 func TestE2EGridRootKilled(t *testing.T) {
 	const n = 24
-	dir := e2eDir(t)
-	plan := fmt.Sprintf(`parameter x integer range from 1 to %d
-task main
-	copy root:in/in-$x.txt node:in.txt
-	execute sh -c "echo ran >> %s/runs/$x; sleep 0.5; cat in.txt" > out.txt
-	copy node:out.txt root:results/out-$x.txt
-endtask
-`, n, dir)
-	e2eWrite(t, filepath.Join(dir, "p.pln"), plan)
-	want := map[string]string{}
-	for i := 1; i <= n; i++ {
-		e2eWrite(t, filepath.Join(dir, "in", fmt.Sprintf("in-%d.txt", i)), fmt.Sprintf("input %d\n", i))
-		want[fmt.Sprintf("out-%d.txt", i)] = fmt.Sprintf("input %d\n", i)
-	}
-	os.MkdirAll(filepath.Join(dir, "runs"), 0o755)
-	e2eWrite(t, filepath.Join(dir, "grid.cluster"), "cluster east\n    node e1 job-limit 2\ncluster west\n    node w1 job-limit 2\n")
+	dir, want := gridRunsDir(t, n, "0.5", "cluster east\n    node e1 job-limit 2\ncluster west\n    node w1 job-limit 2\n")
 	gridStopHeads(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -165,6 +150,23 @@ endtask
 	}
 }
 
+// gridRunsDir makes a plan directory for n jobs of secs seconds that
+// count their runs in dir/runs (faultPlan), with the cluster file; want
+// is the results.
+func gridRunsDir(t *testing.T, n int, secs, cluster string) (dir string, want map[string]string) {
+	t.Helper()
+	dir = e2eDir(t)
+	e2eWrite(t, filepath.Join(dir, "p.pln"), fmt.Sprintf(faultPlan, n, dir, secs))
+	want = map[string]string{}
+	for i := 1; i <= n; i++ {
+		e2eWrite(t, filepath.Join(dir, "in", fmt.Sprintf("in-%d.txt", i)), fmt.Sprintf("input %d\n", i))
+		want[fmt.Sprintf("out-%d.txt", i)] = fmt.Sprintf("input %d\n", i)
+	}
+	os.MkdirAll(filepath.Join(dir, "runs"), 0o755)
+	e2eWrite(t, filepath.Join(dir, "grid.cluster"), cluster)
+	return dir, want
+}
+
 // gridRuns counts, per job, the lines its runs wrote to dir/runs/JOB.
 func gridRuns(dir string) map[string]int {
 	out := map[string]int{}
@@ -181,22 +183,7 @@ func gridRuns(dir string) map[string]int {
 // which hand over what they kept, and every result arrives once.
 func TestE2EGridLease(t *testing.T) {
 	const n = 16
-	dir := e2eDir(t)
-	plan := fmt.Sprintf(`parameter x integer range from 1 to %d
-task main
-	copy root:in/in-$x.txt node:in.txt
-	execute sh -c "echo ran >> %s/runs/$x; sleep 0.3; cat in.txt" > out.txt
-	copy node:out.txt root:results/out-$x.txt
-endtask
-`, n, dir)
-	e2eWrite(t, filepath.Join(dir, "p.pln"), plan)
-	want := map[string]string{}
-	for i := 1; i <= n; i++ {
-		e2eWrite(t, filepath.Join(dir, "in", fmt.Sprintf("in-%d.txt", i)), fmt.Sprintf("input %d\n", i))
-		want[fmt.Sprintf("out-%d.txt", i)] = fmt.Sprintf("input %d\n", i)
-	}
-	os.MkdirAll(filepath.Join(dir, "runs"), 0o755)
-	e2eWrite(t, filepath.Join(dir, "grid.cluster"), "cluster east lease 3s\n    node e1 job-limit 2\ncluster west lease 3s\n    node w1 job-limit 1\n")
+	dir, want := gridRunsDir(t, n, "0.3", "cluster east lease 3s\n    node e1 job-limit 2\ncluster west lease 3s\n    node w1 job-limit 1\n")
 	gridStopHeads(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -40,19 +40,25 @@ type faultGrid struct {
 func newFaultGrid(t *testing.T, n int, secs, extra string) *faultGrid {
 	t.Helper()
 	sites := newGridSites(t, 5*time.Millisecond, 64<<20, "north", "south", "east")
-	dir := e2eDir(t)
-	e2eWrite(t, filepath.Join(dir, "p.pln"), fmt.Sprintf(faultPlan, n, dir, secs))
-	for i := 1; i <= n; i++ {
-		e2eWrite(t, filepath.Join(dir, "in", fmt.Sprintf("in-%d.txt", i)), fmt.Sprintf("input %d\n", i))
-	}
-	os.MkdirAll(filepath.Join(dir, "runs"), 0o755)
 	var cf strings.Builder
 	for _, s := range sites {
 		fmt.Fprintf(&cf, "%s%s\n    node %s1 job-limit 2\n", s.clusterLine(), extra, s.name)
 	}
-	e2eWrite(t, filepath.Join(dir, "grid.cluster"), cf.String())
+	dir, _ := gridRunsDir(t, n, secs, cf.String())
 	gridCleanHeads(t, dir, "north", "south", "east")
 	return &faultGrid{t: t, dir: dir, n: n, sites: sites}
+}
+
+// startUntil starts the root and waits until its jobs began k runs.
+func (g *faultGrid) startUntil(k int) *e2eProc {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	g.t.Cleanup(cancel)
+	p := g.start(ctx)
+	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= k }) {
+		g.t.Fatalf("no job ran:\n%s", p.stderr.String())
+	}
+	return p
 }
 
 // start starts the root.
@@ -101,12 +107,7 @@ func (g *faultGrid) check(p *e2eProc) int {
 // and once the link is back every result reaches the root once.
 func TestGridLinkCut(t *testing.T) {
 	g := newFaultGrid(t, 30, "0.6", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p := g.start(ctx)
-	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= 6 }) {
-		t.Fatalf("no job ran:\n%s", p.stderr.String())
-	}
+	p := g.startUntil(6)
 	cut := g.sites[0]
 	before := gridRuns(g.dir)
 	cut.link.Cut()
@@ -127,12 +128,7 @@ func TestGridLinkCut(t *testing.T) {
 // when its head died may run again; its late result is discarded).
 func TestGridHeadKilled(t *testing.T) {
 	g := newFaultGrid(t, 30, "0.6", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p := g.start(ctx)
-	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= 6 }) {
-		t.Fatalf("no job ran:\n%s", p.stderr.String())
-	}
+	p := g.startUntil(6)
 	pid := headPID(t, g.dir, "south")
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill head %d: %v", pid, err)
@@ -148,12 +144,7 @@ func TestGridHeadKilled(t *testing.T) {
 // as running, so no job runs twice.
 func TestGridRootKilledSites(t *testing.T) {
 	g := newFaultGrid(t, 30, "0.6", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p := g.start(ctx)
-	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= 9 }) {
-		t.Fatalf("no job ran:\n%s", p.stderr.String())
-	}
+	p := g.startUntil(9)
 	// By the second wave every head holds jobs beyond its slots.
 	p.killGroup(syscall.SIGKILL)
 	p.wait(10 * time.Second)
@@ -170,7 +161,7 @@ func TestGridRootKilledSites(t *testing.T) {
 		}
 		t.Errorf("the heads ran nothing while the root was down (%d runs); heads:\n%s", at, strings.Join(held, "\n"))
 	}
-	if twice := g.check(g.start(ctx)); twice > 0 {
+	if twice := g.check(g.startUntil(0)); twice > 0 {
 		t.Errorf("%d jobs ran twice after the root was killed and started again", twice)
 	}
 }
@@ -180,12 +171,7 @@ func TestGridRootKilledSites(t *testing.T) {
 // the others.
 func TestGridClusterLost(t *testing.T) {
 	g := newFaultGrid(t, 24, "0.4", " lease 6s")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p := g.start(ctx)
-	if !e2eWaitFor(time.Minute, func() bool { return g.ran() >= 6 }) {
-		t.Fatalf("no job ran:\n%s", p.stderr.String())
-	}
+	p := g.startUntil(6)
 	lost := g.sites[2]
 	lost.link.Cut() // nothing reaches it any more
 	syscall.Kill(headPID(t, g.dir, lost.name), syscall.SIGKILL)
