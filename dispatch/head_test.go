@@ -81,6 +81,8 @@ func TestGridDeciderRunsASweep(t *testing.T) {
 	}
 	h.settle()
 	done := 0
+	// An attempt withdrawn after this fake head took it, but before it
+	// said so, still "ends" here; the store counts each job once.
 	for round := 0; done < 12 && round < 50; round++ {
 		for _, n := range []*fakeNode{a, b} {
 			for _, s := range n.takeStarts() {
@@ -101,14 +103,11 @@ func TestGridDeciderRunsASweep(t *testing.T) {
 		}
 		h.beats(time.Second, a, b)
 	}
-	if done != 12 {
-		t.Fatalf("%d attempts ended, want 12 (one per job); trace:\n%s", done, strings.Join(h.trace, "\n"))
+	if done < 12 {
+		t.Fatalf("%d attempts ended, want at least one per job (12); trace:\n%s", done, strings.Join(h.trace, "\n"))
 	}
 	if err := h.wait(); err != nil {
 		t.Fatal(err)
-	}
-	if done != 12 {
-		t.Fatalf("%d attempts ended, want 12 (one per job)", done)
 	}
 	counts, _ := h.st.Counts(context.Background(), h.exp.ID)
 	if counts[store.Done] != 12 {

@@ -66,6 +66,13 @@ func (g *faultGrid) start(ctx context.Context) *e2eProc {
 	return e2eStart(g.t, ctx, g.dir, "run", "--cluster", "grid.cluster", "p.pln")
 }
 
+// cached is how many inputs the heads' caches hold in all.
+func (g *faultGrid) cached() int {
+	home, _ := os.UserHomeDir()
+	objs, _ := filepath.Glob(filepath.Join(home, ".orrery", "h", gridID(g.t, g.dir)+"-*", "cache", "objects", "*"))
+	return len(objs)
+}
+
 // ran is how many runs the jobs have begun in all.
 func (g *faultGrid) ran() int {
 	k := 0
@@ -144,8 +151,12 @@ func TestGridHeadKilled(t *testing.T) {
 // as running, so no job runs twice.
 func TestGridRootKilledSites(t *testing.T) {
 	g := newFaultGrid(t, 30, "0.6", "")
-	p := g.startUntil(9)
-	// By the second wave every head holds jobs beyond its slots.
+	p := g.startUntil(6)
+	// Once the heads have fetched the inputs of jobs they hold beyond
+	// those that ran, they can go on without the root.
+	if !e2eWaitFor(30*time.Second, func() bool { return g.cached() >= g.ran()+6 }) {
+		t.Fatalf("the heads fetched %d inputs ahead of %d runs within 30 s", g.cached(), g.ran())
+	}
 	p.killGroup(syscall.SIGKILL)
 	p.wait(10 * time.Second)
 	at := g.ran()
