@@ -118,10 +118,15 @@ func TestGridLinkCut(t *testing.T) {
 	cut := g.sites[0]
 	before := gridRuns(g.dir)
 	cut.link.Cut()
-	time.Sleep(4 * time.Second)
+	// The cut lasts at least 4 s, and until jobs went on meanwhile (a
+	// liveness bound of 30 s, not a speed).
+	cutAt := time.Now()
+	went := e2eWaitFor(30*time.Second, func() bool {
+		return time.Since(cutAt) >= 4*time.Second && sumRuns(gridRuns(g.dir)) > sumRuns(before)
+	})
 	during := gridRuns(g.dir)
 	cut.link.Restore()
-	if g.ran() == 0 || sumRuns(during) <= sumRuns(before) {
+	if !went {
 		t.Errorf("nothing ran during the cut (%d runs before, %d after)", sumRuns(before), sumRuns(during))
 	}
 	if twice := g.check(p); twice > 0 {
@@ -160,8 +165,8 @@ func TestGridRootKilledSites(t *testing.T) {
 	p.killGroup(syscall.SIGKILL)
 	p.wait(10 * time.Second)
 	at := g.ran()
-	time.Sleep(2 * time.Second)
-	if g.ran() <= at {
+	// The heads work on (a liveness bound, not a speed: 30 s).
+	if !e2eWaitFor(30*time.Second, func() bool { return g.ran() > at }) {
 		home, _ := os.UserHomeDir()
 		var held []string
 		for _, c := range []string{"north", "south", "east"} {
