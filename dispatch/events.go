@@ -346,6 +346,15 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	}
 	delete(j.runs, ev.Attempt)
 	delete(r.began, key)
+	if res.Cancelled && !res.OK && nc.head {
+		// A head stopped it because a root cancelled it, but this root
+		// does not await that (it was started again since, and took the
+		// attempt back): the job was not at fault; it runs again.
+		a.State = store.AttemptCancelled
+		r.endAttempt(a, len(j.runs) == 0)
+		r.core.AttemptLost(ev.Job, ev.Attempt, "cancelled by an earlier root", now)
+		return
+	}
 	if !res.OK && !res.System && len(j.runs) > 0 {
 		// One of two attempts failed: the other may still succeed (the
 		// duplicate's node may lack what the job needs). Only this

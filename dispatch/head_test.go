@@ -114,3 +114,31 @@ func TestGridDeciderRunsASweep(t *testing.T) {
 		t.Fatalf("counts %v, want 12 done", counts)
 	}
 }
+
+// TestHeadCancelledEndIsNoFailure checks that a head's end of an attempt
+// cancelled by a root (Result.Cancelled) which this root does not await
+// (a root started again since took the attempt back) is no failure of
+// the job: it runs again, and the run ends with every job done.
+func TestHeadCancelledEndIsNoFailure(t *testing.T) {
+	h := newHarness(t, 2, sched.FCFS, nil)
+	hd := h.node("h")
+	hd.joinHead("head-a", "a", 2)
+	starts := hd.takeStarts()
+	if len(starts) != 2 {
+		t.Fatalf("the head was given %d attempts, want 2", len(starts))
+	}
+	hd.end(starts[0].Job, starts[0].Attempt, protocol.Result{Error: "cancelled by the root", Cancelled: true})
+	again := hd.takeStarts()
+	if len(again) != 1 || again[0].Job != starts[0].Job || again[0].Attempt != starts[0].Attempt+1 {
+		t.Fatalf("after the cancelled end, starts %+v, want job %d again", again, starts[0].Job)
+	}
+	hd.end(again[0].Job, again[0].Attempt, ok(time.Second))
+	hd.end(starts[1].Job, starts[1].Attempt, ok(time.Second))
+	if err := h.wait(); err != nil {
+		t.Fatal(err)
+	}
+	counts, _ := h.st.Counts(context.Background(), h.exp.ID)
+	if counts[store.Done] != 2 || counts[store.Failed] != 0 {
+		t.Fatalf("counts %v, want 2 done and none failed", counts)
+	}
+}

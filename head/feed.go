@@ -147,7 +147,7 @@ func (h *Head) cancelled(job int64, attempt int) {
 			h.withdrawn = append(h.withdrawn, job)
 		}
 	}
-	res := &protocol.Result{Error: "cancelled by the root"}
+	res := &protocol.Result{Error: "cancelled by the root", Cancelled: true}
 	err := h.j.add(record{Op: "end", entry: entry{Job: job, Attempt: e.Attempt, Result: res}})
 	e.Result = res // also when it had ended: its results are not sent
 	delete(h.sent, job)

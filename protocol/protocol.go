@@ -227,6 +227,11 @@ type Result struct {
 	// Node is, from a cluster head, the node of its cluster that ran the
 	// job's last attempt there ("" from a node: it ran it).
 	Node string `json:"node,omitempty"`
+	// Cancelled is set, from a cluster head, when the attempt stopped
+	// because the root cancelled it (withdrew its job): never the job's
+	// failure, even when the root that cancelled it is not the one that
+	// hears its end (a root started again since).
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 // The sides a system failure can be on (Result.Side).
