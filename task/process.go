@@ -51,12 +51,13 @@ func (o *Options) runProcess(ctx context.Context, p procSpec, cr *CommandResult)
 		}
 		pipes[i], child[i], tails[i] = r, w, newTail(o.outputLimit())
 	}
-	cmd := &exec.Cmd{
-		Path: p.path, Args: p.argv, Dir: p.dir, Env: p.env,
-		Stdout: child[0], Stderr: child[1],
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	err := cmd.Start()
+	cmd, err := startBusy(ctx, func() *exec.Cmd {
+		return &exec.Cmd{
+			Path: p.path, Args: p.argv, Dir: p.dir, Env: p.env,
+			Stdout: child[0], Stderr: child[1],
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		}
+	})
 	closeFiles(child[:], pipes[:]) // the child has its copies now
 	if err != nil {
 		return startError(err)
@@ -84,6 +85,30 @@ func (o *Options) runProcess(ctx context.Context, p procSpec, cr *CommandResult)
 		}
 	}
 	return o.recordExit(ctx, cmd.ProcessState, cr)
+}
+
+// startBusy starts the command mk makes, again while its program is
+// "text file busy" (ETXTBSY), for up to about two seconds. A program the
+// job's copy has just written can be busy for a moment through no fault
+// of the job: another command forked meanwhile (another job's, on the
+// same node) holds a copy of the written file's descriptor until it
+// executes its own program (golang.org/issue/22315; cmd/go retries
+// so too).
+func startBusy(ctx context.Context, mk func() *exec.Cmd) (*exec.Cmd, error) {
+	delay := 5 * time.Millisecond
+	for waited := time.Duration(0); ; waited += delay {
+		cmd := mk()
+		err := cmd.Start()
+		if err == nil || !errors.Is(err, syscall.ETXTBSY) || waited >= 2*time.Second {
+			return cmd, err
+		}
+		select {
+		case <-ctx.Done():
+			return cmd, err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
 }
 
 // started calls the Started hook, if any, and returns the function to

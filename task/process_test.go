@@ -208,3 +208,31 @@ func TestProcessOutsideGroupDoesNotHangOutput(t *testing.T) {
 		t.Errorf("process %d that left the group is gone: the test did not test a held pipe", pid)
 	}
 }
+
+// TestProgramBusyForAMoment runs a program that is still open for
+// writing when the command starts (as when another job's command,
+// forked meanwhile, holds a copy of the descriptor its copy wrote it
+// through): the start is tried again until the program is free, and the
+// job does not fail with "text file busy".
+func TestProgramBusyForAMoment(t *testing.T) {
+	f := newFixture(t)
+	prog := filepath.Join(f.root, "prog")
+	w, err := os.OpenFile(prog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString("#!/bin/sh\necho ran\n"); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		w.Close()
+		close(released)
+	}()
+	res := f.mustRun("", "\texec "+prog)
+	<-released
+	if got := string(res.Commands[0].Stdout.Tail); got != "ran\n" {
+		t.Fatalf("stdout %q, want %q", got, "ran\n")
+	}
+}
