@@ -8,6 +8,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,13 @@ type Config struct {
 	// Status, when set, is told in one line what the agent is doing
 	// (connected, running N, lost the root, retrying).
 	Status func(string)
+	// Confine, when set, puts each command's process group under the
+	// node's limits (its control group) as soon as it has started: the
+	// node's limits hold its jobs, not the agent (on a node of a tenth of
+	// a CPU, the agent's own work would take a tenth of the jobs' time).
+	// A command it fails to confine is killed: the attempt is a system
+	// failure of the node.
+	Confine func(pgid int) error
 	// Wait is how long Serve keeps trying to reach the root while it has
 	// no connection before it gives up with ErrUnreachable; 0 tries for
 	// ever.
@@ -484,7 +492,8 @@ func cancelled(jctx context.Context) bool {
 // the dispatcher cancelled fails with errCancelled, and its directory is
 // reused like a successful one's: nothing went wrong with the job.
 func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts task.Options) *protocol.Result {
-	opts = n.inc.guard(opts)
+	var unconfined error
+	opts = n.inc.guard(n.confined(opts, &unconfined))
 	if err := n.startNode(ctx); err != nil {
 		return &protocol.Result{System: true, Side: protocol.SideNode, Error: "nodestart failed on node " + n.cfg.Name + ": " + err.Error()}
 	}
@@ -500,6 +509,9 @@ func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts t
 	stopped := cancelled(jctx)
 	if stopped {
 		out.OK, out.System, out.Error = false, false, errCancelled.Error()
+	} else if unconfined != nil {
+		out.OK, out.System, out.Side = false, true, protocol.SideNode
+		out.Error = fmt.Sprintf("node %s could not hold a command to its limits: %v", n.cfg.Name, unconfined)
 	}
 	n.releaseDir(dir, out.OK || stopped, fmt.Sprintf("j%d.%d", s.Job, s.Attempt))
 	return out
@@ -594,8 +606,33 @@ func (n *agentNode) nodestart(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, root{now: n.peerNow, lost: n.disconnected}, n.inc.guard(n.cfg.Exec))
-	return err
+	var unconfined error
+	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, root{now: n.peerNow, lost: n.disconnected}, n.inc.guard(n.confined(n.cfg.Exec, &unconfined)))
+	return cmp.Or(unconfined, err)
+}
+
+// confined returns exec with a Started hook that first puts each
+// command's process group under the node's limits (Config.Confine),
+// when the node has them. A command that cannot be is killed, and
+// *failed says why. (Started runs on the goroutine that runs the task:
+// *failed is read once RunTask has returned.)
+func (n *agentNode) confined(exec task.Options, failed *error) task.Options {
+	confine := n.cfg.Confine
+	if confine == nil {
+		return exec
+	}
+	outer := exec.Started
+	exec.Started = func(pgid int) func() {
+		if err := confine(pgid); err != nil && *failed == nil {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			*failed = err
+		}
+		if outer != nil {
+			return outer(pgid)
+		}
+		return nil
+	}
+	return exec
 }
 
 // seedJobDir fills an empty job directory with hard links to (or,

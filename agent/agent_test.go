@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,16 +23,17 @@ type fakeDispatcher struct {
 	workDir string // the node's
 }
 
-func startNode(t *testing.T, root, planText string) *fakeDispatcher {
+func startNode(t *testing.T, root, planText string, mods ...func(*Config)) *fakeDispatcher {
 	t.Helper()
 	a, b := net.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	workDir := t.TempDir()
-	go func() {
-		done <- Run(ctx, b, Config{Name: "n1", CPUs: 2, WorkDir: workDir,
-			Exec: task.Options{KillGrace: 200 * time.Millisecond}})
-	}()
+	cfg := Config{Name: "n1", CPUs: 2, WorkDir: workDir, Exec: task.Options{KillGrace: 200 * time.Millisecond}}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	go func() { done <- Run(ctx, b, cfg) }()
 	f := &fakeDispatcher{conn: protocol.NewConn(a), msgs: make(chan *protocol.Msg, 16), workDir: workDir}
 	rs := protocol.NewRootServer(ctx, f.conn, task.DirRoot{Dir: root}, 0)
 	go func() {
@@ -268,5 +270,34 @@ func TestMissingRootFileIsTheJobsFailure(t *testing.T) {
 	r := f.next(t, protocol.TypeEvent).Event.Result
 	if r.OK || r.System || !strings.Contains(r.Error, "nofile") {
 		t.Fatalf("result %+v", r)
+	}
+}
+
+// TestConfine puts each command of a job under the node's limits
+// (Config.Confine) as it starts; a command that cannot be is killed, and
+// the attempt is the node's system failure, not the job's.
+func TestConfine(t *testing.T) {
+	const plan = "parameter x integer range from 1 to 3\ntask main\n\texec true\n\texec sleep 30\nendtask\n"
+	var confined []int
+	f := startNode(t, t.TempDir(), "parameter x integer range from 1 to 3\ntask main\n\texec true\n\texec true\nendtask\n",
+		func(c *Config) { c.Confine = func(pgid int) error { confined = append(confined, pgid); return nil } })
+	f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 1, Attempt: 1, Values: []string{"1"}}})
+	if ev := f.next(t, protocol.TypeEvent).Event; !ev.Result.OK {
+		t.Fatalf("confined attempt: %+v", ev.Result)
+	}
+	if len(confined) != 2 || confined[0] <= 0 || confined[1] <= 0 {
+		t.Fatalf("confined process groups %v, want the job's two commands'", confined)
+	}
+
+	f = startNode(t, t.TempDir(), plan,
+		func(c *Config) { c.Confine = func(int) error { return errors.New("no such group") } })
+	start := time.Now()
+	f.send(t, &protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 1, Attempt: 1, Values: []string{"1"}}})
+	res := f.next(t, protocol.TypeEvent).Event.Result
+	if res.OK || !res.System || res.Side != protocol.SideNode || !strings.Contains(res.Error, "its limits: no such group") {
+		t.Fatalf("an attempt that could not be confined: %+v", res)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the unconfined attempt took %s: its command was not killed", d)
 	}
 }

@@ -132,25 +132,68 @@ func (g *Group) Add(pid int) error {
 
 // AddGroup moves every process of process group pgid into the group: a
 // running job migrates to the node the group limits, and keeps its
-// progress. Processes that end meanwhile are skipped.
+// progress, or a job just started comes under its node's limits.
+// Processes that end meanwhile are skipped; one a member forks while
+// they move is moved too (its parent may have forked before it moved):
+// the members are listed again until no new one shows.
 func (g *Group) AddGroup(pgid int) error {
-	pids := procfs.Members(pgid)
-	if len(pids) == 0 {
-		return fmt.Errorf("cgroup: process group %d has no process", pgid)
-	}
 	var errs []error
+	done := map[int]bool{}
 	moved := 0
-	for _, pid := range pids {
-		if err := g.Add(pid); err == nil {
-			moved++
-		} else if !errors.Is(err, syscall.ESRCH) {
-			errs = append(errs, err)
+	for round := 0; round < addRounds; round++ {
+		fresh := 0
+		for _, pid := range procfs.Members(pgid) {
+			if done[pid] {
+				continue
+			}
+			done[pid] = true
+			fresh++
+			if err := g.Add(pid); err == nil {
+				moved++
+			} else if !errors.Is(err, syscall.ESRCH) {
+				errs = append(errs, err)
+			}
+		}
+		if fresh == 0 {
+			break
 		}
 	}
 	if moved == 0 && len(errs) == 0 {
-		return fmt.Errorf("cgroup: process group %d ended", pgid)
+		return fmt.Errorf("%w: %d", ErrEnded, pgid)
 	}
 	return errors.Join(errs...)
+}
+
+// ErrEnded is AddGroup's error when the process group had no process
+// left to move.
+var ErrEnded = errors.New("cgroup: no process left in process group")
+
+// addRounds bounds how often AddGroup lists a group's members again.
+const addRounds = 8
+
+// Lookup returns the group name that New made (in this process or
+// another: a node's agent is told the group its jobs go in). It is an
+// error when no controller holds it.
+func Lookup(name string) (*Group, error) {
+	if name == "" || filepath.IsAbs(name) || strings.Contains(name, "..") {
+		return nil, fmt.Errorf("cgroup: %q is not a group's name", name)
+	}
+	var dirs []string
+	if V2() {
+		dirs = []string{filepath.Join(Root, "orrery", name)}
+	} else {
+		dirs = []string{filepath.Join(Root, "cpu", "orrery", name), filepath.Join(Root, "memory", "orrery", name)}
+	}
+	g := &Group{}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "cgroup.procs")); err == nil {
+			g.dirs = append(g.dirs, d)
+		}
+	}
+	if len(g.dirs) == 0 {
+		return nil, fmt.Errorf("cgroup: no control group %s", name)
+	}
+	return g, nil
 }
 
 // Self returns the group this process runs in (its cpu and memory groups

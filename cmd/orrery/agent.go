@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"orrery/agent"
+	"orrery/cgroup"
 	"orrery/cluster"
 	"orrery/pki"
 	"orrery/port"
@@ -42,6 +43,7 @@ func runAgent(e *env, args []string) int {
 	memory := fs.String("memory", "", "RAM this node offers, such as 4G (default: the machine's); orrery keeps its jobs' resident memory within it")
 	work := fs.String("work-dir", defaultAgentWorkDir(), "`directory` for job directories: the user's own, writable by no one else (made if missing)")
 	keep := fs.Bool("keep", false, "keep the job directories of successful jobs")
+	group := fs.String("cgroup", "", "control `group` (made by the root, which passes it to the nodes it starts) that holds this node's jobs: its limits are theirs; the agent runs outside it")
 	wait := fs.Duration("wait", 0, "give up with exit status 4 when the root cannot be reached for this `DURATION` (such as 90s, 2h); 0 keeps trying for ever")
 	if status, ok := noArgs(fs, args); !ok {
 		return status
@@ -71,6 +73,19 @@ func runAgent(e *env, args []string) int {
 	cfg := agent.Config{Name: *name, CPUs: *cpus, JobLimit: *limit, Speed: *speed,
 		Memory: mem, WorkDir: *work, KeepJobDirs: *keep, Wait: *wait,
 		Status: func(s string) { fmt.Fprintf(e.stderr, "orrery agent: %s\n", s) }}
+	if *group != "" {
+		g, err := cgroup.Lookup(*group)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "orrery: agent: --cgroup %s: %v\n", *group, err)
+			return exitInvalid
+		}
+		cfg.Confine = func(pgid int) error {
+			if err := g.AddGroup(pgid); err != nil && !errors.Is(err, cgroup.ErrEnded) {
+				return err
+			}
+			return nil // (a command that has already ended needs no limit)
+		}
+	}
 	if fd, ok := strings.CutPrefix(*addr, "fd:"); ok {
 		// A socket the root passed to a node it started itself.
 		conn, err := inherited(fd)

@@ -788,12 +788,15 @@ task main
 	copy root:limits.sh node:limits.sh
 	shexec "sleep 0.2; sh limits.sh"
 	copy node:cg.txt root:cg/$i.txt
+	copy node:agentcg.txt root:agentcg/$i.txt
 	copy node:limits.txt root:limits/$i.txt
 endtask
 `)
-	// limits.sh records the job's control groups and the CPU and memory
-	// limits of the groups it is in.
+	// limits.sh records the job's control groups, its node agent's (the
+	// parent of the shell that runs it), and the CPU and memory limits of
+	// the groups it is in.
 	e2eWrite(t, filepath.Join(dir, "limits.sh"), `cat /proc/self/cgroup > cg.txt
+cat /proc/$(awk '{print $4}' /proc/$PPID/stat)/cgroup > agentcg.txt
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
 	p=$(sed -n 's/^0:://p' /proc/self/cgroup)
 	echo "cpu $(cat /sys/fs/cgroup$p/cpu.max 2>&1)" > limits.txt
@@ -849,6 +852,11 @@ fi
 		case "slow":
 			if !strings.Contains(cpu, "orrery") || !strings.Contains(mem, "orrery") {
 				t.Errorf("job %d on the limited node: cpu group %q, memory group %q, want orrery groups", l.Seq, cpu, mem)
+			}
+			// The node's agent runs outside its limits: they are its
+			// jobs'.
+			if a, err := os.ReadFile(filepath.Join(dir, "agentcg", fmt.Sprintf("%d.txt", l.Seq))); err != nil || strings.Contains(string(a), "orrery") {
+				t.Errorf("job %d on the limited node: its agent's groups (%v):\n%s", l.Seq, err, a)
 			}
 			// cpu-share 0.5: 50 ms of CPU time per 100 ms; memory 256M.
 			lim, err := os.ReadFile(filepath.Join(dir, "limits", fmt.Sprintf("%d.txt", l.Seq)))
