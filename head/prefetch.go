@@ -32,7 +32,7 @@ func (h *Head) prefetcher(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				if rc, err := h.cache.Root(upstream{h}).Open(ctx, name); err == nil {
+				if rc, err := h.cache.Root(upstream{h: h, fresh: true}).Open(ctx, name); err == nil {
 					io.Copy(io.Discard, rc)
 					rc.Close()
 				}
