@@ -142,3 +142,63 @@ func TestHeadCancelledEndIsNoFailure(t *testing.T) {
 		t.Fatalf("counts %v, want 2 done and none failed", counts)
 	}
 }
+
+// TestGridWithdrawWaitsForASilentHead withdraws jobs from a head whose
+// link has stalled (it holds them, and answers nothing for a minute):
+// the root waits for its answer as long as it keeps the head, not the
+// ten heartbeats it gives a node, so the withdrawn jobs go out again
+// once the head says they stopped, and the run ends with every job done
+// (it never ended before: the root stopped waiting, and the grid waited
+// for ever for the withdrawn jobs to come back).
+func TestGridWithdrawWaitsForASilentHead(t *testing.T) {
+	h := newHarness(t, 12, sched.MEC, nil, func(c *Config) { c.Grid = true; c.HeadTimeout = time.Hour })
+	a, b := h.node("a"), h.node("b")
+	a.joinHead("head-a", "a", 4)
+	b.joinHead("head-b", "b", 4)
+	for _, n := range []*fakeNode{a, b} {
+		h.d.Heartbeat(n, protocol.Heartbeat{Cluster: &protocol.ClusterStatus{Nodes: 1, CPUs: 2, Slots: 2, Depth: 4}})
+	}
+	h.settle()
+	held := a.takeStarts()
+	if len(held) == 0 {
+		t.Fatal("head a was given nothing")
+	}
+	run := func(n *fakeNode) {
+		for _, s := range n.takeStarts() {
+			h.d.Ended(n, protocol.Event{Kind: protocol.EventStarted, Job: s.Job, Attempt: s.Attempt})
+			n.end(s.Job, s.Attempt, ok(time.Second))
+		}
+	}
+	for range 60 { // a minute of a's silence
+		run(b)
+		h.beats(time.Second, b)
+	}
+	pulled := 0
+	for _, s := range held {
+		a.mu.Lock()
+		c := a.cancelled[[2]int64{s.Job, int64(s.Attempt)}]
+		a.mu.Unlock()
+		if c {
+			pulled++
+			a.end(s.Job, s.Attempt, protocol.Result{Error: "cancelled by the root", Cancelled: true})
+			continue
+		}
+		h.d.Ended(a, protocol.Event{Kind: protocol.EventStarted, Job: s.Job, Attempt: s.Attempt})
+		a.end(s.Job, s.Attempt, ok(time.Second))
+	}
+	if pulled == 0 {
+		t.Fatal("the grid withdrew nothing from the silent head: the test shows nothing")
+	}
+	for range 20 {
+		run(a)
+		run(b)
+		h.beats(time.Second, a, b)
+	}
+	if err := h.wait(); err != nil {
+		t.Fatal(err)
+	}
+	counts, _ := h.st.Counts(context.Background(), h.exp.ID)
+	if counts[store.Done] != 12 {
+		t.Fatalf("counts %v, want 12 done (%d withdrawn from the silent head)", counts, pulled)
+	}
+}

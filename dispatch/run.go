@@ -313,14 +313,25 @@ func (r *runState) loop() error {
 // giveUpStopping stops waiting for cancelled attempts whose node has not
 // confirmed them stopped within the heartbeat timeout: a node that hangs
 // cannot hold the run open (its grants ended with the cancel, so it can
-// copy nothing more to the root).
+// copy nothing more to the root). A cluster head is waited for as long
+// as it is kept (HeadTimeout): a cut link holds its answer back, and it
+// answers once it is back (see resume), or its cluster is lost; under a
+// grid, a job withdrawn from it goes out again only then, so that it
+// never runs on two clusters at once.
 func (r *runState) giveUpStopping() {
 	now := r.now()
+	gd, grid := r.core.(*gridDecider)
 	for k, s := range r.stopping {
+		if nc := r.nodes[s.node]; nc != nil && nc.head {
+			continue
+		}
 		if now.Sub(s.since) > 10*r.d.cfg.Heartbeat {
 			delete(r.stopping, k)
 			r.d.log.Warn("a cancelled attempt did not stop; no longer waiting for it", "node", s.node, "job", k.job, "attempt", k.attempt)
 			r.batch.Event(r.exp.ID, "attempt.unconfirmed", k.job, s.node, "the node did not confirm the cancelled attempt stopped")
+			if grid {
+				gd.Stopped(k.job, k.attempt, now) // one withdrawn goes out again
+			}
 		}
 	}
 }

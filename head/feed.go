@@ -60,8 +60,12 @@ func (h *Head) Started(job int64) {
 		h.mu.Unlock()
 		return
 	}
-	e.started = true
+	err := h.j.add(record{Op: "started", entry: entry{Job: job, Attempt: e.Attempt}})
 	h.mu.Unlock()
+	if err != nil {
+		h.fail(err)
+		return
+	}
 	h.poke(h.report)
 }
 

@@ -18,7 +18,9 @@ import (
 const journalVersion = "orrery-head-journal 1"
 
 // journal is the head's record of the root's attempts it holds: each
-// start the root sent (with the job's values), each end it reached, and
+// start the root sent (with the job's values), that it left the head's
+// queue for a node (so that a head started again still tells the root
+// not to take it back), each end it reached, and
 // each attempt the root has taken back or whose end it has recorded. It
 // is an append-only file of JSON lines, each synced before the head acts
 // on it, compacted when opened. The jobs' own states (queued, running,
@@ -36,12 +38,12 @@ type entry struct {
 	Attempt int              `json:"attempt"`
 	Values  []string         `json:"values,omitempty"`
 	Result  *protocol.Result `json:"result,omitempty"` // set once it ended
-	started bool             // it left the queue for a node (not journalled: said again after a restart when it starts again)
+	started bool             // it left the queue for a node ("started")
 }
 
 // record is one line of the journal.
 type record struct {
-	Op string `json:"op"` // start, end, drop
+	Op string `json:"op"` // start, started, end, drop
 	entry
 }
 
@@ -95,6 +97,10 @@ func (j *journal) apply(r record) {
 	case "start":
 		e := r.entry
 		j.entries[r.Job] = &e
+	case "started":
+		if e := j.entries[r.Job]; e != nil && e.Attempt == r.Attempt {
+			e.started = true
+		}
 	case "end":
 		if e := j.entries[r.Job]; e != nil && e.Attempt == r.Attempt {
 			e.Result = r.Result
@@ -119,6 +125,10 @@ func (j *journal) compact() error {
 		e := j.entries[job]
 		line, _ := json.Marshal(record{Op: "start", entry: entry{Job: e.Job, Attempt: e.Attempt, Values: e.Values}})
 		w.Write(append(line, '\n'))
+		if e.started {
+			line, _ := json.Marshal(record{Op: "started", entry: entry{Job: e.Job, Attempt: e.Attempt}})
+			w.Write(append(line, '\n'))
+		}
 		if e.Result != nil {
 			line, _ := json.Marshal(record{Op: "end", entry: entry{Job: e.Job, Attempt: e.Attempt, Result: e.Result}})
 			w.Write(append(line, '\n'))

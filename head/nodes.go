@@ -214,11 +214,10 @@ func (h *Head) startFar(disp link.Dispatcher) *farNodes {
 		f.launching.Add(1)
 		go func() {
 			defer f.launching.Done()
-			rn, err := launcher.Launch(lctx, sshnode.Spec{Cluster: c.Name, Node: n, HeadAddr: addr, Token: tok, ID: id,
-				Wait: h.cfg.Lease, Status: h.cfg.Status, Log: h.log})
-			if err != nil {
-				h.log.Warn("a node over SSH did not start", "node", n.Name, "err", err)
-				h.cfg.Status(oneLine(err.Error()))
+			spec := sshnode.Spec{Cluster: c.Name, Node: n, HeadAddr: addr, Token: tok, ID: id,
+				Wait: h.cfg.Lease, Status: h.cfg.Status, Log: h.log}
+			rn := launchRetrying(lctx, h, launcher, spec)
+			if rn == nil {
 				return
 			}
 			f.mu.Lock()
@@ -228,6 +227,46 @@ func (h *Head) startFar(disp link.Dispatcher) *farNodes {
 	}
 	return f
 }
+
+// launchRetrying launches a node over SSH, and again after a failure
+// (its machine down, sshd not up yet, a key not yet in known_hosts),
+// from launchRetryFirst to launchRetryMost apart, until it starts or ctx
+// ends (the head stops); it returns nil then. Each failure is logged;
+// one is said (Status) when its message differs from the last one said.
+func launchRetrying(ctx context.Context, h *Head, launcher NodeLauncher, spec sshnode.Spec) RemoteNode {
+	delay, said := launchRetryFirst, ""
+	for {
+		rn, err := launcher.Launch(ctx, spec)
+		if err == nil {
+			if said != "" {
+				h.cfg.Status(fmt.Sprintf("cluster %s: node %s started", spec.Cluster, spec.Node.Name))
+			}
+			return rn
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		h.log.Warn("a node over SSH did not start; trying again", "node", spec.Node.Name, "err", err, "in", delay)
+		if msg := oneLine(err.Error()); msg != said {
+			h.cfg.Status(fmt.Sprintf("%s (trying again every %s at most)", msg, launchRetryMost))
+			said = msg
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		delay = min(2*delay, launchRetryMost)
+	}
+}
+
+// The waits between launches of a node that did not start.
+var (
+	launchRetryFirst = 5 * time.Second
+	launchRetryMost  = 2 * time.Minute
+)
 
 // stop stops the nodes over SSH (each agent, and its supervisor), then
 // the port.
