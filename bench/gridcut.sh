@@ -8,7 +8,8 @@
 # result reaches the root once: the test fails if nothing ran during the
 # cut or a job ran twice.
 #
-# Usage: bench/gridcut.sh [DURATION]   (default 60s; needs root)
+# Usage: bench/gridcut.sh [DURATION]   (default 60s, at most about 2m: the
+# test waits 3 minutes for the run; needs root)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

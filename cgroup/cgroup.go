@@ -140,7 +140,19 @@ func (g *Group) AddGroup(pgid int) error {
 	var errs []error
 	done := map[int]bool{}
 	moved := 0
-	for round := 0; round < addRounds; round++ {
+	// The leader first, at once (its PID is the group's): what it forks
+	// from then on is born in the group.
+	done[pgid] = true
+	if err := g.Add(pgid); err == nil {
+		moved++
+	} else if !errors.Is(err, syscall.ESRCH) {
+		errs = append(errs, err)
+	}
+	for round := 0; ; round++ {
+		if round == addRounds {
+			errs = append(errs, fmt.Errorf("cgroup: process group %d still forks new processes after %d rounds", pgid, addRounds))
+			break
+		}
 		fresh := 0
 		for _, pid := range procfs.Members(pgid) {
 			if done[pid] {

@@ -523,10 +523,13 @@ func (r *runState) act() error {
 		r.tell(r.nodes[a.Node], func(l Node) { l.Cancel(a.Job, a.Attempt) })
 	}
 	for _, s := range starts {
-		r.startOn(s)
+		// The feed first: a head journals that the attempt left its
+		// queue before its node may run it, so a head started again
+		// never lets the root take back a job that runs.
 		if f := r.d.cfg.Feed; f != nil {
 			f.Started(s.Job)
 		}
+		r.startOn(s)
 	}
 	r.prog.Running = r.core.Running()
 	return nil

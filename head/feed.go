@@ -73,6 +73,11 @@ func (h *Head) Started(job int64) {
 // reporter sends it (after the attempt's results) when the root is
 // there.
 func (h *Head) Ended(job int64, res *protocol.Result) {
+	// Only the head says an attempt was cancelled by the root (see
+	// cancelled): a node of its cluster cannot make its failure look so.
+	c := *res
+	c.Cancelled = false
+	res = &c
 	h.mu.Lock()
 	e := h.j.entries[job]
 	if e == nil || e.Result != nil {

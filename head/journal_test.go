@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"orrery/protocol"
+	"orrery/task"
 )
 
 // TestJournalKeepsStarted checks that the journal keeps, across a head
@@ -43,5 +44,24 @@ func TestJournalKeepsStarted(t *testing.T) {
 			}
 		}
 		j.close()
+	}
+}
+
+// TestNodeCannotSayCancelled checks that an end a node of the cluster
+// reports cannot pass itself off as the root's cancel (Result.Cancelled,
+// which the root never charges to the job): only the head says that.
+func TestNodeCannotSayCancelled(t *testing.T) {
+	j, err := openJournal(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	h := &Head{j: j, access: map[int64]*task.Access{}}
+	if err := j.add(record{Op: "start", entry: entry{Job: 1, Attempt: 1, Values: []string{"1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	h.Ended(1, &protocol.Result{Error: "exit status 1", Cancelled: true})
+	if e := j.entries[1]; e == nil || e.Result == nil || e.Result.Cancelled || e.Result.Error != "exit status 1" {
+		t.Fatalf("the head journalled %+v", e)
 	}
 }

@@ -2,11 +2,13 @@ package head
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 
 	"orrery/agent"
+	"orrery/headcache"
 	"orrery/protocol"
 	"orrery/task"
 )
@@ -80,7 +82,18 @@ type stagingRoot struct{ h *Head }
 var _ task.Root = stagingRoot{}
 
 func (s stagingRoot) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	return s.h.cache.Root(upstream{h: s.h}).Open(ctx, name)
+	rc, err := s.h.cache.Root(upstream{h: s.h}).Open(ctx, name)
+	if errors.Is(err, headcache.ErrCorrupt) {
+		// The file changed on the root since the head last saw it, and
+		// its old bytes are no longer on the head's disk: ask the root
+		// again (when the link is up), rather than fail every job that
+		// reads it.
+		s.h.mu.Lock()
+		delete(s.h.seen, name)
+		s.h.mu.Unlock()
+		rc, err = s.h.cache.Root(upstream{h: s.h, fresh: true}).Open(ctx, name)
+	}
+	return rc, err
 }
 
 // Stat describes a root file. A copy asks it of its destination (is it

@@ -87,4 +87,17 @@ func TestStagingFromWhatWasSeen(t *testing.T) {
 	if stats.Load() != 3 {
 		t.Fatalf("the root was asked %d times, want 3: the prefetcher asks it for every job", stats.Load())
 	}
+	// The input changes on the root, and its old bytes are gone from the
+	// head's disk (evicted; here a new cache): a node's copy fetches it
+	// by name, finds bytes other than those the head saw described, and
+	// asks the root again instead of failing.
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("changed input\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if h.cache, err = headcache.Open(filepath.Join(t.TempDir(), "cache"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(node); got != "changed input\n" {
+		t.Fatalf("after the input changed, a node's copy read %q", got)
+	}
 }

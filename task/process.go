@@ -58,18 +58,21 @@ func (o *Options) runProcess(ctx context.Context, p procSpec, cr *CommandResult)
 			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 		}
 	})
-	closeFiles(child[:], pipes[:]) // the child has its copies now
 	if err != nil {
+		closeFiles(child[:], pipes[:])
 		return startError(err)
 	}
+	// Started first: a node's limits take the process before its program
+	// has loaded (see agent.Config.Confine).
+	pgid := cmd.Process.Pid
+	ended := o.started(pgid)
+	closeFiles(child[:], pipes[:]) // the child has its copies now
 	var readers sync.WaitGroup
 	for i, r := range pipes {
 		if r != nil {
 			readers.Go(func() { io.Copy(tails[i], r) })
 		}
 	}
-	pgid := cmd.Process.Pid
-	ended := o.started(pgid)
 	stop := make(chan struct{})
 	var watcher sync.WaitGroup
 	watcher.Go(func() { killOnCancel(ctx, stop, pgid, o.killGrace()) })
