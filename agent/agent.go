@@ -493,7 +493,7 @@ func cancelled(jctx context.Context) bool {
 // reused like a successful one's: nothing went wrong with the job.
 func (n *agentNode) attempt(ctx, jctx context.Context, s *protocol.Start, opts task.Options) *protocol.Result {
 	var unconfined error
-	opts = n.confined(n.inc.guard(opts), &unconfined)
+	opts = n.inc.guard(opts, n.confine(&unconfined))
 	if err := n.startNode(ctx); err != nil {
 		return &protocol.Result{System: true, Side: protocol.SideNode, Error: "nodestart failed on node " + n.cfg.Name + ": " + err.Error()}
 	}
@@ -607,36 +607,30 @@ func (n *agentNode) nodestart(ctx context.Context) error {
 		return nil
 	}
 	var unconfined error
-	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, root{now: n.peerNow, lost: n.disconnected}, n.confined(n.inc.guard(n.cfg.Exec), &unconfined))
+	_, err := task.RunTask(ctx, t, task.Job{Names: n.welcome.Names}, start, root{now: n.peerNow, lost: n.disconnected}, n.inc.guard(n.cfg.Exec, n.confine(&unconfined)))
 	return cmp.Or(unconfined, err)
 }
 
-// confined returns exec with a Started hook that puts each command's
-// process group under the node's limits (Config.Confine), when the node
-// has them, before anything else (the watchdog, the records): the
-// command has just executed its program, which has not loaded yet. A
-// command that cannot be is killed, and *failed says why. (Started runs
-// on the goroutine that runs the task: *failed is read once RunTask has
-// returned.)
-func (n *agentNode) confined(exec task.Options, failed *error) task.Options {
+// confine returns what puts each command's process group under the
+// node's limits (Config.Confine), or nil when the node has none. The
+// incarnation's guard calls it right after the watchdog has the group,
+// before anything else: the command has just executed its program, which
+// has not loaded yet. A command that cannot be confined is killed, and
+// *failed says why. (It runs on the goroutine that runs the task:
+// *failed is read once RunTask has returned.)
+func (n *agentNode) confine(failed *error) func(pgid int) {
 	confine := n.cfg.Confine
 	if confine == nil {
-		return exec
+		return nil
 	}
-	outer := exec.Started
-	exec.Started = func(pgid int) func() {
+	return func(pgid int) {
 		if err := confine(pgid); err != nil {
 			syscall.Kill(-pgid, syscall.SIGKILL)
 			if *failed == nil {
 				*failed = err
 			}
 		}
-		if outer != nil {
-			return outer(pgid)
-		}
-		return nil
 	}
-	return exec
 }
 
 // seedJobDir fills an empty job directory with hard links to (or,

@@ -160,9 +160,11 @@ func (inc *incarnation) end() {
 
 // guard returns exec with the incarnation's mark (ORRERY_AGENT_LIFE=ID)
 // in the jobs' environment and a Started hook that lists each process
-// group with the watchdog and then records it, until it ends (and calls
-// exec's own hook, if any).
-func (inc *incarnation) guard(exec task.Options) task.Options {
+// group with the watchdog, calls watched (unless nil) with it, and then
+// records it, until it ends (and calls exec's own hook, if any). The
+// watchdog comes first, a pipe write: should the agent be killed at any
+// later point, its jobs die with it.
+func (inc *incarnation) guard(exec task.Options, watched func(pgid int)) task.Options {
 	base := exec.Env
 	if base == nil {
 		base = os.Environ()
@@ -183,6 +185,9 @@ func (inc *incarnation) guard(exec task.Options) task.Options {
 			if err := inc.watchdog.Add(pgid); err != nil {
 				inc.log.Error("watchdog", "err", err)
 			}
+		}
+		if watched != nil {
+			watched(pgid) // the node's limits: at once, the group watched
 		}
 		record := inc.record(pgid)
 		var ended func()

@@ -440,7 +440,13 @@ func TestWatchdogToldFirst(t *testing.T) {
 	wd.Close()
 	inc.watchdog = wd
 	pgid := startGroup(t)
-	ended := inc.guard(task.Options{}).Started(pgid)
+	// The node's limits (a control group) come after the watchdog: an
+	// agent killed while it moves the group still has it killed.
+	confinedAfter := false
+	ended := inc.guard(task.Options{}, func(int) { confinedAfter = told }).Started(pgid)
+	if !confinedAfter {
+		t.Error("the group was put under the node's limits before the watchdog was told of it")
+	}
 	if !told {
 		t.Fatal("the watchdog was not told of the group")
 	}
