@@ -811,7 +811,9 @@ fi
 	t.Cleanup(func() { e2eKillUnder(dir) })
 	ctx, cancel := context.WithTimeout(context.Background(), e2eRunTimeout)
 	defer cancel()
-	p := e2eStart(t, ctx, dir, "run", "--cluster", "cluster.txt", "cg.pln")
+	// fcfs: nothing migrates, so each job reads the groups of the node
+	// that started it (TestE2EMigration moves jobs between groups).
+	p := e2eStart(t, ctx, dir, "run", "--policy", "fcfs", "--cluster", "cluster.txt", "cg.pln")
 	code := p.wait(e2eRunTimeout)
 	e2eNoPanic(t, "run", p.stderr.String())
 	if code != 0 {
