@@ -46,6 +46,10 @@ type Config struct {
 	// Progress, when set, is called from Run's goroutine whenever the
 	// counts change (at most every 100 ms) and once at the end.
 	Progress func(Progress)
+	// Decided, when set, is told how long each decision of the core took
+	// (wall time, for metrics), from Run's goroutine: it must return at
+	// once.
+	Decided func(time.Duration)
 	// Migrate, when set, moves the processes of process group pgid
 	// (an attempt's command) to node's control group: process migration
 	// between nodes of one machine, as the embedded cluster's are. The
@@ -90,6 +94,16 @@ type Progress struct {
 	// Clusters are a grid's clusters, by name, as the root sees them
 	// (see ClusterProgress); none outside a grid.
 	Clusters []ClusterProgress
+	// PerNode is each node connected now, by name, with its attempts
+	// running (a grid's root: each cluster's head, and the attempts it
+	// holds).
+	PerNode []NodeProgress
+}
+
+// NodeProgress is one node in Progress.PerNode.
+type NodeProgress struct {
+	Name, Cluster string
+	Running       int
 }
 
 // Summary is how a run ended.

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"orrery/protocol"
@@ -583,5 +585,22 @@ func (r *runState) report(final bool) {
 	r.lastProgress = now
 	r.prog.Running = r.core.Running()
 	r.prog.Clusters = r.clusterProgress(now)
+	r.prog.PerNode = r.nodeProgress()
 	r.d.cfg.Progress(r.prog)
+}
+
+// nodeProgress is each connected node's running attempts, by name.
+func (r *runState) nodeProgress() []NodeProgress {
+	running := map[string]int{}
+	for _, j := range r.jobs {
+		for _, node := range j.runs {
+			running[node]++
+		}
+	}
+	out := make([]NodeProgress, 0, len(r.nodes))
+	for id, nc := range r.nodes {
+		out = append(out, NodeProgress{Name: id, Cluster: nc.cluster, Running: running[id]})
+	}
+	slices.SortFunc(out, func(a, b NodeProgress) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

@@ -470,7 +470,11 @@ func (r *runState) act() error {
 	}
 	var decided []sched.Action
 	if !r.holding(now) {
+		began := time.Now() // wall time, as a metric; decisions take the clock's
 		decided = r.core.Ready(now)
+		if f := r.d.cfg.Decided; f != nil {
+			f(time.Since(began))
+		}
 	}
 	for _, a := range decided {
 		switch a := a.(type) {

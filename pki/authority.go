@@ -34,10 +34,11 @@ const (
 )
 
 // Authority is the root's key material in a state directory: the
-// certificate authority, the join secret, the server certificate and the
-// enrolled and revoked nodes. Its methods are safe for concurrent use,
-// and other processes may change the same directory (rotate the secret,
-// revoke a node) while it is open: what they change is read again.
+// certificate authority, the join secret, the server certificate, the
+// enrolled and revoked nodes, and the secrets of the web page and
+// /metrics. Its methods are safe for concurrent use, and other processes
+// may change the same directory (rotate a secret, revoke a node) while
+// it is open: what they change is read again.
 type Authority struct {
 	dir    string           // the pki directory
 	now    func() time.Time // the clock; tests replace it
@@ -49,6 +50,8 @@ type Authority struct {
 	secret  cached[string]
 	nodes   cached[[]EnrolledNode]
 	revoked cached[map[string]bool]
+	viewer  cached[webSecret] // viewer.secret and its cookie
+	metrics cached[webSecret] // metrics.secret
 }
 
 // cached is the content of a file as of one stamp.

@@ -11,6 +11,9 @@
 //
 //	ca.key, ca.crt          the certificate authority (PEM), 10 years
 //	join.secret             the join secret: 256 random bits, base64url, one line
+//	head.secret             the head secret (made on first use), as join.secret
+//	viewer.secret           the viewer secret (made on first use), as join.secret
+//	metrics.secret          the metrics token (made on first use), as join.secret
 //	server.crt, server.key  the root's server certificate (1 year) and key
 //	nodes                   one line per enrolment: "NODE-ID SERIAL-HEX TIME"
 //	revoked                 one line per revoked node: "NODE-ID TIME"
@@ -77,4 +80,29 @@
 // that runs for months needs no restart. Node certificates last a year
 // and are not renewed here: a node enrols again. The CA lasts ten years;
 // replacing it means new tokens and enrolling every node again.
+//
+// # Viewers and metrics
+//
+// The web page and /metrics on the same port have credentials of their
+// own, each 256 random bits made on first use, never equal to nor
+// derived from the join secret or the head secret (nor from each
+// other), so a viewer URL or a Prometheus configuration that leaks
+// enrols no node and speaks for no cluster:
+//
+//   - the viewer secret (ViewerSecret), which `orrery token --viewer`
+//     prints in the page's URL. The page exchanges it for a cookie
+//     (ViewerCookie): the hex HMAC-SHA256, keyed with the secret, of
+//     "orrery viewer cookie v1", so the cookie does not reveal the
+//     secret and changes when it is rotated. CheckViewer and
+//     CheckViewerCookie check them.
+//   - the metrics token (MetricsToken), the bearer token Prometheus
+//     sends (`orrery token --metrics`); CheckMetrics checks it.
+//
+// Every check is in constant time, against the file as it is now (read
+// again when it changed, as the join secret is), and refuses an empty
+// value; RotateViewer and RotateMetrics replace a secret, and the old
+// secret and cookie stop working at once in a root running from the
+// same directory. A secret file that holds the same secret as another
+// is refused. CAPEM gives the CA certificate for a browser or
+// Prometheus to trust (`orrery token --ca`).
 package pki

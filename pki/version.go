@@ -10,12 +10,13 @@ import (
 )
 
 // FormatVersion is the version of the formats of the pki directory's
-// files (join.secret, nodes, revoked; the PEM files are standard), kept
-// in pki/version as one line. A directory without that file was made
-// before the formats had a version: it is version 1, and Open writes
-// the file. A directory of a newer version is refused. A change to the
-// format of any of these files raises FormatVersion, and Open converts
-// older files (or refuses them with a message that says what to do).
+// files (join.secret, viewer.secret, metrics.secret, nodes, revoked;
+// the PEM files are standard), kept in pki/version as one line. A
+// directory without that file was made before the formats had a
+// version: it is version 1, and Open writes the file. A directory of a
+// newer version is refused. A change to the format of any of these
+// files raises FormatVersion, and Open converts older files (or refuses
+// them with a message that says what to do).
 const FormatVersion = 1
 
 // versionFile holds the pki directory's format version.

@@ -3,9 +3,9 @@
 // authenticated.
 //
 // The TLS handshake's application protocol (ALPN) says what the peer
-// is: protocol.ALPN for a node agent (the only one served today; the
-// web page and cluster heads will get names of their own on the same
-// port). A node agent's first frame must be a hello, read under
+// is: protocol.ALPN for a node agent or a cluster head, and, when the
+// port has a web handler (Config.Web), "http/1.1" for a browser or
+// Prometheus, whose every request the handler authenticates. A node agent's first frame must be a hello, read under
 // protocol.HelloLimits within HelloTimeout of the connection's
 // arrival: either the node shows the client certificate it was enrolled
 // with, or it sends the join secret and a public key and is enrolled
@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -71,7 +72,22 @@ type Config struct {
 	RevokeCheck time.Duration
 	// SendTimeout bounds each message sent to a node (default 10 s).
 	SendTimeout time.Duration
+	// Web, when set, is served over HTTP/1.1 on the same port to peers
+	// whose TLS handshake asks for it (ALPN "http/1.1", as browsers and
+	// Prometheus do): the live page and /metrics. The handler
+	// authenticates every request itself (a viewer's cookie, a bearer
+	// token); the port bounds the connections (MaxConns, and
+	// MaxPendingPerHost until the handshake is done) and their timeouts.
+	// An HTTP peer never reaches a node's link, nor a node the handler.
+	Web http.Handler
+	// MaxWebConns bounds the web peers' connections held at once
+	// (default a quarter of MaxConns), so that viewers can never take
+	// the nodes' room.
+	MaxWebConns int
 }
+
+// ALPNHTTP is the TLS application protocol of the port's web peers.
+const ALPNHTTP = "http/1.1"
 
 // Port is a listening root port.
 type Port struct {
@@ -86,6 +102,10 @@ type Port struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]string // every connection held, with its node ID once known
 	pending map[string]int      // connections authenticating, by host
+
+	web     *http.Server // nil without Config.Web
+	webLn   *connQueue
+	webOpen atomic.Int64 // web peers' connections held
 }
 
 // Listen binds the port and prepares its certificate, which names the
@@ -100,6 +120,9 @@ func Listen(cfg Config) (*Port, error) {
 	}
 	if cfg.MaxPendingPerHost <= 0 {
 		cfg.MaxPendingPerHost = 8
+	}
+	if cfg.MaxWebConns <= 0 {
+		cfg.MaxWebConns = max(cfg.MaxConns/4, 1)
 	}
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = 10 * time.Second
@@ -128,8 +151,15 @@ func Listen(cfg Config) (*Port, error) {
 	tc = tc.Clone()
 	tc.MinVersion, tc.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
 	tc.NextProtos = []string{protocol.ALPN}
-	return &Port{cfg: cfg, ln: ln, tls: tc, log: cfg.Log, sem: make(chan struct{}, cfg.MaxPending),
-		conns: map[net.Conn]string{}, pending: map[string]int{}}, nil
+	p := &Port{cfg: cfg, ln: ln, tls: tc, log: cfg.Log, sem: make(chan struct{}, cfg.MaxPending),
+		conns: map[net.Conn]string{}, pending: map[string]int{}}
+	if cfg.Web != nil {
+		tc.NextProtos = append(tc.NextProtos, ALPNHTTP)
+		p.webLn = &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: ln.Addr()}
+		p.web = &http.Server{Handler: cfg.Web, ReadHeaderTimeout: cfg.HelloTimeout, IdleTimeout: 2 * time.Minute,
+			MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
+	}
+	return p, nil
 }
 
 // Addr is the address the port listens on.
@@ -174,6 +204,20 @@ func (p *Port) Run(ctx context.Context) error {
 	}()
 	stop := context.AfterFunc(ctx, func() { p.ln.Close() })
 	defer stop()
+	if p.web != nil {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.web.Serve(p.webLn)
+		}()
+		// Web peers' connections (event streams among them) close with
+		// ctx.
+		stopWeb := context.AfterFunc(ctx, func() {
+			p.webLn.Close()
+			p.web.Close()
+		})
+		defer stopWeb()
+	}
 	backoff := 5 * time.Millisecond
 	for {
 		conn, err := p.ln.Accept()
@@ -273,9 +317,21 @@ func (p *Port) release(conn net.Conn) {
 	p.open.Add(-1)
 }
 
-// serve authenticates one connection and, for a node, serves its link.
+// serve authenticates one connection and, for a node, serves its link;
+// a web peer's goes to the web server (serveWeb).
 func (p *Port) serve(ctx context.Context, raw net.Conn) {
-	id, head, conn, err := p.authenticate(ctx, raw)
+	tc, err := p.handshake(ctx, raw)
+	if err == nil && p.web != nil && tc.ConnectionState().NegotiatedProtocol == ALPNHTTP {
+		p.authenticated(raw)
+		p.serveWeb(ctx, raw, tc)
+		return
+	}
+	var id string
+	var head bool
+	var conn *protocol.Conn
+	if err == nil {
+		id, head, conn, err = p.authenticate(raw, tc)
+	}
 	p.authenticated(raw)
 	if err != nil {
 		p.log.Warn("connection refused", "peer", raw.RemoteAddr(), "why", err)
@@ -301,19 +357,96 @@ func (p *Port) serve(ctx context.Context, raw net.Conn) {
 // errRefused is a hello whose credentials do not hold.
 var errRefused = errors.New("credentials refused")
 
-// authenticate runs the TLS handshake and reads the hello, all within
-// the hello timeout, and returns the node's ID, whether it is a cluster
-// head the root started (enrolled with the head secret), and its
-// connection.
-func (p *Port) authenticate(ctx context.Context, raw net.Conn) (string, bool, *protocol.Conn, error) {
+// handshake runs the TLS handshake within the hello timeout, which
+// also bounds the hello that follows (authenticate); raw keeps that
+// deadline.
+func (p *Port) handshake(ctx context.Context, raw net.Conn) (*tls.Conn, error) {
 	deadline := time.Now().Add(p.cfg.HelloTimeout)
 	raw.SetDeadline(deadline)
 	hctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	tc := tls.Server(raw, p.tls)
 	if err := tc.HandshakeContext(hctx); err != nil {
-		return "", false, nil, fmt.Errorf("TLS handshake: %w", err)
+		return nil, fmt.Errorf("TLS handshake: %w", err)
 	}
+	return tc, nil
+}
+
+// serveWeb hands a web peer's connection to the web server and waits
+// until it is closed (by the server, the peer, or ctx), so that it counts
+// against MaxConns as long as it is held.
+func (p *Port) serveWeb(ctx context.Context, raw net.Conn, tc *tls.Conn) {
+	if p.webOpen.Add(1) > int64(p.cfg.MaxWebConns) {
+		p.webOpen.Add(-1)
+		p.log.Warn("web connection refused: too many web connections", "peer", raw.RemoteAddr(), "max", p.cfg.MaxWebConns)
+		tc.Close()
+		return
+	}
+	defer p.webOpen.Add(-1)
+	raw.SetDeadline(time.Time{}) // the web server sets its own
+	wc := &watchedConn{Conn: tc, closed: make(chan struct{})}
+	select {
+	case p.webLn.ch <- wc:
+	case <-p.webLn.done:
+		tc.Close()
+		return
+	case <-ctx.Done():
+		tc.Close()
+		return
+	}
+	select {
+	case <-wc.closed:
+	case <-ctx.Done():
+		tc.Close()
+	}
+}
+
+// connQueue is the web server's listener: the port hands it the
+// connections whose handshake asked for HTTP.
+type connQueue struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+	addr net.Addr
+}
+
+// Accept implements net.Listener.
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (q *connQueue) Addr() net.Addr { return q.addr }
+
+// watchedConn says when it has been closed.
+type watchedConn struct {
+	net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *watchedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.closed) })
+	return err
+}
+
+// authenticate reads the hello of a node whose TLS handshake is done,
+// within the hello timeout, and returns the node's ID, whether it is a
+// cluster head the root started (enrolled with the head secret), and its
+// connection.
+func (p *Port) authenticate(raw net.Conn, tc *tls.Conn) (string, bool, *protocol.Conn, error) {
 	st := tc.ConnectionState()
 	if st.NegotiatedProtocol != protocol.ALPN {
 		return "", false, nil, fmt.Errorf("application protocol %q is not served", st.NegotiatedProtocol)

@@ -155,3 +155,34 @@ func (s *Store) IgnoredJobs(ctx context.Context, exp int64, limit int) (int64, [
 	}
 	return n, first, rows.Err()
 }
+
+// AttemptTotals are an experiment's attempts that ended, by state, and
+// the bytes their copies moved each way.
+type AttemptTotals struct {
+	ByState             map[string]int64
+	StagedIn, StagedOut int64
+}
+
+// Totals counts an experiment's ended attempts by state and sums their
+// staged bytes (one scan of its attempts: call it every few seconds, not
+// per event).
+func (s *Store) Totals(ctx context.Context, exp int64) (AttemptTotals, error) {
+	out := AttemptTotals{ByState: map[string]int64{}}
+	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*), coalesce(sum(staged_in), 0), coalesce(sum(staged_out), 0)
+		FROM attempt WHERE experiment=? AND ended_at IS NOT NULL GROUP BY state`, exp)
+	if err != nil {
+		return out, fmt.Errorf("attempt totals: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st string
+		var n, in, outB int64
+		if err := rows.Scan(&st, &n, &in, &outB); err != nil {
+			return out, err
+		}
+		out.ByState[st] = n
+		out.StagedIn += in
+		out.StagedOut += outB
+	}
+	return out, rows.Err()
+}

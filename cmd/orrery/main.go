@@ -50,7 +50,7 @@ var commands = []command{
 	{"joblog", "print attempts in GNU Parallel's --joblog format", runJoblog},
 	{"agent", "run a node agent that connects to a dispatcher", runAgent},
 	{"head", "a cluster's head, started by run for each cluster of a grid", runHead},
-	{"token", "print the join token nodes enrol with; rotate it, list or revoke nodes", runToken},
+	{"token", "print the join token, the viewer link, the metrics token or the CA; rotate them, list or revoke nodes", runToken},
 	{"sim", "simulate a sweep on clusters under each policy (scenarios: sim --list)", runSim},
 }
 

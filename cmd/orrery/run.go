@@ -149,8 +149,21 @@ func runRun(e *env, args []string) int {
 		migrate = func(pgid int, node string) error { return c.Migrate(pgid, node) }
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// With a port, web peers (Prometheus, viewers) are served on it too.
+	var auth *pki.Authority
+	var ws *webSide
+	progress, decided := prog.update, func(time.Duration) {}
+	if portAddr != "" {
+		if auth, err = pki.Open(*stateDir); err != nil {
+			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
+			return exitSystem
+		}
+		ws = newWebSide(auth, st, exp.ID, log)
+		progress = func(p dispatch.Progress) { prog.update(p); ws.progress(p) }
+		decided = ws.decided
+	}
 	d := dispatch.New(dispatch.Config{Plan: p, Sweep: sw, Store: st, Experiment: exp, Root: root,
-		Policy: pol, NoNodes: *wait, Progress: prog.update, Migrate: migrate, Log: log, Grid: gridFile != nil, HeadTimeout: maxLease(gridFile)})
+		Policy: pol, NoNodes: *wait, Progress: progress, Decided: decided, Migrate: migrate, Log: log, Grid: gridFile != nil, HeadTimeout: maxLease(gridFile)})
 	// Nodes see the root directory confined: only what their copy
 	// commands name, nothing outside it.
 	nodeRoot := task.ConfinedRoot{Dir: root, TempDir: d.IncomingDir(), Hidden: []string{*stateDir}}
@@ -158,10 +171,15 @@ func runRun(e *env, args []string) int {
 	stopWatching := func() {}
 	var heads *grid
 	if portAddr != "" {
-		pt, err := listenPort(ln, portAddr, *advertise, *stateDir, d, nodeRoot, log)
+		pt, err := port.Listen(port.Config{Addr: portAddr, Listener: ln, Advertise: *advertise, Authority: auth, Dispatcher: d,
+			Root: nodeRoot, Log: log, Web: ws.handler()})
 		if err != nil {
 			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
 			return exitSystem
+		}
+		// Where `orrery token --viewer` sends a viewer.
+		if err := recordPortAddr(*stateDir, joinAddr(pt.Addr(), *advertise)); err != nil {
+			log.Warn("the port's address is not recorded for orrery token --viewer", "err", err)
 		}
 		if *listen != "" {
 			fmt.Fprintf(e.stderr, "orrery: listening for agents on %s\n", pt.Addr())
@@ -179,15 +197,18 @@ func runRun(e *env, args []string) int {
 			defer close(done)
 			pt.Run(portCtx)
 		}()
+		totalsDone := make(chan struct{})
+		go func() {
+			defer close(totalsDone)
+			ws.run(portCtx)
+		}()
 		stopListening = func() {
 			stopPort()
 			<-done
+			<-totalsDone
 		}
 		if gridFile != nil {
-			auth, err := pki.Open(*stateDir)
-			if err == nil {
-				heads, err = startGrid(ctx, e, *clusterFile, gridFile, auth, pt.Addr().String(), *stateDir, exp.ID, pol, log)
-			}
+			heads, err = startGrid(ctx, e, *clusterFile, gridFile, auth, pt.Addr().String(), *stateDir, exp.ID, pol, log)
 			if err != nil {
 				stopListening()
 				fmt.Fprintf(e.stderr, "orrery: %v\n", err)
@@ -465,16 +486,6 @@ func shellJoin(args []string) string {
 		q[i] = shellQuote(a)
 	}
 	return strings.Join(q, " ")
-}
-
-// listenPort opens the root's port with the state directory's key
-// material (made when there is none).
-func listenPort(ln net.Listener, addr, advertise, stateDir string, d *dispatch.Dispatcher, root task.Root, log *slog.Logger) (*port.Port, error) {
-	auth, err := pki.Open(stateDir)
-	if err != nil {
-		return nil, err
-	}
-	return port.Listen(port.Config{Addr: addr, Listener: ln, Advertise: advertise, Authority: auth, Dispatcher: d, Root: root, Log: log})
 }
 
 // joinAddr is the address a node connects to: the advertised one (with

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// portAddrFile is the file in the state directory that holds the
+// address on which the run's port listens (host:port, one line), for
+// `orrery token --viewer` to print the page's URL.
+const portAddrFile = "port.addr"
+
+// recordPortAddr records addr, the address (host:port) on which browsers
+// reach the run's port, in stateDir/port.addr. The file is written whole
+// to a temporary file of mode 0600, synced and renamed into place, so a
+// reader sees the old address or the new, never part of one.
+func recordPortAddr(stateDir, addr string) error {
+	if err := checkPortAddr(addr); err != nil {
+		return fmt.Errorf("record the port's address %q: %w", addr, err)
+	}
+	f, err := os.CreateTemp(stateDir, "."+portAddrFile+".*") // mode 0600 from creation
+	if err != nil {
+		return fmt.Errorf("record the port's address: %w", err)
+	}
+	defer os.Remove(f.Name()) // fails harmlessly after the rename
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.WriteString(addr + "\n")
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(stateDir, portAddrFile))
+	}
+	if err == nil {
+		err = syncDir(stateDir)
+	}
+	if err != nil {
+		return fmt.Errorf("record the port's address: %w", err)
+	}
+	return nil
+}
+
+// readPortAddr returns the address recorded by recordPortAddr in
+// stateDir. When none was recorded the error wraps fs.ErrNotExist.
+func readPortAddr(stateDir string) (string, error) {
+	path := filepath.Join(stateDir, portAddrFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	addr := strings.TrimSpace(string(data))
+	if err := checkPortAddr(addr); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return addr, nil
+}
+
+// checkPortAddr checks that addr is host:port with a host and a port a
+// browser can use in a URL.
+func checkPortAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("not host:port")
+	}
+	if host == "" || strings.ContainsFunc(host, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || strings.ContainsRune("/?#@\\[]", r)
+	}) {
+		return errors.New("not a host name or address")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return errors.New("not a port from 1 to 65535")
+	}
+	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

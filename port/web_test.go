@@ -1,0 +1,80 @@
+package port_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"orrery/port"
+)
+
+// webClient is a browser's client of the fixture: it trusts the root's
+// CA, and asks for HTTP/2 or HTTP/1.1 (ALPN), as browsers do.
+func (f *fixture) webClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AddCert(f.auth.CACert())
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"h2", "http/1.1"}}}
+	f.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// echoWeb answers every request with its path.
+var echoWeb = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	io.WriteString(w, "page "+r.URL.Path)
+})
+
+// TestWebOnThePort serves a web handler on the root's port beside the
+// nodes: a browser's request reaches it over HTTP/1.1, and a node still
+// joins over the agent protocol.
+func TestWebOnThePort(t *testing.T) {
+	f := newFixture(t, port.Config{Web: echoWeb})
+	resp, err := f.webClient().Get("https://" + f.addr + "/overview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "page /overview" || resp.Proto != "HTTP/1.1" {
+		t.Fatalf("%s %d %q, want HTTP/1.1 200 %q", resp.Proto, resp.StatusCode, body, "page /overview")
+	}
+	f.join(f.client("n1"))
+}
+
+// TestWebNotServedWithoutHandler: a port with no web handler offers no
+// HTTP; a browser's handshake fails, and nothing is served.
+func TestWebNotServedWithoutHandler(t *testing.T) {
+	f := newFixture(t, port.Config{})
+	if _, err := f.webClient().Get("https://" + f.addr + "/"); err == nil {
+		t.Fatal("a port without a web handler answered an HTTP request")
+	}
+	if _, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP); err == nil || !strings.Contains(err.Error(), "protocol") {
+		t.Fatalf("a handshake asking only for HTTP: %v, want it refused for its application protocol", err)
+	}
+}
+
+// TestWebConnectionsBounded: web peers hold at most MaxWebConns
+// connections; one more is closed at once, and a node still joins.
+func TestWebConnectionsBounded(t *testing.T) {
+	f := newFixture(t, port.Config{Web: echoWeb, MaxWebConns: 2})
+	for i := range 2 {
+		if _, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP); err != nil {
+			t.Fatalf("web connection %d: %v", i+1, err)
+		}
+	}
+	waitFor(t, 5*time.Second, "the port holds both web connections", func() bool {
+		return len(f.log.lines("too many web connections")) == 0
+	})
+	extra, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedWithin(t, extra, 5*time.Second)
+	waitFor(t, 5*time.Second, "the port says why", func() bool {
+		return len(f.log.lines("too many web connections")) == 1
+	})
+	f.join(f.client("n1"))
+}

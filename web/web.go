@@ -1,0 +1,156 @@
+// Package web is the root's web side, served on its one TLS port to
+// peers whose handshake asks for HTTP (port.Config.Web): the live page
+// for viewers and /metrics for Prometheus. Nothing is served before a
+// request authenticates, and each kind of peer has a credential of its
+// own that opens nothing else:
+//
+//   - A viewer opens the link `orrery token --viewer` prints,
+//     https://ADDR/login?v=SECRET. Its secret is checked and exchanged
+//     for a cookie (HttpOnly, Secure, SameSite=Strict), and the browser
+//     is sent on to / at once, so the secret stays out of the page's
+//     address, its history entry and every Referer. Every other request
+//     of a viewer must carry that cookie, which rotating the secret
+//     (`orrery token --viewer --rotate`) invalidates.
+//   - Prometheus sends the metrics token (`orrery token --metrics`) as
+//     a bearer token to /metrics, which the metrics handler checks.
+//
+// A viewer can only look: the page answers GET and HEAD alone, and a
+// viewer's cookie is no credential on a node's endpoints (the agent
+// protocol, another application protocol on the same port) nor on
+// /metrics.
+package web
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Viewers checks viewers' credentials (pki.Authority does).
+type Viewers interface {
+	// CheckViewer reports whether s is the viewer secret now.
+	CheckViewer(s string) bool
+	// ViewerCookie is the cookie value the viewer secret now gives.
+	ViewerCookie() (string, error)
+	// CheckViewerCookie reports whether c is that cookie value.
+	CheckViewerCookie(c string) bool
+}
+
+// Config is what New serves.
+type Config struct {
+	// Viewers checks the viewer secret and cookies.
+	Viewers Viewers
+	// Page serves a viewer's every request but /login and /metrics,
+	// once its cookie checks out; it is given GET and HEAD requests
+	// only.
+	Page http.Handler
+	// Metrics serves /metrics and authenticates its requests itself (a
+	// bearer token); nil answers 404.
+	Metrics http.Handler
+	Log     *slog.Logger
+}
+
+// CookieName is the viewer's cookie.
+const CookieName = "orrery_viewer"
+
+// cookieAge is how long a viewer's cookie lasts (a week; rotating the
+// secret ends it sooner).
+const cookieAge = 7 * 24 * time.Hour
+
+// New returns the handler for port.Config.Web.
+func New(cfg Config) http.Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &server{cfg: cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", s.login)
+	mux.HandleFunc("/metrics", s.metrics)
+	mux.HandleFunc("/", s.page)
+	return headers(mux)
+}
+
+type server struct{ cfg Config }
+
+// headers sets what every answer carries: nothing cached, no Referer
+// sent from the page, no framing, no content sniffing, and only the
+// page's own origin for its scripts, styles and requests (every asset is
+// embedded: the page fetches nothing from elsewhere).
+func headers(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// login exchanges the viewer secret for the cookie.
+func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		refuse(w, http.StatusMethodNotAllowed, "only GET")
+		return
+	}
+	if !s.cfg.Viewers.CheckViewer(r.URL.Query().Get("v")) {
+		s.cfg.Log.Warn("viewer refused: a wrong or rotated viewer secret", "peer", r.RemoteAddr)
+		refuse(w, http.StatusForbidden, "this viewer link is wrong or was rotated out: ask for the one `orrery token --viewer` prints")
+		return
+	}
+	c, err := s.cfg.Viewers.ViewerCookie()
+	if err != nil {
+		s.cfg.Log.Error("viewer cookie", "err", err)
+		refuse(w, http.StatusInternalServerError, "the root cannot read its viewer secret")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: c, Path: "/", MaxAge: int(cookieAge / time.Second),
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	s.cfg.Log.Info("viewer signed in", "peer", r.RemoteAddr)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// metrics hands /metrics to its handler, which checks its bearer token.
+func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Metrics == nil {
+		refuse(w, http.StatusNotFound, "no metrics here")
+		return
+	}
+	s.cfg.Metrics.ServeHTTP(w, r)
+}
+
+// page serves a viewer whose cookie checks out.
+func (s *server) page(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(CookieName)
+	if err != nil || !s.cfg.Viewers.CheckViewerCookie(c.Value) {
+		refuse(w, http.StatusUnauthorized, "sign in with the link `orrery token --viewer` prints")
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		refuse(w, http.StatusMethodNotAllowed, "a viewer can only look (GET)")
+		return
+	}
+	if s.cfg.Page == nil {
+		refuse(w, http.StatusNotFound, "no page here")
+		return
+	}
+	s.cfg.Page.ServeHTTP(w, r)
+}
+
+// refuse answers with code and a one-line reason that reveals nothing
+// of the experiment, and closes the connection (a peer that has not
+// authenticated keeps none open).
+func refuse(w http.ResponseWriter, code int, why string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Connection", "close")
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Cookie realm="orrery viewer"`)
+	}
+	w.WriteHeader(code)
+	io.WriteString(w, strings.TrimSpace(why)+"\n")
+}
