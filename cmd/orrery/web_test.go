@@ -49,7 +49,7 @@ endtask
 		t.Fatalf("viewer link %q", viewer)
 	}
 	client := &http.Client{Timeout: 10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, NextProtos: []string{"h2", "http/1.1"}}},
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, NextProtos: []string{"h2", "http/1.1"}}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	do := func(method, url string, kv ...string) (*http.Response, string) {
 		t.Helper()
