@@ -50,6 +50,9 @@ type Config struct {
 	// (wall time, for metrics), from Run's goroutine: it must return at
 	// once.
 	Decided func(time.Duration)
+	// PerNode has Progress carry each node's running attempts (a walk of
+	// the jobs in hand, at most once a second).
+	PerNode bool
 	// Migrate, when set, moves the processes of process group pgid
 	// (an attempt's command) to node's control group: process migration
 	// between nodes of one machine, as the embedded cluster's are. The
@@ -96,8 +99,12 @@ type Progress struct {
 	Clusters []ClusterProgress
 	// PerNode is each node connected now, by name, with its attempts
 	// running (a grid's root: each cluster's head, and the attempts it
-	// holds).
+	// holds); only with Config.PerNode, and brought up to date at most
+	// once a second.
 	PerNode []NodeProgress
+	// StagedIn and StagedOut are the bytes the attempts that ended in
+	// this run copied from the root and back.
+	StagedIn, StagedOut int64
 }
 
 // NodeProgress is one node in Progress.PerNode.

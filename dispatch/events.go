@@ -325,6 +325,8 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	res := ev.Result
 	now := r.now()
 	key := attemptKey{ev.Job, ev.Attempt}
+	r.prog.StagedIn += max(res.StagedIn, 0)
+	r.prog.StagedOut += max(res.StagedOut, 0)
 	r.measure(nc, key, res, now)
 	a := store.Attempt{Job: ev.Job, N: ev.Attempt, Node: node, Ended: now, Exit: res.Exit,
 		Signal: res.Signal, Wall: res.Wall, CPU: res.CPU, MaxRSS: res.MaxRSS, Error: res.Error,
@@ -585,7 +587,10 @@ func (r *runState) report(final bool) {
 	r.lastProgress = now
 	r.prog.Running = r.core.Running()
 	r.prog.Clusters = r.clusterProgress(now)
-	r.prog.PerNode = r.nodeProgress()
+	if r.d.cfg.PerNode && (final || now.Sub(r.lastPerNode) >= time.Second) {
+		r.lastPerNode = now
+		r.prog.PerNode = r.nodeProgress()
+	}
 	r.d.cfg.Progress(r.prog)
 }
 

@@ -78,6 +78,7 @@ type runState struct {
 	afterApply []func()
 
 	lastProgress time.Time
+	lastPerNode  time.Time // when Progress.PerNode was last brought up to date
 	idleSince    time.Time // since when no connected node in service was there
 	waiting      bool      // said that no node is in service
 	// outOfService are the nodes the core took out of service, and why.

@@ -229,6 +229,20 @@ func (a *Authority) CheckViewer(s string) bool {
 	return a.checkWeb(viewerKind, s, false)
 }
 
+// LoginCookie checks s against the viewer secret and, when it is the
+// secret, returns the cookie that secret gives, both from one reading of
+// the secret: a rotation between the two can never hand a cookie of the
+// new secret to a holder of the old one.
+func (a *Authority) LoginCookie(s string) (cookie string, ok bool) {
+	a.mu.Lock()
+	v, ok, err := a.currentWeb(viewerKind)
+	a.mu.Unlock()
+	if err != nil || !ok || !equalSecret(s, v.secret) {
+		return "", false
+	}
+	return v.cookie, true
+}
+
 // ViewerCookie returns the value of the cookie the page gives a browser
 // that showed the viewer secret: the hex HMAC-SHA256 of "orrery viewer
 // cookie v1" keyed with the secret, so that it changes when the secret

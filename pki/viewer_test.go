@@ -326,3 +326,30 @@ func TestCAPEM(t *testing.T) {
 		t.Error("CAPEM holds a private key")
 	}
 }
+
+// TestLoginCookie: the viewer secret gives its cookie in one reading; a
+// wrong, empty or rotated-out secret gives none, and the new secret
+// gives the new cookie.
+func TestLoginCookie(t *testing.T) {
+	a, dir := open(t)
+	secret := must(t)(a.ViewerSecret())
+	if c, ok := a.LoginCookie(secret); !ok || c != must(t)(a.ViewerCookie()) {
+		t.Fatalf("LoginCookie(secret) = %q, %v; want the viewer cookie", c, ok)
+	}
+	for _, s := range []string{"", "wrong", secret + "x"} {
+		if c, ok := a.LoginCookie(s); ok || c != "" {
+			t.Errorf("LoginCookie(%q) = %q, %v; want nothing", s, c, ok)
+		}
+	}
+	b, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := must(t)(b.RotateViewer())
+	if c, ok := a.LoginCookie(secret); ok || c != "" {
+		t.Errorf("the rotated-out secret still gave %q", c)
+	}
+	if c, ok := a.LoginCookie(rotated); !ok || !a.CheckViewerCookie(c) {
+		t.Errorf("the new secret gave %q, %v", c, ok)
+	}
+}

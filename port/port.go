@@ -84,6 +84,9 @@ type Config struct {
 	// (default a quarter of MaxConns), so that viewers can never take
 	// the nodes' room.
 	MaxWebConns int
+	// MaxWebConnsPerHost bounds those from one address (default 16), so
+	// one host cannot take every web slot.
+	MaxWebConnsPerHost int
 }
 
 // ALPNHTTP is the TLS application protocol of the port's web peers.
@@ -105,7 +108,8 @@ type Port struct {
 
 	web     *http.Server // nil without Config.Web
 	webLn   *connQueue
-	webOpen atomic.Int64 // web peers' connections held
+	webOpen atomic.Int64   // web peers' connections held
+	webHost map[string]int // of those, by host; under mu
 }
 
 // Listen binds the port and prepares its certificate, which names the
@@ -123,6 +127,9 @@ func Listen(cfg Config) (*Port, error) {
 	}
 	if cfg.MaxWebConns <= 0 {
 		cfg.MaxWebConns = max(cfg.MaxConns/4, 1)
+	}
+	if cfg.MaxWebConnsPerHost <= 0 {
+		cfg.MaxWebConnsPerHost = 16
 	}
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = 10 * time.Second
@@ -152,11 +159,14 @@ func Listen(cfg Config) (*Port, error) {
 	tc.MinVersion, tc.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
 	tc.NextProtos = []string{protocol.ALPN}
 	p := &Port{cfg: cfg, ln: ln, tls: tc, log: cfg.Log, sem: make(chan struct{}, cfg.MaxPending),
-		conns: map[net.Conn]string{}, pending: map[string]int{}}
+		conns: map[net.Conn]string{}, pending: map[string]int{}, webHost: map[string]int{}}
 	if cfg.Web != nil {
 		tc.NextProtos = append(tc.NextProtos, ALPNHTTP)
 		p.webLn = &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: ln.Addr()}
-		p.web = &http.Server{Handler: cfg.Web, ReadHeaderTimeout: cfg.HelloTimeout, IdleTimeout: 2 * time.Minute,
+		// A request, body and all, arrives within three hello timeouts
+		// (30 s by default): a peer that sends half of one holds no slot
+		// for long.
+		p.web = &http.Server{Handler: cfg.Web, ReadHeaderTimeout: cfg.HelloTimeout, ReadTimeout: 3 * cfg.HelloTimeout, IdleTimeout: 2 * time.Minute,
 			MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
 	}
 	return p, nil
@@ -383,6 +393,23 @@ func (p *Port) serveWeb(ctx context.Context, raw net.Conn, tc *tls.Conn) {
 		return
 	}
 	defer p.webOpen.Add(-1)
+	host := hostOf(raw)
+	p.mu.Lock()
+	if p.webHost[host] >= p.cfg.MaxWebConnsPerHost {
+		p.mu.Unlock()
+		p.log.Warn("web connection refused: too many web connections from its host", "peer", raw.RemoteAddr(), "max", p.cfg.MaxWebConnsPerHost)
+		tc.Close()
+		return
+	}
+	p.webHost[host]++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		if p.webHost[host]--; p.webHost[host] <= 0 {
+			delete(p.webHost, host)
+		}
+		p.mu.Unlock()
+	}()
 	raw.SetDeadline(time.Time{}) // the web server sets its own
 	wc := &watchedConn{Conn: tc, closed: make(chan struct{})}
 	select {

@@ -78,3 +78,40 @@ func TestWebConnectionsBounded(t *testing.T) {
 	})
 	f.join(f.client("n1"))
 }
+
+// TestWebConnectionsBoundedPerHost: one host holds at most
+// MaxWebConnsPerHost web connections, so it cannot take every web slot.
+func TestWebConnectionsBoundedPerHost(t *testing.T) {
+	f := newFixture(t, port.Config{Web: echoWeb, MaxWebConns: 10, MaxWebConnsPerHost: 2})
+	for i := range 2 {
+		if _, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP); err != nil {
+			t.Fatalf("web connection %d: %v", i+1, err)
+		}
+	}
+	extra, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedWithin(t, extra, 5*time.Second)
+	waitFor(t, 5*time.Second, "the port says why", func() bool {
+		return len(f.log.lines("too many web connections from its host")) == 1
+	})
+}
+
+// TestWebHalfRequestDropped: a peer that sends a request's headers and
+// half its body, then nothing, loses its connection within the read
+// timeout (three hello timeouts) instead of holding a web slot.
+func TestWebHalfRequestDropped(t *testing.T) {
+	f := newFixture(t, port.Config{Web: echoWeb, HelloTimeout: 500 * time.Millisecond})
+	c, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nhalf"); err != nil {
+		t.Fatal(err)
+	}
+	if _, open := closedWithin(t, c, 10*time.Second); open > 5*time.Second {
+		t.Fatalf("the half request's connection stayed open %s", open)
+	}
+}

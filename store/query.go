@@ -156,33 +156,36 @@ func (s *Store) IgnoredJobs(ctx context.Context, exp int64, limit int) (int64, [
 	return n, first, rows.Err()
 }
 
-// AttemptTotals are an experiment's attempts that ended, by state, and
-// the bytes their copies moved each way.
-type AttemptTotals struct {
-	ByState             map[string]int64
-	StagedIn, StagedOut int64
-}
-
-// Totals counts an experiment's ended attempts by state and sums their
-// staged bytes (one scan of its attempts: call it every few seconds, not
-// per event).
-func (s *Store) Totals(ctx context.Context, exp int64) (AttemptTotals, error) {
-	out := AttemptTotals{ByState: map[string]int64{}}
-	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*), coalesce(sum(staged_in), 0), coalesce(sum(staged_out), 0)
-		FROM attempt WHERE experiment=? AND ended_at IS NOT NULL GROUP BY state`, exp)
+// AttemptCounts counts an experiment's ended attempts by state. It reads
+// no attempt's output (the columns it needs come before it), so it is
+// cheap enough to call every few seconds.
+func (s *Store) AttemptCounts(ctx context.Context, exp int64) (map[string]int64, error) {
+	out := map[string]int64{}
+	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*) FROM attempt
+		WHERE experiment=? AND ended_at IS NOT NULL GROUP BY state`, exp)
 	if err != nil {
-		return out, fmt.Errorf("attempt totals: %w", err)
+		return nil, fmt.Errorf("count attempts: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var st string
-		var n, in, outB int64
-		if err := rows.Scan(&st, &n, &in, &outB); err != nil {
-			return out, err
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
 		}
-		out.ByState[st] = n
-		out.StagedIn += in
-		out.StagedOut += outB
+		out[st] = n
 	}
 	return out, rows.Err()
+}
+
+// Staged sums the bytes an experiment's attempts' copies moved each way.
+// It reads every attempt whole, output included: call it once (a run's
+// start), and count what follows as it happens.
+func (s *Store) Staged(ctx context.Context, exp int64) (in, out int64, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT coalesce(sum(staged_in), 0), coalesce(sum(staged_out), 0)
+		FROM attempt WHERE experiment=?`, exp).Scan(&in, &out)
+	if err != nil {
+		return 0, 0, fmt.Errorf("staged bytes: %w", err)
+	}
+	return in, out, nil
 }

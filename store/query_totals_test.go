@@ -37,11 +37,15 @@ func TestTotals(t *testing.T) {
 	if err := st.Apply(ctx, &b); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.Totals(ctx, exps[0])
+	got, err := st.AttemptCounts(ctx, exps[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ByState["ok"] != 2 || got.ByState["failed"] != 1 || len(got.ByState) != 2 || got.StagedIn != 35 || got.StagedOut != 300 {
-		t.Fatalf("totals %+v, want 2 ok, 1 failed, 35 bytes in, 300 out", got)
+	if got["ok"] != 2 || got["failed"] != 1 || len(got) != 2 {
+		t.Fatalf("attempt counts %v, want 2 ok, 1 failed (the running one not counted)", got)
+	}
+	in, out, err := st.Staged(ctx, exps[0])
+	if err != nil || in != 35 || out != 300 {
+		t.Fatalf("staged %d in, %d out (%v), want 35 and 300", in, out, err)
 	}
 }

@@ -8,7 +8,7 @@
 //     https://ADDR/login?v=SECRET. Its secret is checked and exchanged
 //     for a cookie (HttpOnly, Secure, SameSite=Strict), and the browser
 //     is sent on to / at once, so the secret stays out of the page's
-//     address, its history entry and every Referer. Every other request
+//     address and every Referer. Every other request
 //     of a viewer must carry that cookie, which rotating the secret
 //     (`orrery token --viewer --rotate`) invalidates.
 //   - Prometheus sends the metrics token (`orrery token --metrics`) as
@@ -30,11 +30,11 @@ import (
 
 // Viewers checks viewers' credentials (pki.Authority does).
 type Viewers interface {
-	// CheckViewer reports whether s is the viewer secret now.
-	CheckViewer(s string) bool
-	// ViewerCookie is the cookie value the viewer secret now gives.
-	ViewerCookie() (string, error)
-	// CheckViewerCookie reports whether c is that cookie value.
+	// LoginCookie reports whether s is the viewer secret now and, if it
+	// is, the cookie value it gives, both from one reading of the secret.
+	LoginCookie(s string) (cookie string, ok bool)
+	// CheckViewerCookie reports whether c is the cookie value the viewer
+	// secret now gives.
 	CheckViewerCookie(c string) bool
 }
 
@@ -97,15 +97,10 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusMethodNotAllowed, "only GET")
 		return
 	}
-	if !s.cfg.Viewers.CheckViewer(r.URL.Query().Get("v")) {
+	c, ok := s.cfg.Viewers.LoginCookie(r.URL.Query().Get("v"))
+	if !ok {
 		s.cfg.Log.Warn("viewer refused: a wrong or rotated viewer secret", "peer", r.RemoteAddr)
 		refuse(w, http.StatusForbidden, "this viewer link is wrong or was rotated out: ask for the one `orrery token --viewer` prints")
-		return
-	}
-	c, err := s.cfg.Viewers.ViewerCookie()
-	if err != nil {
-		s.cfg.Log.Error("viewer cookie", "err", err)
-		refuse(w, http.StatusInternalServerError, "the root cannot read its viewer secret")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: c, Path: "/", MaxAge: int(cookieAge / time.Second),
@@ -120,8 +115,24 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusNotFound, "no metrics here")
 		return
 	}
-	s.cfg.Metrics.ServeHTTP(w, r)
+	s.cfg.Metrics.ServeHTTP(closeOnRefusal{w}, r)
 }
+
+// closeOnRefusal closes the connection after an answer that refuses (a
+// status of 400 or more): a peer that has not authenticated keeps no
+// connection open, and the server does not wait for a body it sent
+// half of.
+type closeOnRefusal struct{ http.ResponseWriter }
+
+func (c closeOnRefusal) WriteHeader(code int) {
+	if code >= 400 {
+		c.Header().Set("Connection", "close")
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (c closeOnRefusal) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // page serves a viewer whose cookie checks out.
 func (s *server) page(w http.ResponseWriter, r *http.Request) {

@@ -16,10 +16,13 @@ type fakeViewers struct {
 	secret string
 }
 
-func (f *fakeViewers) CheckViewer(s string) bool {
+func (f *fakeViewers) LoginCookie(s string) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return s != "" && subtle.ConstantTimeCompare([]byte(s), []byte(f.secret)) == 1
+	if s == "" || subtle.ConstantTimeCompare([]byte(s), []byte(f.secret)) != 1 {
+		return "", false
+	}
+	return "cookie-of-" + f.secret, true
 }
 
 func (f *fakeViewers) ViewerCookie() (string, error) {
@@ -149,7 +152,7 @@ func TestCredentialsDoNotCross(t *testing.T) {
 	v := &fakeViewers{secret: "s3cret"}
 	srv := newTestServer(t, v)
 	good, _ := v.ViewerCookie()
-	if resp, body := get(t, srv, "GET", "/metrics", good); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "orrery_jobs") {
+	if resp, body := get(t, srv, "GET", "/metrics", good); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "orrery_jobs") || !resp.Close {
 		t.Errorf("/metrics with a viewer's cookie: %d %q, want 401", resp.StatusCode, body)
 	}
 	if resp, body := get(t, srv, "GET", "/metrics", "", "Authorization", "Bearer metrics-token"); resp.StatusCode != 200 || body != "orrery_jobs 1\n" {

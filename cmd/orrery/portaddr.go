@@ -92,3 +92,10 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// forgetPortAddr removes the recorded address when the run stops
+// listening, so that `orrery token --viewer` never links to a port that
+// is gone.
+func forgetPortAddr(stateDir string) {
+	os.Remove(filepath.Join(stateDir, portAddrFile))
+}

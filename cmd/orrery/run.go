@@ -163,7 +163,8 @@ func runRun(e *env, args []string) int {
 		decided = ws.decided
 	}
 	d := dispatch.New(dispatch.Config{Plan: p, Sweep: sw, Store: st, Experiment: exp, Root: root,
-		Policy: pol, NoNodes: *wait, Progress: progress, Decided: decided, Migrate: migrate, Log: log, Grid: gridFile != nil, HeadTimeout: maxLease(gridFile)})
+		Policy: pol, NoNodes: *wait, Progress: progress, Decided: decided, PerNode: ws != nil, Migrate: migrate, Log: log,
+		Grid: gridFile != nil, HeadTimeout: maxLease(gridFile)})
 	// Nodes see the root directory confined: only what their copy
 	// commands name, nothing outside it.
 	nodeRoot := task.ConfinedRoot{Dir: root, TempDir: d.IncomingDir(), Hidden: []string{*stateDir}}
@@ -206,6 +207,7 @@ func runRun(e *env, args []string) int {
 			stopPort()
 			<-done
 			<-totalsDone
+			forgetPortAddr(*stateDir) // no viewer link points at a port that is gone
 		}
 		if gridFile != nil {
 			heads, err = startGrid(ctx, e, *clusterFile, gridFile, auth, pt.Addr().String(), *stateDir, exp.ID, pol, log)

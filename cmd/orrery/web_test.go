@@ -73,9 +73,10 @@ endtask
 	if !e2eWaitFor(30*time.Second, func() bool {
 		var resp *http.Response
 		resp, body = do("GET", metricsURL, "Authorization", "Bearer "+token)
-		return resp.StatusCode == 200 && strings.Contains(body, `orrery_jobs{state="running"} 1`) && strings.Contains(body, `orrery_jobs{state="pending"} 2`)
+		return resp.StatusCode == 200 && strings.Contains(body, `orrery_jobs{state="running"} 1`) && strings.Contains(body, `orrery_jobs{state="pending"} 2`) &&
+			strings.Contains(body, `orrery_node_running_attempts{cluster="",node="local1"} 1`)
 	}) {
-		t.Fatalf("/metrics never said 1 job running and 2 pending:\n%s", body)
+		t.Fatalf("/metrics never said 1 job running (on local1) and 2 pending:\n%s", body)
 	}
 	if !strings.Contains(body, "orrery_dispatch_decision_seconds_count") {
 		t.Errorf("/metrics has no decision latency:\n%s", body)
@@ -124,5 +125,9 @@ endtask
 	}
 	if code := run.wait(e2eRunTimeout); code != 0 {
 		t.Fatalf("run: exit %d\nstderr:\n%s", code, run.stderr.String())
+	}
+	// The run no longer listens: no viewer link points at it.
+	if code, out, _ := e2eRun(t, dir, time.Minute, "token", "--viewer"); code == 0 {
+		t.Errorf("after the run, orrery token --viewer printed %q", out)
 	}
 }

@@ -15,8 +15,9 @@ import (
 )
 
 // webSide is what a run serves on its port to web peers (port.Config.Web):
-// the viewer's sign-in and /metrics, fed from the dispatcher's progress
-// and, every totalsEvery, the store's attempt totals. The live page
+// the viewer's sign-in and /metrics. One goroutine (run) owns the
+// metrics' snapshot: it takes the dispatcher's latest progress when told
+// of it, and the store's attempt counts every countsEvery. The live page
 // itself is not built yet: a signed-in viewer gets 404.
 type webSide struct {
 	auth *pki.Authority
@@ -26,17 +27,16 @@ type webSide struct {
 	log  *slog.Logger
 
 	mu     sync.Mutex
-	prog   dispatch.Progress
-	totals store.AttemptTotals
+	prog   dispatch.Progress // the latest, from the dispatcher
+	posted chan struct{}     // prog changed (one slot: news, not a queue)
 }
 
-// totalsEvery is how often the store's attempt totals are read for the
-// metrics (one scan of the experiment's attempts each time).
-const totalsEvery = 5 * time.Second
+// countsEvery is how often the store's attempt counts are read for the
+// metrics.
+const countsEvery = 5 * time.Second
 
 func newWebSide(auth *pki.Authority, st *store.Store, exp int64, log *slog.Logger) *webSide {
-	return &webSide{auth: auth, m: metrics.New(), st: st, exp: exp, log: log,
-		totals: store.AttemptTotals{ByState: map[string]int64{}}}
+	return &webSide{auth: auth, m: metrics.New(), st: st, exp: exp, log: log, posted: make(chan struct{}, 1)}
 }
 
 // handler is port.Config.Web.
@@ -52,50 +52,63 @@ func (w *webSide) handler() http.Handler {
 	return web.New(web.Config{Viewers: w.auth, Metrics: w.m.Handler(token), Log: w.log})
 }
 
-// progress takes the dispatcher's progress (Config.Progress: from its
-// goroutine, so it only copies).
+// progress takes the dispatcher's progress (dispatch.Config.Progress,
+// from its goroutine): it only keeps it and says so.
 func (w *webSide) progress(p dispatch.Progress) {
 	w.mu.Lock()
 	w.prog = p
 	w.mu.Unlock()
-	w.update()
+	select {
+	case w.posted <- struct{}{}:
+	default:
+	}
 }
 
 // decided takes one decision's latency (dispatch.Config.Decided).
 func (w *webSide) decided(d time.Duration) { w.m.ObserveDecision(d) }
 
-// run reads the store's totals every totalsEvery until ctx is done.
+// run keeps the metrics' snapshot until ctx is done. Bytes staged by
+// earlier runs of the experiment are read once, at the start.
 func (w *webSide) run(ctx context.Context) {
-	t := time.NewTicker(totalsEvery)
+	baseIn, baseOut, err := w.st.Staged(ctx, w.exp)
+	if err != nil && ctx.Err() == nil {
+		w.log.Warn("metrics: the store's staged bytes", "err", err)
+	}
+	var counts map[string]int64
+	t := time.NewTicker(countsEvery)
 	defer t.Stop()
-	for {
-		if tot, err := w.st.Totals(ctx, w.exp); err == nil {
-			w.mu.Lock()
-			w.totals = tot
-			w.mu.Unlock()
-			w.update()
-		} else if ctx.Err() == nil {
-			w.log.Warn("metrics: the store's attempt totals", "err", err)
+	for read := true; ; {
+		if read {
+			if c, err := w.st.AttemptCounts(ctx, w.exp); err == nil {
+				counts = c
+			} else if ctx.Err() == nil {
+				w.log.Warn("metrics: the store's attempt counts", "err", err)
+			}
 		}
+		w.mu.Lock()
+		p := w.prog
+		w.mu.Unlock()
+		w.m.Update(snapshot(p, counts, baseIn, baseOut))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			read = true
+		case <-w.posted:
+			read = false
 		}
 	}
 }
 
-// update hands the metrics a snapshot of what is known now.
-func (w *webSide) update() {
-	w.mu.Lock()
-	p, tot := w.prog, w.totals
-	w.mu.Unlock()
+// snapshot is what the metrics export: p, the store's attempt counts,
+// and the bytes staged before this run.
+func snapshot(p dispatch.Progress, counts map[string]int64, baseIn, baseOut int64) metrics.Snapshot {
 	pending := max(p.Total-p.Done-p.Failed-int64(p.Running), 0)
 	s := metrics.Snapshot{
 		Jobs:      map[string]int{"pending": int(pending), "running": p.Running, "done": int(p.Done), "failed": int(p.Failed)},
-		Attempts:  tot.ByState,
-		StagedIn:  tot.StagedIn,
-		StagedOut: tot.StagedOut,
+		Attempts:  counts,
+		StagedIn:  baseIn + p.StagedIn,
+		StagedOut: baseOut + p.StagedOut,
 	}
 	for _, c := range p.Clusters {
 		s.Clusters = append(s.Clusters, metrics.Cluster{Name: c.Name, Link: c.Link, Rate: c.Rate, Queued: c.Queued, Running: c.Running})
@@ -103,5 +116,5 @@ func (w *webSide) update() {
 	for _, n := range p.PerNode {
 		s.Nodes = append(s.Nodes, metrics.Node{Name: n.Name, Cluster: n.Cluster, Running: n.Running})
 	}
-	w.m.Update(s)
+	return s
 }
