@@ -49,7 +49,10 @@ type Config struct {
 	// Metrics serves /metrics and authenticates its requests itself (a
 	// bearer token); nil answers 404.
 	Metrics http.Handler
-	Log     *slog.Logger
+	// News, when set, serves a viewer the run's latest news as JSON
+	// (/api/overview) and as server-sent events (/api/events).
+	News *Hub
+	Log  *slog.Logger
 }
 
 // CookieName is the viewer's cookie.
@@ -146,11 +149,16 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusMethodNotAllowed, "a viewer can only look (GET)")
 		return
 	}
-	if s.cfg.Page == nil {
+	switch {
+	case s.cfg.News != nil && r.URL.Path == "/api/overview":
+		s.cfg.News.serveOverview(w, r)
+	case s.cfg.News != nil && r.URL.Path == "/api/events":
+		s.cfg.News.serveEvents(w, r)
+	case s.cfg.Page == nil:
 		refuse(w, http.StatusNotFound, "no page here")
-		return
+	default:
+		s.cfg.Page.ServeHTTP(w, r)
 	}
-	s.cfg.Page.ServeHTTP(w, r)
 }
 
 // refuse answers with code and a one-line reason that reveals nothing

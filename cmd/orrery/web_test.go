@@ -106,6 +106,18 @@ endtask
 	if code := withCookie(); code != http.StatusNotFound {
 		t.Fatalf("the page with the cookie: %d, want 404 (signed in; no page yet)", code)
 	}
+	// The viewer's news: the counts, as JSON.
+	var news string
+	if !e2eWaitFor(30*time.Second, func() bool {
+		var resp *http.Response
+		resp, news = do("GET", "https://"+base+"/api/overview", "Cookie", cookie.Name+"="+cookie.Value)
+		return resp.StatusCode == 200 && strings.Contains(news, `"running":1`) && strings.Contains(news, `"pending":2`)
+	}) {
+		t.Fatalf("/api/overview never said 1 running and 2 pending: %s", news)
+	}
+	if resp, body := do("GET", "https://"+base+"/api/overview"); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "running") {
+		t.Fatalf("/api/overview with no cookie: %d %q", resp.StatusCode, body)
+	}
 	if resp, body := do("GET", metricsURL, "Cookie", cookie.Name+"="+cookie.Value); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "orrery_jobs") {
 		t.Fatalf("/metrics with a viewer's cookie: %d", resp.StatusCode)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -26,6 +27,8 @@ type webSide struct {
 	exp  int64
 	log  *slog.Logger
 
+	news *web.Hub // a viewer's /api/overview and /api/events
+
 	mu     sync.Mutex
 	prog   dispatch.Progress // the latest, from the dispatcher
 	posted chan struct{}     // prog changed (one slot: news, not a queue)
@@ -36,7 +39,7 @@ type webSide struct {
 const countsEvery = 5 * time.Second
 
 func newWebSide(auth *pki.Authority, st *store.Store, exp int64, log *slog.Logger) *webSide {
-	return &webSide{auth: auth, m: metrics.New(), st: st, exp: exp, log: log, posted: make(chan struct{}, 1)}
+	return &webSide{auth: auth, m: metrics.New(), st: st, exp: exp, log: log, news: web.NewHub(), posted: make(chan struct{}, 1)}
 }
 
 // handler is port.Config.Web.
@@ -49,7 +52,7 @@ func (w *webSide) handler() http.Handler {
 		}
 		return t
 	}
-	return web.New(web.Config{Viewers: w.auth, Metrics: w.m.Handler(token), Log: w.log})
+	return web.New(web.Config{Viewers: w.auth, Metrics: w.m.Handler(token), News: w.news, Log: w.log})
 }
 
 // progress takes the dispatcher's progress (dispatch.Config.Progress,
@@ -74,7 +77,9 @@ func (w *webSide) run(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		w.log.Warn("metrics: the store's staged bytes", "err", err)
 	}
+	defer w.news.Close()
 	var counts map[string]int64
+	var lastNews time.Time
 	t := time.NewTicker(countsEvery)
 	defer t.Stop()
 	for read := true; ; {
@@ -89,6 +94,12 @@ func (w *webSide) run(ctx context.Context) {
 		p := w.prog
 		w.mu.Unlock()
 		w.m.Update(snapshot(p, counts, baseIn, baseOut))
+		if now := time.Now(); now.Sub(lastNews) >= newsEvery || p.Finished {
+			lastNews = now
+			if b, err := json.Marshal(overviewOf(p, now)); err == nil {
+				w.news.Publish(b)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -117,4 +128,33 @@ func snapshot(p dispatch.Progress, counts map[string]int64, baseIn, baseOut int6
 		s.Nodes = append(s.Nodes, metrics.Node{Name: n.Name, Cluster: n.Cluster, Running: n.Running})
 	}
 	return s
+}
+
+// newsEvery is how often viewers are sent news at most (the progress
+// changes far more often in a busy run).
+const newsEvery = 250 * time.Millisecond
+
+// overview is a viewer's news: the run's counts now.
+type overview struct {
+	Total        int64                      `json:"total"`
+	Exact        bool                       `json:"exact"`
+	Done         int64                      `json:"done"`
+	Failed       int64                      `json:"failed"`
+	Running      int                        `json:"running"`
+	Pending      int64                      `json:"pending"`
+	Nodes        int                        `json:"nodes"`
+	OutOfService int                        `json:"out_of_service"`
+	Elapsed      float64                    `json:"elapsed_s"`
+	Finished     bool                       `json:"finished"`
+	Clusters     []dispatch.ClusterProgress `json:"clusters,omitempty"`
+}
+
+func overviewOf(p dispatch.Progress, now time.Time) overview {
+	o := overview{Total: p.Total, Exact: p.Exact, Done: p.Done, Failed: p.Failed, Running: p.Running,
+		Pending: max(p.Total-p.Done-p.Failed-int64(p.Running), 0), Nodes: p.Nodes, OutOfService: p.OutOfService,
+		Finished: p.Finished, Clusters: p.Clusters}
+	if !p.Started.IsZero() {
+		o.Elapsed = now.Sub(p.Started).Seconds()
+	}
+	return o
 }
