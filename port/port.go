@@ -84,8 +84,10 @@ type Config struct {
 	// (default a quarter of MaxConns), so that viewers can never take
 	// the nodes' room.
 	MaxWebConns int
-	// MaxWebConnsPerHost bounds those from one address (default 16), so
-	// one host cannot take every web slot.
+	// MaxWebConnsPerHost bounds those from one address (default 64, a
+	// quarter of the default MaxWebConns), so one host cannot take every
+	// web slot; viewers behind one address (a NAT) share it: each
+	// browser holds an event stream and a few more over HTTP/1.1.
 	MaxWebConnsPerHost int
 }
 
@@ -129,7 +131,7 @@ func Listen(cfg Config) (*Port, error) {
 		cfg.MaxWebConns = max(cfg.MaxConns/4, 1)
 	}
 	if cfg.MaxWebConnsPerHost <= 0 {
-		cfg.MaxWebConnsPerHost = 16
+		cfg.MaxWebConnsPerHost = max(cfg.MaxWebConns/4, 1)
 	}
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = 10 * time.Second

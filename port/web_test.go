@@ -59,7 +59,7 @@ func TestWebNotServedWithoutHandler(t *testing.T) {
 // TestWebConnectionsBounded: web peers hold at most MaxWebConns
 // connections; one more is closed at once, and a node still joins.
 func TestWebConnectionsBounded(t *testing.T) {
-	f := newFixture(t, port.Config{Web: echoWeb, MaxWebConns: 2})
+	f := newFixture(t, port.Config{Web: echoWeb, MaxWebConns: 2, MaxWebConnsPerHost: 10})
 	for i := range 2 {
 		if _, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP); err != nil {
 			t.Fatalf("web connection %d: %v", i+1, err)
