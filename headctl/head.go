@@ -352,20 +352,7 @@ const logTailLines = 5
 func (h *Head) logTail(ctx context.Context, c *remote.Client) string {
 	ctx, cancel := step(ctx, h.cfg.CommandTimeout)
 	defer cancel()
-	out, _, exit, err := c.Run(ctx, fmt.Sprintf("tail -n %d -- %s 2>/dev/null", logTailLines, sshkeep.ShellQuote(path.Join(h.dir, logName))), nil)
-	if err != nil || exit != 0 {
-		return ""
-	}
-	var lines []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if l = sshkeep.OneLine(l); l != "" {
-			lines = append(lines, sshkeep.Cut(l, 300))
-		}
-	}
-	if len(lines) == 0 {
-		return ""
-	}
-	return "; " + logName + ": " + strings.Join(lines, " | ")
+	return sshkeep.LogTail(ctx, c, h.dir, logName, logTailLines)
 }
 
 // stop runs `orrery head stop`.

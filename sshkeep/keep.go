@@ -477,3 +477,23 @@ func Cut(s string, n int) string {
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// LogTail is "; NAME: LINE | LINE ..." of the last n lines of the log
+// file dir/NAME on c's machine, each on one line and cut to 300 bytes,
+// or "" when there is none: what a failed start quotes of its log.
+func LogTail(ctx context.Context, c *remote.Client, dir, name string, n int) string {
+	out, _, exit, err := c.Run(ctx, fmt.Sprintf("tail -n %d -- %s 2>/dev/null", n, ShellQuote(path.Join(dir, name))), nil)
+	if err != nil || exit != 0 {
+		return ""
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = OneLine(l); l != "" {
+			lines = append(lines, Cut(l, 300))
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "; " + name + ": " + strings.Join(lines, " | ")
+}

@@ -3,7 +3,6 @@ package sshnode
 import (
 	"context"
 	"fmt"
-	"path"
 	"strings"
 
 	"orrery/remote"
@@ -153,20 +152,7 @@ func endedWhy(status string) string {
 func (n *Node) logTail(ctx context.Context, c *remote.Client) string {
 	sctx, cancel := step(ctx, n.tune.command)
 	defer cancel()
-	out, _, exit, err := c.Run(sctx, "tail -n 3 -- "+sshkeep.ShellQuote(path.Join(n.dir, logName))+" 2>/dev/null", nil)
-	if err != nil || exit != 0 {
-		return ""
-	}
-	var lines []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if l = sshkeep.OneLine(l); l != "" {
-			lines = append(lines, sshkeep.Cut(l, 300))
-		}
-	}
-	if len(lines) == 0 {
-		return ""
-	}
-	return "; " + logName + ": " + strings.Join(lines, " | ")
+	return sshkeep.LogTail(sctx, c, n.dir, logName, 3)
 }
 
 // stopAgent stops the agent (see stopScript).
