@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,5 +115,38 @@ func TestWebHalfRequestDropped(t *testing.T) {
 	}
 	if _, open := closedWithin(t, c, 10*time.Second); open > 5*time.Second {
 		t.Fatalf("the half request's connection stayed open %s", open)
+	}
+}
+
+// TestWebHugeHeadersRefused: a web peer that sends headers beyond 64 KiB
+// gets 431 and its connection closed; the handler never sees it.
+func TestWebHugeHeadersRefused(t *testing.T) {
+	var seen atomic.Bool
+	f := newFixture(t, port.Config{Web: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { seen.Store(true) })})
+	c, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	go io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: "+strings.Repeat("a", 1<<20)+"\r\n\r\n")
+	got, _ := closedWithin(t, c, 10*time.Second)
+	if !strings.Contains(string(got), " 431 ") || seen.Load() {
+		t.Fatalf("huge headers: %q (handler called: %v), want 431 and no call", got, seen.Load())
+	}
+}
+
+// TestWebPlaintextRefused: a plaintext HTTP request to the port gets no
+// answer but the end of the connection (the port speaks only TLS).
+func TestWebPlaintextRefused(t *testing.T) {
+	f := newFixture(t, port.Config{Web: echoWeb})
+	c, err := net.DialTimeout("tcp", f.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+	got, _ := closedWithin(t, c, 15*time.Second)
+	if strings.Contains(string(got), "page") || strings.Contains(string(got), "HTTP/1.1 200") {
+		t.Fatalf("plaintext HTTP was answered: %q", got)
 	}
 }
