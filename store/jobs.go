@@ -68,6 +68,10 @@ type Attempt struct {
 	// from the root to the node and back (GNU Parallel's Send and
 	// Receive).
 	StagedIn, StagedOut int64
+	// StagingIn and StagingOut are how long the attempt's copies took:
+	// those before its first other command (staging in) and those after
+	// its last (staging out).
+	StagingIn, StagingOut time.Duration
 	// Cluster is, in a grid, the cluster whose head ran the attempt
 	// (Node is then that head as the root knows it), and ClusterNode
 	// the node of that cluster that ran it, once the head reported its
@@ -248,10 +252,11 @@ func (b *Batch) Finish(exp int64, a Attempt, state JobState) {
 // attempt has (InCluster's).
 func (b *Batch) EndAttempt(exp int64, a Attempt) {
 	b.add(`UPDATE attempt SET state=?, ended_at=?, exit_code=?, signal=?, wall_ns=?, cpu_ns=?, max_rss=?,
-		error=?, stdout=?, stderr=?, ignored=?, staged_in=?, staged_out=?,
+		error=?, stdout=?, stderr=?, ignored=?, staged_in=?, staged_out=?, staging_in_ns=?, staging_out_ns=?,
 		cluster=coalesce(?, cluster), cluster_node=coalesce(?, cluster_node) WHERE experiment=? AND job=? AND n=?`,
 		a.State, nanos(a.Ended), a.Exit, a.Signal, int64(a.Wall), int64(a.CPU), a.MaxRSS,
 		a.Error, a.Stdout, a.Stderr, ignoredJSON(a.Ignored), max(a.StagedIn, 0), max(a.StagedOut, 0),
+		int64(max(a.StagingIn, 0)), int64(max(a.StagingOut, 0)),
 		nullIfEmpty(a.Cluster), nullIfEmpty(a.ClusterNode), exp, a.Job, a.N)
 }
 

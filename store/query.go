@@ -81,7 +81,8 @@ func (s *Store) Attempts(ctx context.Context, exp, job int64, fn func(Attempt) e
 // attempts in one query.
 func (s *Store) AttemptsOf(ctx context.Context, exp, first, last int64, fn func(Attempt) error) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT job, n, node, state, started_at, ended_at, exit_code, signal,
-		wall_ns, cpu_ns, max_rss, error, stdout, stderr, ignored, staged_in, staged_out, cluster, cluster_node FROM attempt
+		wall_ns, cpu_ns, max_rss, error, stdout, stderr, ignored, staged_in, staged_out, cluster, cluster_node,
+		staging_in_ns, staging_out_ns FROM attempt
 		WHERE experiment=? AND job BETWEEN ? AND ? ORDER BY job, n`, exp, first, last)
 	if err != nil {
 		return fmt.Errorf("read attempts: %w", err)
@@ -90,10 +91,11 @@ func (s *Store) AttemptsOf(ctx context.Context, exp, first, last int64, fn func(
 	for rows.Next() {
 		var a Attempt
 		var started int64
-		var ended, exit, wall, cpu, rss, in, out sql.NullInt64
+		var ended, exit, wall, cpu, rss, in, out, stagingIn, stagingOut sql.NullInt64
 		var sig, msg, ignored, cluster, clusterNode sql.NullString
 		if err := rows.Scan(&a.Job, &a.N, &a.Node, &a.State, &started, &ended, &exit, &sig,
-			&wall, &cpu, &rss, &msg, &a.Stdout, &a.Stderr, &ignored, &in, &out, &cluster, &clusterNode); err != nil {
+			&wall, &cpu, &rss, &msg, &a.Stdout, &a.Stderr, &ignored, &in, &out, &cluster, &clusterNode,
+			&stagingIn, &stagingOut); err != nil {
 			return fmt.Errorf("read attempts: %w", err)
 		}
 		if ignored.Valid {
@@ -102,6 +104,7 @@ func (s *Store) AttemptsOf(ctx context.Context, exp, first, last int64, fn func(
 			}
 		}
 		a.StagedIn, a.StagedOut = in.Int64, out.Int64
+		a.StagingIn, a.StagingOut = time.Duration(stagingIn.Int64), time.Duration(stagingOut.Int64)
 		a.Cluster, a.ClusterNode = cluster.String, clusterNode.String
 		a.Started = time.Unix(0, started)
 		if ended.Valid {

@@ -46,7 +46,7 @@ type Store struct {
 // database of an older version is migrated when it is opened; one of a
 // newer version is refused. Every change to the schema adds a step to
 // migrations and raises SchemaVersion by one.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // schemaV0 is the schema of the builds before the store had a version
 // (user_version 0), exactly as they made it.
@@ -104,9 +104,14 @@ CREATE TABLE attempt (
 	staged_out INTEGER,
 	cluster    TEXT,
 	cluster_node TEXT,
+	staging_in_ns  INTEGER,
+	staging_out_ns INTEGER,
 	PRIMARY KEY (experiment, job, n)
 ) WITHOUT ROWID;
 CREATE INDEX attempt_ignored ON attempt(experiment, job) WHERE ignored IS NOT NULL;
+CREATE INDEX attempt_started ON attempt(experiment, started_at);
+CREATE INDEX attempt_node ON attempt(experiment, node, job);
+CREATE INDEX attempt_wall ON attempt(experiment, wall_ns);
 CREATE TABLE event (
 	id         INTEGER PRIMARY KEY,
 	experiment INTEGER NOT NULL,
@@ -132,6 +137,15 @@ CREATE INDEX attempt_ignored ON attempt(experiment, job) WHERE ignored IS NOT NU
 	// node of that cluster that ran it (NULL outside a grid).
 	1: `ALTER TABLE attempt ADD COLUMN cluster TEXT;
 ALTER TABLE attempt ADD COLUMN cluster_node TEXT;`,
+	// 2 → 3: how long an attempt's copies in (before its first other
+	// command) and back (after its last) took, and the indexes a
+	// viewer's page reads by: attempts by start (the timeline), by node
+	// and by wall time (the jobs table's filter and sort).
+	2: `ALTER TABLE attempt ADD COLUMN staging_in_ns INTEGER;
+ALTER TABLE attempt ADD COLUMN staging_out_ns INTEGER;
+CREATE INDEX attempt_started ON attempt(experiment, started_at);
+CREATE INDEX attempt_node ON attempt(experiment, node, job);
+CREATE INDEX attempt_wall ON attempt(experiment, wall_ns);`,
 }
 
 // ErrNewer is the error of Open for a database written by a newer build.

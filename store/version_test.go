@@ -136,7 +136,8 @@ func TestMigratedIsFresh(t *testing.T) {
 			t.Errorf("version %d migrated:\n%s\nnew schema:\n%s", v, migrated, fresh)
 		}
 	}
-	for _, want := range []string{fmt.Sprintf("version %d\n", SchemaVersion), " ignored TEXT ", " cluster TEXT ", " cluster_node TEXT "} {
+	for _, want := range []string{fmt.Sprintf("version %d\n", SchemaVersion), " ignored TEXT ", " cluster TEXT ", " cluster_node TEXT ",
+		" staging_in_ns INTEGER ", "attempt_started", "attempt_node", "attempt_wall"} {
 		if !strings.Contains(fresh, want) {
 			t.Errorf("new schema lacks %q:\n%s", want, fresh)
 		}
@@ -146,11 +147,14 @@ func TestMigratedIsFresh(t *testing.T) {
 // oldSchemas are the schemas of the older versions, by version.
 func oldSchemas(t *testing.T) []string {
 	t.Helper()
-	v1, err := os.ReadFile(filepath.Join("testdata", "schema_v1.sql"))
-	if err != nil {
-		t.Fatal(err)
+	old := []string{0: schemaV0}
+	for v := 1; v < SchemaVersion; v++ {
+		b, err := os.ReadFile(filepath.Join("testdata", fmt.Sprintf("schema_v%d.sql", v)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, string(b))
 	}
-	old := []string{0: schemaV0, 1: string(v1)}
 	if len(old) != SchemaVersion {
 		t.Fatalf("%d old schemas for store version %d: keep each older version's schema in testdata", len(old), SchemaVersion)
 	}
@@ -395,5 +399,47 @@ func TestMigrationFromVersion1IsOneTransaction(t *testing.T) {
 	defer db.Close()
 	if after := describe(t, db); after != before || !strings.Contains(after, "version 1\n") {
 		t.Errorf("a failed migration changed the database:\n%s\nwas\n%s", after, before)
+	}
+}
+
+// TestOpenMigratesVersion2: a version-2 store's attempts open with no
+// staging times, and an attempt ended after the migration keeps its own.
+func TestOpenMigratesVersion2(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), ".orrery")
+	db := rawDB(t, dir)
+	exec(t, db, oldSchemas(t)[2], "PRAGMA user_version = 2",
+		`INSERT INTO experiment (plan_path, plan_text, dialect, seed, names, created_at) VALUES ('/p.pln', 'task main
+endtask
+', 'modern', 9, '["x"]', 1700000000000000000)`,
+		`INSERT INTO job (experiment, idx, ordinal, vals, state, attempts, exit_code, updated_at) VALUES
+			(1, 1, 0, '["a"]', 'done', 1, 0, 1700000000000000000),
+			(1, 2, 1, '["b"]', 'running', 1, NULL, 1700000000000000000)`,
+		`INSERT INTO attempt (experiment, job, n, node, state, started_at, ended_at, exit_code, wall_ns)
+			VALUES (1, 1, 1, 'n1', 'ok', 1700000000000000000, 1700000001000000000, 0, 1000000000)`,
+		`INSERT INTO attempt (experiment, job, n, node, state, started_at) VALUES (1, 2, 1, 'n1', 'running', 1700000000000000000)`)
+	db.Close()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatalf("open a version-2 store: %v", err)
+	}
+	defer s.Close()
+	zero := 0
+	var b Batch
+	b.Finish(1, Attempt{Job: 2, N: 1, Node: "n1", State: AttemptOK, Ended: time.Now(), Exit: &zero,
+		StagingIn: 3 * time.Millisecond, StagingOut: 4 * time.Millisecond}, Done)
+	if err := s.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.Attempts(ctx, 1, 0, func(a Attempt) error {
+		got = append(got, fmt.Sprintf("%d.%d %s %v/%v", a.Job, a.N, a.State, a.StagingIn, a.StagingOut))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"1.1 ok 0s/0s", "2.1 ok 3ms/4ms"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("attempts after the migration:\n%q\nwant\n%q", got, want)
 	}
 }

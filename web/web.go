@@ -52,6 +52,10 @@ type Config struct {
 	// News, when set, serves a viewer the run's latest news as JSON
 	// (/api/overview) and as server-sent events (/api/events).
 	News *Hub
+	// Source, when set, answers a viewer's questions about the
+	// experiment: /api/info, /api/jobs, /api/jobs/INDEX,
+	// /api/jobs/INDEX/attempts/N/log, /api/timeline and /api/space.
+	Source Source
 	Log  *slog.Logger
 }
 
