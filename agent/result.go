@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"orrery/protocol"
 	"orrery/task"
@@ -77,7 +78,62 @@ func convert(res *task.Result, err error) *protocol.Result {
 	}
 	out.Stdout, out.Stderr = lastBytes(stdout.String()), lastBytes(stderr.String())
 	out.Ignored = ignored(res.Commands)
+	out.StagingIn, out.StagingOut = staging(res.Commands)
 	return out
+}
+
+// staging is how long the copies took that ran before the first other
+// command (in) and after the last (out). Commands that only set how the
+// next ones run (onerror, redirect) are neither. When the task ran no
+// other command, each copy counts by its direction: from the root, in;
+// otherwise out.
+func staging(cmds []task.CommandResult) (in, out time.Duration) {
+	first, last := -1, -1
+	for i := range cmds {
+		if kind := commandKind(cmds[i].Command); kind == otherCommand {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	for i := range cmds {
+		c := &cmds[i]
+		if commandKind(c.Command) != copyCommand {
+			continue
+		}
+		wall := max(c.Wall, 0)
+		switch {
+		case first < 0 && strings.HasPrefix(c.Command, "copy root:"):
+			in += wall
+		case first < 0:
+			out += wall
+		case i < first:
+			in += wall
+		case i > last:
+			out += wall
+		}
+	}
+	return in, out
+}
+
+// The kinds of command staging tells apart.
+const (
+	copyCommand    = iota // copy: moves a file
+	settingCommand        // onerror, redirect: take no time
+	otherCommand          // a process, substitute
+)
+
+// commandKind tells a command's kind from its canonical text
+// (plan.Command.String), which starts with its keyword.
+func commandKind(text string) int {
+	switch kw, _, _ := strings.Cut(text, " "); kw {
+	case "copy":
+		return copyCommand
+	case "onerror", "redirect":
+		return settingCommand
+	}
+	return otherCommand
 }
 
 // ignored lists the commands whose failure onerror ignore let pass:

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"orrery/plan"
 	"orrery/protocol"
@@ -37,6 +38,9 @@ endtask
 	res := f.next(t, protocol.TypeEvent).Event.Result
 	if !res.OK || res.StagedIn != 600000 || res.StagedOut != int64(len("600000\n2\n")) {
 		t.Fatalf("result %+v: want ok, 600000 bytes in and 9 out", res)
+	}
+	if res.StagingIn <= 0 || res.StagingOut <= 0 || res.StagingIn+res.StagingOut > res.Wall {
+		t.Errorf("staging in %v out %v of wall %v: want both timed, within the wall", res.StagingIn, res.StagingOut, res.Wall)
 	}
 	if len(res.Ignored) != 2 {
 		t.Fatalf("ignored %+v, want the shexec and the copy", res.Ignored)
@@ -82,5 +86,57 @@ func TestIgnoredBounded(t *testing.T) {
 	}
 	if len(head) > protocol.RootLimits.MaxHeader {
 		t.Errorf("an ended event's header is %d bytes, more than RootLimits' %d", len(head), protocol.RootLimits.MaxHeader)
+	}
+}
+
+// TestResultStagingTimes: the copies before the first other command are
+// staging in, those after the last staging out; copies between, and
+// onerror and redirect, are neither. A task of copies alone counts each
+// by its direction.
+func TestResultStagingTimes(t *testing.T) {
+	cmd := func(text string, wall time.Duration) task.CommandResult {
+		return task.CommandResult{Command: text, Wall: wall}
+	}
+	for _, tc := range []struct {
+		name    string
+		cmds    []task.CommandResult
+		in, out time.Duration
+	}{
+		{"in, between, out", []task.CommandResult{
+			cmd(`copy root:"a" node:"a"`, 2*time.Second),
+			cmd(`onerror ignore`, time.Millisecond),
+			cmd(`copy root:"b" node:"b"`, 3*time.Second),
+			cmd(`redirect stdout to "x"`, time.Millisecond),
+			cmd(`shexec "run"`, 100*time.Second),
+			cmd(`copy node:"c" node:"d"`, 7*time.Second),
+			cmd(`exec prog`, 50*time.Second),
+			cmd(`copy node:"out" root:"out"`, 4*time.Second),
+			cmd(`onerror fail`, time.Millisecond),
+			cmd(`copy node:"err" root:"err"`, time.Second),
+		}, 5 * time.Second, 5 * time.Second},
+		{"substitute is work", []task.CommandResult{
+			cmd(`substitute node:"t" node:"u"`, time.Second),
+			cmd(`copy root:"a" node:"a"`, 2*time.Second),
+			cmd(`shexec "run"`, time.Second),
+		}, 0, 0},
+		{"no copies", []task.CommandResult{cmd(`shexec "run"`, time.Second)}, 0, 0},
+		{"copies alone", []task.CommandResult{
+			cmd(`copy root:"a" node:"a"`, 2*time.Second),
+			cmd(`copy node:"a" root:"b"`, 3*time.Second),
+		}, 2 * time.Second, 3 * time.Second},
+		{"failed before work", []task.CommandResult{
+			cmd(`copy root:"a" node:"a"`, 2*time.Second),
+			cmd(`copy root:"b" node:"b"`, -time.Second), // a clock step back: never negative
+		}, 2 * time.Second, 0},
+		{"nothing", nil, 0, 0},
+	} {
+		res := convert(&task.Result{Failed: -1, Commands: tc.cmds}, nil)
+		if res.StagingIn != tc.in || res.StagingOut != tc.out {
+			t.Errorf("%s: staging in %v out %v, want %v and %v", tc.name, res.StagingIn, res.StagingOut, tc.in, tc.out)
+		}
+	}
+	b, err := json.Marshal(&protocol.Result{StagingIn: time.Second, StagingOut: 2 * time.Second})
+	if err != nil || !strings.Contains(string(b), `"staging_in":1000000000`) || !strings.Contains(string(b), `"staging_out":2000000000`) {
+		t.Errorf("json %s %v: want staging_in and staging_out", b, err)
 	}
 }

@@ -22,6 +22,7 @@ type decider interface {
 	Finished(index int64, attempt int, u sched.Usage, now time.Time)
 	Heartbeat(id string, now time.Time)
 	InService(id string) bool
+	Limit(id string) int
 	Model() *sched.Model
 	NodeFailure(index int64, attempt int, reason string, now time.Time)
 	NodesInService() int
@@ -57,6 +58,7 @@ type gridDecider struct {
 type gridHead struct {
 	cluster  string
 	lastSeen time.Time
+	slots    int // the jobs its cluster runs at once, as it last said
 }
 
 func newGridDecider(cfg sched.GridConfig, timeout time.Duration) *gridDecider {
@@ -73,7 +75,7 @@ func (d *gridDecider) AddNode(n sched.Node, now time.Time) {
 		d.nodes[n.ID] = h
 		d.byName[n.Cluster] = n.ID
 	}
-	h.lastSeen = now
+	h.lastSeen, h.slots = now, max(n.Limit, 1)
 	d.g.AddCluster(sched.GridCluster{Name: n.Cluster, CPUs: n.CPUs, Power: float64(n.CPUs) * max(n.Speed, 0),
 		Slots: max(n.Limit, 1)}, now)
 }
@@ -163,7 +165,17 @@ func (d *gridDecider) Heartbeat(id string, now time.Time) {
 
 func (d *gridDecider) InService(id string) bool { return d.nodes[id] != nil }
 func (d *gridDecider) NodesInService() int      { return len(d.nodes) }
-func (d *gridDecider) NodesOutOfService() int   { return 0 }
+
+// Limit is a head's slots: the jobs its cluster runs at once (it may
+// hold more, queued); 0 for no head.
+func (d *gridDecider) Limit(id string) int {
+	if h := d.nodes[id]; h != nil {
+		return h.slots
+	}
+	return 0
+}
+
+func (d *gridDecider) NodesOutOfService() int { return 0 }
 
 func (d *gridDecider) Resident(int64, int, int64)             {}
 func (d *gridDecider) SetSpeed(string, float64)               {}

@@ -105,12 +105,48 @@ type Progress struct {
 	// StagedIn and StagedOut are the bytes the attempts that ended in
 	// this run copied from the root and back.
 	StagedIn, StagedOut int64
+	// Work is the CPU-seconds, on a CPU of speed 1, of the attempts that
+	// succeeded in this run: each one's wall time times its node's speed
+	// (a cluster head's counts speed 1). Worked is how many attempts it
+	// counts, and Longest the most one of them took.
+	Work, Longest float64
+	Worked        int64
+	// Capacity is the CPUs connected and in service now, each times its
+	// speed (a grid's root: its clusters' CPUs in service, as their
+	// heads last said, at speed 1); Fastest is the fastest speed among
+	// them (0 when none is).
+	Capacity, Fastest float64
+	// Changes counts the attempts started and ended, and the jobs failed
+	// without one, in this run: it grows whenever the store's jobs or
+	// attempts change state.
+	Changes int64
 }
 
 // NodeProgress is one node in Progress.PerNode.
 type NodeProgress struct {
 	Name, Cluster string
-	Running       int
+	// Running is its attempts running (a cluster head's: those it holds,
+	// running or queued there).
+	Running int
+	// CPUs and Speed are what it counts for (a cluster head: its
+	// cluster's CPUs in service, at speed 1); Memory its bytes of RAM
+	// (0: not known).
+	CPUs   int
+	Speed  float64
+	Memory int64
+	// Limit is its job limit now (a cluster head: its cluster's slots);
+	// 0 when out of service, -1 under a policy that sets none.
+	Limit int
+	// Load is its 1-minute load average as its last heartbeat said.
+	Load float64
+	// Resident is the bytes its running attempts hold, as its last
+	// heartbeat said.
+	Resident int64
+	// Out is set when the core took it out of service; Reason says why
+	// and OutSince since when (zero when not known).
+	Out      bool
+	Reason   string
+	OutSince time.Time
 }
 
 // Summary is how a run ended.

@@ -33,6 +33,11 @@ type nodeConn struct {
 	heard     time.Time              // when it last said anything (a head's heartbeat)
 	limit     int                    // its job limit now (0: the policy's choice)
 	claimed   int                    // the job limit it claims, which slow start grows to
+	beaten    bool                   // a head's status came with a heartbeat
+	load      float64                // its 1-minute load average, as it last said
+	// residents are the resident bytes of its attempts, as its last
+	// heartbeat said (only attempts it ran then).
+	residents map[attemptKey]int64
 	// waiting are starts decided while the node was disconnected: sent
 	// when it is back (the attempts are recorded; if it does not come
 	// back, they are lost with it).
@@ -78,6 +83,7 @@ func (r *runState) handle(e event) {
 	switch {
 	case e.beat != nil:
 		r.core.Heartbeat(nc.id, now)
+		nc.load = plausibleLoad(e.beat.Load)
 		r.resident(nc, e.beat.Resident)
 		r.headBeat(nc, e.beat.Cluster)
 	case e.ended != nil && e.ended.Kind == protocol.EventStarted:
@@ -298,15 +304,33 @@ func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
 // resident passes a node's report of its attempts' memory to the core:
 // only for attempts the node runs, and never more than it has.
 func (r *runState) resident(nc *nodeConn, rs []protocol.Resident) {
+	clear(nc.residents)
 	for _, x := range rs {
 		if j := r.jobs[x.Job]; j != nil && j.runs[x.Attempt] == nc.id {
-			r.core.Resident(x.Job, x.Attempt, r.plausibleMemory(nc, x.Bytes))
+			b := r.plausibleMemory(nc, x.Bytes)
+			if nc.residents == nil {
+				nc.residents = map[attemptKey]int64{}
+			}
+			nc.residents[attemptKey{x.Job, x.Attempt}] = b
+			r.core.Resident(x.Job, x.Attempt, b)
 			if nc.trusted {
 				r.located(x) // a process group means something only on this machine
 			}
 		}
 	}
 }
+
+// plausibleLoad bounds a node's report of its load average: not a
+// number, or below 0, is 0; at most maxLoad.
+func plausibleLoad(l float64) float64 {
+	if !(l > 0) {
+		return 0
+	}
+	return min(l, maxLoad)
+}
+
+// maxLoad bounds the load average a node may report.
+const maxLoad = 1 << 20
 
 // plausibleMemory bounds a node's report of memory by what it has.
 func (r *runState) plausibleMemory(nc *nodeConn, b int64) int64 {
@@ -327,10 +351,13 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	key := attemptKey{ev.Job, ev.Attempt}
 	r.prog.StagedIn += max(res.StagedIn, 0)
 	r.prog.StagedOut += max(res.StagedOut, 0)
+	said := res.Wall // what the node says, before the root's measure replaces it
 	r.measure(nc, key, res, now)
+	res.StagingIn, res.StagingOut = boundStaging(res.StagingIn, res.StagingOut, res.Wall)
 	a := store.Attempt{Job: ev.Job, N: ev.Attempt, Node: node, Ended: now, Exit: res.Exit,
 		Signal: res.Signal, Wall: res.Wall, CPU: res.CPU, MaxRSS: res.MaxRSS, Error: res.Error,
-		Stdout: res.Stdout, Stderr: res.Stderr, Ignored: ignoredOf(res), StagedIn: res.StagedIn, StagedOut: res.StagedOut}
+		Stdout: res.Stdout, Stderr: res.Stderr, Ignored: ignoredOf(res), StagedIn: res.StagedIn, StagedOut: res.StagedOut,
+		StagingIn: res.StagingIn, StagingOut: res.StagingOut}
 	r.recorded(nc, ev.Job, ev.Attempt) // a head may forget it once this batch is in
 	r.placed(nc, &a, res.Node)
 	if s, ok := r.stopping[key]; ok && s.node == node {
@@ -341,6 +368,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		}
 		a.State, a.Error = s.state, s.reason
 		r.batch.EndAttempt(r.exp.ID, a)
+		r.prog.Changes++
 		return
 	}
 	j := r.jobs[ev.Job]
@@ -365,6 +393,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		// attempt ends.
 		a.State = store.AttemptFailed
 		r.batch.EndAttempt(r.exp.ID, a)
+		r.prog.Changes++
 		r.core.AttemptFailed(ev.Job, ev.Attempt, a.Ended)
 		return
 	}
@@ -373,10 +402,12 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	}
 	switch {
 	case res.OK:
+		r.worked(nc, res.Wall, said)
 		r.learnSpeed(nc, j, res)
 		r.grow(nc)
 		a.State = store.AttemptOK
 		r.batch.Finish(r.exp.ID, a, store.Done)
+		r.prog.Changes++
 		r.core.Finished(ev.Job, ev.Attempt, usage(res, nc), a.Ended)
 		delete(r.jobs, ev.Job)
 		r.prog.Done++
@@ -406,6 +437,7 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	default:
 		a.State = store.AttemptFailed
 		r.batch.Finish(r.exp.ID, a, store.Failed)
+		r.prog.Changes++
 		r.core.Finished(ev.Job, ev.Attempt, usage(res, nc), a.Ended)
 		delete(r.jobs, ev.Job)
 		r.prog.Failed++
@@ -414,6 +446,34 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 		res.Node = node
 		r.fedEnded(ev.Job, res)
 	}
+}
+
+// boundStaging bounds what a node says its copies took: never below
+// 0, and within the attempt's wall time when that is known.
+func boundStaging(in, out, wall time.Duration) (time.Duration, time.Duration) {
+	in, out = max(in, 0), max(out, 0)
+	if wall > 0 {
+		in = min(in, wall)
+		out = min(out, wall-in)
+	}
+	return in, out
+}
+
+// worked counts the work of an attempt that succeeded on nc: its wall
+// time on a CPU of speed 1. A head's attempts count speed 1 (it stands
+// for nodes of many speeds), and the wall time it says its node took,
+// within what the root saw (which includes the attempt's wait in the
+// head's queue).
+func (r *runState) worked(nc *nodeConn, wall, said time.Duration) {
+	speed := nc.speed
+	if nc.head {
+		speed = 1
+		wall = min(max(said, 0), wall)
+	}
+	w := max(wall, 0).Seconds() * speed
+	r.prog.Work += w
+	r.prog.Worked++
+	r.prog.Longest = max(r.prog.Longest, w)
 }
 
 // learnSpeed updates the speed of a node whose claims are not believed
@@ -496,6 +556,7 @@ func (r *runState) stopAttempt(a store.Attempt, requeue bool) {
 // the job's last running attempt, and the job waits to run again.
 func (r *runState) endAttempt(a store.Attempt, requeue bool) {
 	delete(r.began, attemptKey{a.Job, a.N})
+	r.prog.Changes++
 	if requeue {
 		r.batch.Finish(r.exp.ID, a, store.Pending)
 	} else {
@@ -569,6 +630,7 @@ func (r *runState) interrupt() {
 		for n, node := range j.runs {
 			r.batch.Finish(r.exp.ID, store.Attempt{Job: idx, N: n, Node: node,
 				State: store.AttemptInterrupted, Ended: now, Error: "the run was stopped"}, store.Pending)
+			r.prog.Changes++
 		}
 	}
 	r.d.cfg.Store.Apply(context.WithoutCancel(r.ctx), &r.batch)
@@ -587,6 +649,7 @@ func (r *runState) report(final bool) {
 	r.lastProgress = now
 	r.prog.Running = r.core.Running()
 	r.prog.Clusters = r.clusterProgress(now)
+	r.prog.Capacity, r.prog.Fastest = r.capacity()
 	if r.d.cfg.PerNode && (final || now.Sub(r.lastPerNode) >= time.Second) {
 		r.lastPerNode = now
 		r.prog.PerNode = r.nodeProgress()
@@ -594,18 +657,72 @@ func (r *runState) report(final bool) {
 	r.d.cfg.Progress(r.prog)
 }
 
-// nodeProgress is each connected node's running attempts, by name.
+// counts is what a node counts for: its CPUs and their speed (a
+// cluster head: its cluster's CPUs in service as it last said, or what
+// it registered with before its first heartbeat, at speed 1).
+func (nc *nodeConn) counts() (int, float64) {
+	if !nc.head {
+		return nc.cpus, nc.speed
+	}
+	if nc.beaten {
+		return nc.status.CPUs, 1
+	}
+	return nc.cpus, 1
+}
+
+// capacity is the CPUs connected and in service now, each times its
+// speed, and the fastest speed among them.
+func (r *runState) capacity() (total, fastest float64) {
+	for id, nc := range r.nodes {
+		if nc.link == nil || !r.core.InService(id) {
+			continue
+		}
+		cpus, speed := nc.counts()
+		if cpus > 0 {
+			total += float64(cpus) * speed
+			fastest = max(fastest, speed)
+		}
+	}
+	return total, fastest
+}
+
+// nodeProgress is each connected node, by name: what it is, and its
+// attempts running.
 func (r *runState) nodeProgress() []NodeProgress {
 	running := map[string]int{}
-	for _, j := range r.jobs {
-		for _, node := range j.runs {
+	resident := map[string]int64{}
+	for idx, j := range r.jobs {
+		for a, node := range j.runs {
 			running[node]++
+			if nc := r.nodes[node]; nc != nil {
+				if b, ok := nc.residents[attemptKey{idx, a}]; ok {
+					resident[node] = min(resident[node]+b, maxResident)
+				}
+			}
 		}
 	}
 	out := make([]NodeProgress, 0, len(r.nodes))
 	for id, nc := range r.nodes {
-		out = append(out, NodeProgress{Name: id, Cluster: nc.cluster, Running: running[id]})
+		cpus, speed := nc.counts()
+		limit := r.core.Limit(id)
+		if limit >= noLimit {
+			limit = -1
+		}
+		p := NodeProgress{Name: id, Cluster: nc.cluster, Running: running[id], CPUs: cpus, Speed: speed,
+			Memory: nc.memory, Limit: limit, Load: nc.load, Resident: resident[id], Out: !r.core.InService(id)}
+		if p.Out {
+			o := r.outOfService[id]
+			p.Reason, p.OutSince = o.reason, o.since
+		}
+		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b NodeProgress) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// noLimit is the job limit the core gives a node under a policy that
+// queues nothing: as good as none.
+const noLimit = 1 << 30
+
+// maxResident bounds the resident bytes summed over one node's attempts.
+const maxResident = 1 << 60

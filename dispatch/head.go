@@ -57,6 +57,7 @@ func (r *runState) headBeat(nc *nodeConn, cs *protocol.ClusterStatus) {
 	if slots != nc.status.Slots {
 		nc.limit = 0 // tell the core
 	}
+	nc.beaten = true
 	nc.status = protocol.ClusterStatus{Nodes: clampInt(cs.Nodes, 0, maxCPUs), CPUs: clampInt(cs.CPUs, 0, maxCPUs), Slots: slots,
 		Running: clampInt(cs.Running, 0, maxHeadDepth), Queued: clampInt(cs.Queued, 0, maxHeadDepth), Depth: clampInt(cs.Depth, 0, maxHeadDepth)}
 	if limit != nc.limit || cpus != nc.cpus {
@@ -119,6 +120,7 @@ func (r *runState) adopt(nc *nodeConn, adopted map[attemptKey]*liveJob, running 
 		r.jobs[key.job] = lj
 		r.began[key] = now
 		r.batch.Start(r.exp.ID, key.job, key.attempt, nc.id, now)
+		r.prog.Changes++
 		r.startedIn(nc.id, key.job, key.attempt)
 		r.batch.Event(r.exp.ID, "attempt.adopted", key.job, nc.id, fmt.Sprintf("attempt %d still ran on the head", key.attempt))
 		r.core.Adopt(sched.Job{Index: key.job, Params: params(lj.values), Attempts: key.attempt}, key.attempt, nc.id, now)

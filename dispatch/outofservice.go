@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"orrery/sched"
 )
@@ -21,12 +22,18 @@ var ErrAllOutOfService = errors.New("every node is out of service")
 // are left to finish.
 func (r *runState) takeOut(o sched.OutOfService) {
 	r.batch.Event(r.exp.ID, "node.out", 0, o.Node, o.Reason)
-	r.outOfService[o.Node] = o.Reason
+	r.outOfService[o.Node] = outOf{reason: o.Reason, since: r.now()}
 	r.prog.OutOfService = r.core.NodesOutOfService()
 	r.afterApply = append(r.afterApply, func() {
 		r.d.log.Warn("node taken out of service: its attempts keep failing outside the jobs' commands; no new attempt goes there, and its jobs run elsewhere without spending their retries",
 			"node", o.Node, "reason", o.Reason)
 	})
+}
+
+// outOf is why and since when a node is out of service.
+type outOf struct {
+	reason string
+	since  time.Time
 }
 
 // OutOfServiceError is Run's error when work was left and no node in
@@ -58,7 +65,7 @@ func (r *runState) allOutOfService() error {
 	e := &OutOfServiceError{}
 	for _, id := range slices.Sorted(maps.Keys(r.outOfService)) {
 		if r.nodes[id] != nil {
-			e.Nodes = append(e.Nodes, NodeOut{Node: id, Reason: r.outOfService[id]})
+			e.Nodes = append(e.Nodes, NodeOut{Node: id, Reason: r.outOfService[id].reason})
 		}
 	}
 	if len(e.Nodes) == 0 {

@@ -82,7 +82,7 @@ type runState struct {
 	idleSince    time.Time // since when no connected node in service was there
 	waiting      bool      // said that no node is in service
 	// outOfService are the nodes the core took out of service, and why.
-	outOfService map[string]string
+	outOfService map[string]outOf
 
 	state    *stateWatch // the state directory as Run opened it
 	stateErr error       // set when it failed under the run: nothing more is recorded
@@ -108,7 +108,7 @@ func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 	exp := d.cfg.Experiment
 	r := &runState{d: d, ctx: ctx, exp: exp, jobs: map[int64]*liveJob{}, nodes: map[string]*nodeConn{},
 		links: map[Node]*nodeConn{}, began: map[attemptKey]time.Time{}, stopping: map[attemptKey]stopping{},
-		outOfService: map[string]string{}}
+		outOfService: map[string]outOf{}}
 	if d.cfg.Grid && d.cfg.Policy.UsesGrid() {
 		// A grid's root under a policy that shares by rate: the
 		// coordinator's allocator, its clusters the heads.
@@ -487,6 +487,7 @@ func (r *runState) act() error {
 			j.runs[a.Attempt] = a.Node
 			r.began[attemptKey{a.Job, a.Attempt}] = now
 			r.batch.Start(r.exp.ID, a.Job, a.Attempt, a.Node, now)
+			r.prog.Changes++
 			r.startedIn(a.Node, a.Job, a.Attempt)
 			starts = append(starts, a)
 		case sched.Cancel:
@@ -499,6 +500,7 @@ func (r *runState) act() error {
 			r.takeOut(a)
 		case sched.Fail:
 			r.batch.FailJob(r.exp.ID, a.Job, a.Reason)
+			r.prog.Changes++
 			delete(r.jobs, a.Job)
 			r.prog.Failed++
 			r.prog.LastError = fmt.Sprintf("job %d: %s", a.Job, a.Reason)

@@ -219,6 +219,11 @@ type Result struct {
 	// from the root to the node and from the node to the root.
 	StagedIn  int64 `json:"staged_in,omitempty"`
 	StagedOut int64 `json:"staged_out,omitempty"`
+	// StagingIn and StagingOut are how long the attempt's copies took:
+	// those before its first other command (staging in) and those after
+	// its last (staging out).
+	StagingIn  time.Duration `json:"staging_in,omitempty"`
+	StagingOut time.Duration `json:"staging_out,omitempty"`
 	// Side says, for a system failure, whose side failed: SideNode (the
 	// node's own machinery: its job directory, nodestart), SideRoot (the
 	// root's: its disk, its descriptors), or "" when it may be the job's

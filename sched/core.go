@@ -322,6 +322,15 @@ func (c *Core) SetSpeed(id string, speed float64) {
 	n.Speed = speed
 }
 
+// Limit returns the job limit in force on node id: 0 when it is out of
+// service or unknown, 1<<30 under a policy that queues nothing.
+func (c *Core) Limit(id string) int {
+	if n := c.nodes[id]; n != nil {
+		return n.limit
+	}
+	return 0
+}
+
 // setLimit works out a node's job limit and keeps the free list true.
 func (c *Core) setLimit(n *nodeState) {
 	switch {

@@ -7,7 +7,7 @@
 //   - A viewer opens the link `orrery token --viewer` prints,
 //     https://ADDR/login?v=SECRET. Its secret is checked and exchanged
 //     for a cookie (HttpOnly, Secure, SameSite=Strict), and the browser
-//     is sent on to / at once, so the secret stays out of the page's
+//     moves on to / at once (a page that refreshes to it), so the secret stays out of the page's
 //     address and every Referer. Every other request
 //     of a viewer must carry that cookie, which rotating the secret
 //     (`orrery token --viewer --rotate`) invalidates.
@@ -44,7 +44,7 @@ type Config struct {
 	Viewers Viewers
 	// Page serves a viewer's every request but /login and /metrics,
 	// once its cookie checks out; it is given GET and HEAD requests
-	// only.
+	// only. Nil serves the embedded page (web/assets).
 	Page http.Handler
 	// Metrics serves /metrics and authenticates its requests itself (a
 	// bearer token); nil answers 404.
@@ -56,7 +56,7 @@ type Config struct {
 	// experiment: /api/info, /api/jobs, /api/jobs/INDEX,
 	// /api/jobs/INDEX/attempts/N/log, /api/timeline and /api/space.
 	Source Source
-	Log  *slog.Logger
+	Log    *slog.Logger
 }
 
 // CookieName is the viewer's cookie.
@@ -70,6 +70,9 @@ const cookieAge = 7 * 24 * time.Hour
 func New(cfg Config) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Page == nil {
+		cfg.Page = pageHandler()
 	}
 	s := &server{cfg: cfg}
 	mux := http.NewServeMux()
@@ -113,8 +116,23 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: c, Path: "/", MaxAge: int(cookieAge / time.Second),
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	s.cfg.Log.Info("viewer signed in", "peer", r.RemoteAddr)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	// The page moves the browser on to / itself, rather than a redirect:
+	// a link opened from another site (a chat, a mail) starts a
+	// cross-site navigation, and a browser sends no SameSite=Strict
+	// cookie anywhere along its redirects, so / would refuse the cookie
+	// just set. A refresh by this page is a navigation of its own site.
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	io.WriteString(w, signedIn)
 }
+
+// signedIn is the answer to a viewer's sign-in: a page that opens / at
+// once (a meta refresh: no script, which the page's policy forbids
+// inline).
+const signedIn = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/">
+<title>Orrery: signed in</title></head>
+<body><p>Signed in. <a href="/">Open the experiment's page</a>.</p></body></html>
+`
 
 // metrics hands /metrics to its handler, which checks its bearer token.
 func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
@@ -158,6 +176,8 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 		s.cfg.News.serveOverview(w, r)
 	case s.cfg.News != nil && r.URL.Path == "/api/events":
 		s.cfg.News.serveEvents(w, r)
+	case s.cfg.Source != nil && isSourcePath(r.URL.Path):
+		s.serveSource(w, r)
 	case s.cfg.Page == nil:
 		refuse(w, http.StatusNotFound, "no page here")
 	default:

@@ -158,7 +158,7 @@ func runRun(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "orrery: %v\n", err)
 			return exitSystem
 		}
-		ws = newWebSide(auth, st, exp.ID, log)
+		ws = newWebSide(auth, st, exp, log)
 		progress = func(p dispatch.Progress) { prog.update(p); ws.progress(p) }
 		decided = ws.decided
 	}

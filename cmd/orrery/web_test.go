@@ -87,8 +87,8 @@ endtask
 		t.Fatalf("the page with no cookie: %d, want 401", resp.StatusCode)
 	}
 	resp, _ := do("GET", viewer)
-	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
-		t.Fatalf("the viewer link: %d with cookies %v, want 303 and one cookie", resp.StatusCode, resp.Cookies())
+	if resp.StatusCode != http.StatusOK || len(resp.Cookies()) != 1 {
+		t.Fatalf("the viewer link: %d with cookies %v, want 200 and one cookie", resp.StatusCode, resp.Cookies())
 	}
 	cookie := resp.Cookies()[0]
 	withCookie := func() int {
@@ -101,10 +101,9 @@ endtask
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	// Signed in: the page itself is not built yet (404), but the cookie
-	// is taken.
-	if code := withCookie(); code != http.StatusNotFound {
-		t.Fatalf("the page with the cookie: %d, want 404 (signed in; no page yet)", code)
+	// Signed in: the cookie opens the page.
+	if code := withCookie(); code != http.StatusOK {
+		t.Fatalf("the page with the cookie: %d, want 200", code)
 	}
 	// The viewer's news: the counts, as JSON.
 	var news string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -16,10 +17,10 @@ import (
 )
 
 // webSide is what a run serves on its port to web peers (port.Config.Web):
-// the viewer's sign-in and /metrics. One goroutine (run) owns the
+// the viewer's sign-in and page, and /metrics. One goroutine (run) owns the
 // metrics' snapshot: it takes the dispatcher's latest progress when told
-// of it, and the store's attempt counts every countsEvery. The live page
-// itself is not built yet: a signed-in viewer gets 404.
+// of it, and the store's attempt counts every countsEvery; and the
+// viewers' news (newsState), published to news at most every newsEvery.
 type webSide struct {
 	auth *pki.Authority
 	m    *metrics.Metrics
@@ -27,7 +28,8 @@ type webSide struct {
 	exp  int64
 	log  *slog.Logger
 
-	news *web.Hub // a viewer's /api/overview and /api/events
+	news   *web.Hub         // a viewer's /api/overview and /api/events
+	source *web.StoreSource // a viewer's questions: jobs, timeline, space
 
 	mu     sync.Mutex
 	prog   dispatch.Progress // the latest, from the dispatcher
@@ -38,8 +40,9 @@ type webSide struct {
 // metrics.
 const countsEvery = 5 * time.Second
 
-func newWebSide(auth *pki.Authority, st *store.Store, exp int64, log *slog.Logger) *webSide {
-	return &webSide{auth: auth, m: metrics.New(), st: st, exp: exp, log: log, news: web.NewHub(), posted: make(chan struct{}, 1)}
+func newWebSide(auth *pki.Authority, st *store.Store, exp *store.Experiment, log *slog.Logger) *webSide {
+	return &webSide{auth: auth, m: metrics.New(), st: st, exp: exp.ID, log: log, news: web.NewHub(), posted: make(chan struct{}, 1),
+		source: web.NewStoreSource(st, exp, true)}
 }
 
 // handler is port.Config.Web.
@@ -52,7 +55,7 @@ func (w *webSide) handler() http.Handler {
 		}
 		return t
 	}
-	return web.New(web.Config{Viewers: w.auth, Metrics: w.m.Handler(token), News: w.news, Log: w.log})
+	return web.New(web.Config{Viewers: w.auth, Metrics: w.m.Handler(token), News: w.news, Source: w.source, Log: w.log})
 }
 
 // progress takes the dispatcher's progress (dispatch.Config.Progress,
@@ -80,6 +83,7 @@ func (w *webSide) run(ctx context.Context) {
 	defer w.news.Close()
 	var counts map[string]int64
 	var lastNews time.Time
+	var news newsState
 	t := time.NewTicker(countsEvery)
 	defer t.Stop()
 	for read := true; ; {
@@ -96,8 +100,10 @@ func (w *webSide) run(ctx context.Context) {
 		w.m.Update(snapshot(p, counts, baseIn, baseOut))
 		if now := time.Now(); now.Sub(lastNews) >= newsEvery || p.Finished {
 			lastNews = now
-			if b, err := json.Marshal(overviewOf(p, now)); err == nil {
+			if b, err := json.Marshal(news.overview(p, now)); err == nil {
 				w.news.Publish(b)
+			} else {
+				w.log.Warn("web: the viewers' news", "err", err)
 			}
 		}
 		select {
@@ -134,27 +140,120 @@ func snapshot(p dispatch.Progress, counts map[string]int64, baseIn, baseOut int6
 // changes far more often in a busy run).
 const newsEvery = 250 * time.Millisecond
 
-// overview is a viewer's news: the run's counts now.
-type overview struct {
-	Total        int64                      `json:"total"`
-	Exact        bool                       `json:"exact"`
-	Done         int64                      `json:"done"`
-	Failed       int64                      `json:"failed"`
-	Running      int                        `json:"running"`
-	Pending      int64                      `json:"pending"`
-	Nodes        int                        `json:"nodes"`
-	OutOfService int                        `json:"out_of_service"`
-	Elapsed      float64                    `json:"elapsed_s"`
-	Finished     bool                       `json:"finished"`
-	Clusters     []dispatch.ClusterProgress `json:"clusters,omitempty"`
+// newsState is what the goroutine that publishes a viewer's news keeps
+// between two: the jobs ended at each recent publication, for the rate.
+// It is that goroutine's alone.
+type newsState struct {
+	ends     []endSample // oldest first, at most maxEndSamples
+	finished time.Time   // when the run was first seen finished
 }
 
-func overviewOf(p dispatch.Progress, now time.Time) overview {
-	o := overview{Total: p.Total, Exact: p.Exact, Done: p.Done, Failed: p.Failed, Running: p.Running,
-		Pending: max(p.Total-p.Done-p.Failed-int64(p.Running), 0), Nodes: p.Nodes, OutOfService: p.OutOfService,
-		Finished: p.Finished, Clusters: p.Clusters}
+// endSample is how many jobs had ended (done or failed) at a time.
+type endSample struct {
+	at    time.Time
+	ended int64
+}
+
+const (
+	// rateWindow is how far back the rate of jobs ended looks.
+	rateWindow = time.Minute
+	// maxEndSamples bounds the samples kept for the rate: news is
+	// published at most every newsEvery, so a minute takes 240.
+	maxEndSamples = 512
+)
+
+// rate is the jobs ended per minute over the last minute (since the
+// first sample, early on), with ended jobs ended at now.
+func (s *newsState) rate(now time.Time, ended int64) float64 {
+	// Keep one sample at or before the window's start: the rate's base.
+	from := now.Add(-rateWindow)
+	i := 0
+	for i+1 < len(s.ends) && !s.ends[i+1].at.After(from) {
+		i++
+	}
+	s.ends = s.ends[i:]
+	if n := len(s.ends); n > 0 && !now.After(s.ends[n-1].at) {
+		s.ends[n-1].ended = ended // the same instant (or a clock that stepped back)
+	} else {
+		if n >= maxEndSamples {
+			s.ends = append(s.ends[:0], s.ends[1:]...)
+		}
+		s.ends = append(s.ends, endSample{at: now, ended: ended})
+	}
+	base := s.ends[0]
+	span := now.Sub(base.at)
+	if span <= 0 || ended <= base.ended {
+		return 0
+	}
+	return float64(ended-base.ended) / max(span, time.Second).Minutes()
+}
+
+// overview is a viewer's news from the dispatcher's progress p at now:
+// the counts, the rate and what it leaves, the work against the
+// capacity, the clusters and nodes.
+func (s *newsState) overview(p dispatch.Progress, now time.Time) web.Overview {
+	ended := p.Done + p.Failed
+	left := max(p.Total-ended, 0)
+	o := web.Overview{Total: p.Total, Exact: p.Exact, Done: p.Done, Failed: p.Failed, Running: p.Running,
+		Pending: max(left-int64(p.Running), 0), Nodes: p.Nodes, OutOfService: p.OutOfService,
+		Finished: p.Finished, Rate: s.rate(now, ended), Work: p.Work, Capacity: p.Capacity, Changed: p.Changes}
+	if p.Finished && s.finished.IsZero() {
+		s.finished = now
+	}
 	if !p.Started.IsZero() {
-		o.Elapsed = now.Sub(p.Started).Seconds()
+		end := now
+		if p.Finished {
+			end = s.finished // the run's time stops with it
+		}
+		o.Elapsed = max(end.Sub(p.Started).Seconds(), 0)
+	}
+	switch {
+	case p.Finished:
+		o.ETA = finite(0)
+	case p.Exact && o.Rate > 0:
+		o.ETA = finite(float64(left) / (o.Rate / 60))
+	}
+	if p.Capacity > 0 {
+		o.BoundSoFar = finite(p.Work / p.Capacity)
+		if o.Elapsed > 0 {
+			o.Efficiency = finite(p.Work / p.Capacity / o.Elapsed)
+		}
+		if p.Worked > 0 && p.Exact && p.Total > 0 {
+			bound := p.Work / float64(p.Worked) * float64(p.Total) / p.Capacity
+			if p.Fastest > 0 {
+				bound = max(bound, p.Longest/p.Fastest)
+			}
+			o.Bound = finite(bound)
+		}
+	}
+	for _, c := range p.Clusters {
+		o.Clusters = append(o.Clusters, web.ClusterView{Name: c.Name, Head: c.Head, Link: c.Link, Since: rfc3339(c.LinkSince),
+			Nodes: c.Nodes, CPUs: c.CPUs, Running: c.Running, Queued: c.Queued, Held: c.Held, Done: c.Done, Failed: c.Failed,
+			Rate: c.Rate})
+	}
+	for _, n := range p.PerNode {
+		o.PerNode = append(o.PerNode, web.NodeView{Name: n.Name, Cluster: n.Cluster, CPUs: n.CPUs, Speed: n.Speed, Limit: n.Limit,
+			Running: n.Running, Load: n.Load, Memory: n.Memory, Used: n.Resident, Out: n.Out, Reason: n.Reason})
+		if n.Out {
+			o.Out = append(o.Out, web.NodeOut{Node: n.Name, Since: rfc3339(n.OutSince), Reason: n.Reason})
+		}
 	}
 	return o
+}
+
+// finite is a pointer to x, or nil when x is not a finite number (JSON
+// has none).
+func finite(x float64) *float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return &x
+}
+
+// rfc3339 is t in RFC 3339, or "" when it is not known.
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
