@@ -110,6 +110,12 @@ const keepAlive = 15 * time.Second
 
 // serveEvents streams the hub's news as server-sent events.
 func (h *Hub) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// Its headers alone: a stream's slot is for a viewer who reads it.
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	ch, ok := h.subscribe()
 	if !ok {
 		refuse(w, http.StatusServiceUnavailable, "too many event streams, or the run is ending: try again")

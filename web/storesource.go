@@ -24,6 +24,15 @@ type StoreSource struct {
 	live bool
 	now  func() time.Time
 
+	// asking holds a slot for each question being asked of the store:
+	// a viewer's questions take at most askers of the run's CPUs and
+	// readers of its database, however many viewers ask at once.
+	asking chan struct{}
+	// aggregating holds one slot while a parameter space is computed:
+	// one at a time, whatever the viewers ask, so that they cost the
+	// run at most one CPU.
+	aggregating chan struct{}
+
 	mu    sync.Mutex
 	space map[SpaceQuery]*spaceEntry // at most spaceEntries
 }
@@ -34,27 +43,50 @@ var _ Source = (*StoreSource)(nil)
 // pathological query gives up rather than hold a connection for ever.
 const QueryTimeout = 10 * time.Second
 
+// askers is how many questions of viewers a StoreSource asks its store
+// at once; the others wait their turn within QueryTimeout.
+const askers = 2
+
+// ask bounds a question: it gives it QueryTimeout, and waits for its
+// turn among the askers. The question ends with done.
+func (s *StoreSource) ask(ctx context.Context) (_ context.Context, done func(), err error) {
+	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	select {
+	case s.asking <- struct{}{}:
+		return ctx, func() { <-s.asking; cancel() }, nil
+	case <-ctx.Done():
+		cancel()
+		return nil, nil, fmt.Errorf("too many viewers' questions at once: %w", context.DeadlineExceeded)
+	}
+}
+
 // SpaceFresh is how long a StoreSource answers the same parameter
-// space from its cache, so that viewers reloading it do not aggregate a
-// million jobs each; spaceEntries bounds the cache.
+// space from its cache at least, so that viewers reloading it do not
+// aggregate a million jobs each; an answer that took longer to compute
+// is kept spaceCostFactor times as long as it took (a parameter space
+// that takes 4 s is computed at most every 20 s: a fifth of one CPU
+// while viewers watch it). spaceEntries bounds the cache.
 const (
-	SpaceFresh   = 2 * time.Second
-	spaceEntries = 16
+	SpaceFresh      = 2 * time.Second
+	spaceCostFactor = 4
+	spaceEntries    = 16
 )
 
 // spaceEntry is one parameter space computed, or being computed (done
 // open): a second viewer asking meanwhile waits for it.
 type spaceEntry struct {
-	done chan struct{}
-	at   time.Time
-	sp   Space
-	err  error
+	done  chan struct{}
+	at    time.Time
+	fresh time.Duration // how long it is answered from the cache
+	sp    Space
+	err   error
 }
 
 // NewStoreSource answers for the experiment exp of st; live says a
 // running root serves the page (Info.Live).
 func NewStoreSource(st *store.Store, exp *store.Experiment, live bool) *StoreSource {
-	return &StoreSource{st: st, exp: exp, live: live, now: time.Now, space: map[SpaceQuery]*spaceEntry{}}
+	return &StoreSource{st: st, exp: exp, live: live, now: time.Now, space: map[SpaceQuery]*spaceEntry{},
+		aggregating: make(chan struct{}, 1), asking: make(chan struct{}, askers)}
 }
 
 // Info is the experiment's description.
@@ -126,8 +158,11 @@ func (s *StoreSource) Jobs(ctx context.Context, q JobQuery) (JobPage, error) {
 		vq.Limit = DefaultPage
 	}
 	vq.Limit = min(vq.Limit, MaxPage)
-	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
-	defer cancel()
+	ctx, done, err := s.ask(ctx)
+	if err != nil {
+		return JobPage{}, err
+	}
+	defer done()
 	rows, total, capped, err := s.st.JobsPage(ctx, s.exp.ID, vq)
 	if err != nil {
 		return JobPage{}, err
@@ -162,8 +197,11 @@ func seconds(d time.Duration) *float64 {
 
 // Job is one job and its attempts, without their output.
 func (s *StoreSource) Job(ctx context.Context, index int64) (JobDetail, error) {
-	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
-	defer cancel()
+	ctx, done, err := s.ask(ctx)
+	if err != nil {
+		return JobDetail{}, err
+	}
+	defer done()
 	j, err := s.st.Job(ctx, s.exp.ID, index)
 	if errors.Is(err, store.ErrNotFound) {
 		return JobDetail{}, ErrNotFound
@@ -192,8 +230,11 @@ func (s *StoreSource) Job(ctx context.Context, index int64) (JobDetail, error) {
 
 // Log is the end of an attempt's output.
 func (s *StoreSource) Log(ctx context.Context, index int64, n int) (Log, error) {
-	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
-	defer cancel()
+	ctx, done, err := s.ask(ctx)
+	if err != nil {
+		return Log{}, err
+	}
+	defer done()
 	t, err := s.st.Log(ctx, s.exp.ID, index, n, MaxLogBytes)
 	if errors.Is(err, store.ErrNotFound) {
 		return Log{}, ErrNotFound
@@ -234,8 +275,11 @@ func (s *StoreSource) Timeline(ctx context.Context, q TimelineQuery) (Timeline, 
 		limit = DefaultTimeline
 	}
 	limit = min(limit, MaxTimeline)
-	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
-	defer cancel()
+	ctx, done, err := s.ask(ctx)
+	if err != nil {
+		return Timeline{}, err
+	}
+	defer done()
 	tl, err := s.st.Timeline(ctx, s.exp.ID, time.UnixMilli(from), time.UnixMilli(to), limit, MaxCount)
 	if err != nil {
 		return Timeline{}, err
@@ -269,7 +313,7 @@ func (s *StoreSource) Space(ctx context.Context, q SpaceQuery) (Space, error) {
 	}
 	s.mu.Lock()
 	e := s.space[q]
-	if e != nil && e.at.IsZero() || e != nil && s.now().Sub(e.at) < SpaceFresh {
+	if e != nil && e.at.IsZero() || e != nil && s.now().Sub(e.at) < e.fresh {
 		s.mu.Unlock()
 		select {
 		case <-e.done:
@@ -287,7 +331,20 @@ func (s *StoreSource) Space(ctx context.Context, q SpaceQuery) (Space, error) {
 	// Computed for whoever waits, so not cut short by the first
 	// viewer going away; QueryTimeout bounds it.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), QueryTimeout)
-	e.sp, e.err = s.space1(cctx, q, x, y)
+	select {
+	case s.aggregating <- struct{}{}:
+		if actx, done, err := s.ask(cctx); err != nil {
+			e.err = err
+		} else {
+			began := s.now()
+			e.sp, e.err = s.space1(actx, q, x, y)
+			done()
+			e.fresh = max(SpaceFresh, spaceCostFactor*s.now().Sub(began))
+		}
+		<-s.aggregating
+	case <-cctx.Done():
+		e.err = fmt.Errorf("the parameter space waited its turn too long: %w", context.Cause(cctx))
+	}
 	cancel()
 	s.mu.Lock()
 	e.at = s.now()

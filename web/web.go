@@ -130,6 +130,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 // inline).
 const signedIn = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/">
+<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
 <title>Orrery: signed in</title></head>
 <body><p>Signed in. <a href="/">Open the experiment's page</a>.</p></body></html>
 `

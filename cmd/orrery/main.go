@@ -50,6 +50,7 @@ var commands = []command{
 	{"joblog", "print attempts in GNU Parallel's --joblog format", runJoblog},
 	{"agent", "run a node agent that connects to a dispatcher", runAgent},
 	{"head", "a cluster's head, started by run for each cluster of a grid", runHead},
+	{"web", "serve the live page of an experiment from its store, read-only", runWeb},
 	{"token", "print the join token, the viewer link, the metrics token or the CA; rotate them, list or revoke nodes", runToken},
 	{"sim", "simulate a sweep on clusters under each policy (scenarios: sim --list)", runSim},
 }

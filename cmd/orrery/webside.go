@@ -84,6 +84,9 @@ func (w *webSide) run(ctx context.Context) {
 	var counts map[string]int64
 	var lastNews time.Time
 	var news newsState
+	// owed fires when news held back (newsEvery had not passed since the
+	// last) is due: what changed last always reaches the viewers.
+	var owed <-chan time.Time
 	t := time.NewTicker(countsEvery)
 	defer t.Stop()
 	for read := true; ; {
@@ -98,13 +101,16 @@ func (w *webSide) run(ctx context.Context) {
 		p := w.prog
 		w.mu.Unlock()
 		w.m.Update(snapshot(p, counts, baseIn, baseOut))
-		if now := time.Now(); now.Sub(lastNews) >= newsEvery || p.Finished {
-			lastNews = now
+		switch now := time.Now(); {
+		case now.Sub(lastNews) >= newsEvery || p.Finished:
+			lastNews, owed = now, nil
 			if b, err := json.Marshal(news.overview(p, now)); err == nil {
 				w.news.Publish(b)
 			} else {
 				w.log.Warn("web: the viewers' news", "err", err)
 			}
+		case owed == nil:
+			owed = time.After(newsEvery - now.Sub(lastNews))
 		}
 		select {
 		case <-ctx.Done():
@@ -113,6 +119,8 @@ func (w *webSide) run(ctx context.Context) {
 			read = true
 		case <-w.posted:
 			read = false
+		case <-owed:
+			owed, read = nil, false
 		}
 	}
 }

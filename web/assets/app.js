@@ -336,6 +336,14 @@
     }, streamRetry);
   }
 
+  // loadedAt is, per view, the news its data was loaded at: a view
+  // shown again reloads when the experiment changed while it was hidden
+  // (live refreshes reload only the view on screen).
+  const loadedAt = {};
+  function newsMark() { return S.ov ? S.ov.changed + (S.ov.finished ? '.end' : '') : ''; }
+  function markLoaded(view) { loadedAt[view] = newsMark(); }
+  function stale(view) { return view in loadedAt && loadedAt[view] !== newsMark(); }
+
   const refreshLive = throttle(() => {
     if (document.hidden) { refreshLive.pending = true; return; }
     refreshLive.pending = false;
@@ -622,7 +630,7 @@
 
   function tlShow() {
     tlLegend();
-    if (!TL.started) { TL.started = true; tlLoad(); } else tlDraw();
+    if (!TL.started) { TL.started = true; tlLoad(); } else if (stale('timeline') && (TL.follow || TL.fit)) tlLoad(); else tlDraw();
     tlButtons();
   }
 
@@ -656,6 +664,7 @@
   }
 
   async function tlLoad() {
+    markLoaded('timeline');
     const seq = ++TL.seq;
     let q;
     if (TL.fit) q = 'limit=' + TL_LIMIT;
@@ -972,10 +981,11 @@
       th.classList.toggle('desc', th.dataset.sort === q.sort && q.order === 'desc');
     }
     const key = jobsParams(q).toString();
-    if (key !== JB.key) { JB.key = key; jobsLoad(); }
+    if (key !== JB.key || stale('jobs')) { JB.key = key; jobsLoad(); }
   }
 
   async function jobsLoad() {
+    markLoaded('jobs');
     const q = JB.q;
     if (!q) return;
     const seq = ++JB.seq;
@@ -1215,10 +1225,11 @@
     $('space-y').value = SP.y;
     $('space-color').value = SP.color;
     const key = SP.x + '\u0000' + SP.y;
-    if (key !== SP.key) { SP.key = key; spaceLoad(); } else spaceDraw();
+    if (key !== SP.key || stale('space')) { SP.key = key; spaceLoad(); } else spaceDraw();
   }
 
   async function spaceLoad() {
+    markLoaded('space');
     if (!SP.x) return;
     const seq = ++SP.seq;
     const d = await api('/api/space?x=' + encodeURIComponent(SP.x) + '&y=' + encodeURIComponent(SP.y));
