@@ -82,15 +82,18 @@ type Config struct {
 
 // Progress is a snapshot of an experiment's jobs.
 type Progress struct {
-	Total     int64 // jobs in the sweep (an upper bound when TotalExact is false)
-	Exact     bool
-	Done      int64
-	Failed    int64
-	Running   int
-	Nodes     int
-	Started   time.Time
-	Finished  bool
-	LastError string // the most recent job failure, for a glance
+	Total   int64 // jobs in the sweep (an upper bound when TotalExact is false)
+	Exact   bool
+	Done    int64
+	Failed  int64
+	Running int // attempts running (a job and its duplicate are two)
+	// RunningJobs is the jobs with an attempt running: what a job count
+	// (done, failed, running, pending) adds up with.
+	RunningJobs int
+	Nodes       int
+	Started     time.Time
+	Finished    bool
+	LastError   string // the most recent job failure, for a glance
 	// OutOfService is how many of the Nodes were taken out of service:
 	// their attempts kept failing as system failures (see sched).
 	OutOfService int
@@ -112,8 +115,9 @@ type Progress struct {
 	Work, Longest float64
 	Worked        int64
 	// Capacity is the CPUs connected and in service now, each times its
-	// speed (a grid's root: its clusters' CPUs in service, as their
-	// heads last said, at speed 1); Fastest is the fastest speed among
+	// speed, a node's job limit counting instead of its CPUs when larger
+	// (a grid's root: its clusters' CPUs in service, or their slots, as
+	// their heads last said, at speed 1); Fastest is the fastest speed among
 	// them (0 when none is).
 	Capacity, Fastest float64
 	// Changes counts the attempts started and ended, and the jobs failed

@@ -648,6 +648,12 @@ func (r *runState) report(final bool) {
 	}
 	r.lastProgress = now
 	r.prog.Running = r.core.Running()
+	r.prog.RunningJobs = 0
+	for _, j := range r.jobs {
+		if len(j.runs) > 0 {
+			r.prog.RunningJobs++
+		}
+	}
 	r.prog.Clusters = r.clusterProgress(now)
 	r.prog.Capacity, r.prog.Fastest = r.capacity()
 	if r.d.cfg.PerNode && (final || now.Sub(r.lastPerNode) >= time.Second) {
@@ -670,8 +676,9 @@ func (nc *nodeConn) counts() (int, float64) {
 	return nc.cpus, 1
 }
 
-// capacity is the CPUs connected and in service now, each times its
-// speed, and the fastest speed among them.
+// capacity is the CPUs connected and in service now (or the node's job
+// limit, when larger), each times its speed, and the fastest speed among
+// them.
 func (r *runState) capacity() (total, fastest float64) {
 	for id, nc := range r.nodes {
 		if nc.link == nil || !r.core.InService(id) {
@@ -679,6 +686,12 @@ func (r *runState) capacity() (total, fastest float64) {
 		}
 		cpus, speed := nc.counts()
 		if cpus > 0 {
+			// A node that runs more jobs at once than it has CPUs
+			// counts its slots: each job's wall time then stands for
+			// its share of a CPU, and the efficiency stays within 1.
+			if l := r.core.Limit(id); l > cpus && l < noLimit {
+				cpus = l
+			}
 			total += float64(cpus) * speed
 			fastest = max(fastest, speed)
 		}

@@ -98,7 +98,8 @@ type Overview struct {
 	Rate float64  `json:"rate_per_min"`
 	ETA  *float64 `json:"eta_s"`
 	// Work is the CPU-seconds (on a CPU of speed 1) the done jobs' last
-	// attempts took, Capacity the CPUs (times their speed) in service.
+	// attempts took, Capacity the CPUs (times their speed) in service,
+	// a node's job limit counting instead of its CPUs when larger.
 	// BoundSoFar is Work ÷ Capacity, the least time the work done so
 	// far needed on these nodes, and Efficiency BoundSoFar ÷ Elapsed;
 	// Bound is the least time the whole sweep needs at the done jobs'

@@ -128,9 +128,9 @@ func (w *webSide) run(ctx context.Context) {
 // snapshot is what the metrics export: p, the store's attempt counts,
 // and the bytes staged before this run.
 func snapshot(p dispatch.Progress, counts map[string]int64, baseIn, baseOut int64) metrics.Snapshot {
-	pending := max(p.Total-p.Done-p.Failed-int64(p.Running), 0)
+	pending := max(p.Total-p.Done-p.Failed-int64(p.RunningJobs), 0)
 	s := metrics.Snapshot{
-		Jobs:      map[string]int{"pending": int(pending), "running": p.Running, "done": int(p.Done), "failed": int(p.Failed)},
+		Jobs:      map[string]int{"pending": int(pending), "running": p.RunningJobs, "done": int(p.Done), "failed": int(p.Failed)},
 		Attempts:  counts,
 		StagedIn:  baseIn + p.StagedIn,
 		StagedOut: baseOut + p.StagedOut,
@@ -202,8 +202,8 @@ func (s *newsState) rate(now time.Time, ended int64) float64 {
 func (s *newsState) overview(p dispatch.Progress, now time.Time) web.Overview {
 	ended := p.Done + p.Failed
 	left := max(p.Total-ended, 0)
-	o := web.Overview{Total: p.Total, Exact: p.Exact, Done: p.Done, Failed: p.Failed, Running: p.Running,
-		Pending: max(left-int64(p.Running), 0), Nodes: p.Nodes, OutOfService: p.OutOfService,
+	o := web.Overview{Total: p.Total, Exact: p.Exact, Done: p.Done, Failed: p.Failed, Running: p.RunningJobs,
+		Pending: max(left-int64(p.RunningJobs), 0), Nodes: p.Nodes, OutOfService: p.OutOfService,
 		Finished: p.Finished, Rate: s.rate(now, ended), Work: p.Work, Capacity: p.Capacity, Changed: p.Changes}
 	if p.Finished && s.finished.IsZero() {
 		s.finished = now

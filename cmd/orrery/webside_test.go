@@ -38,7 +38,7 @@ func TestWebSideOverviewArithmetic(t *testing.T) {
 
 	// 30 s in: 12 ended, 4 running, 40 s of work over 10 attempts on 8
 	// CPUs of capacity.
-	p.Done, p.Failed, p.Running = 10, 2, 4
+	p.Done, p.Failed, p.Running, p.RunningJobs = 10, 2, 5, 4 // one of them duplicated
 	p.Work, p.Worked, p.Longest, p.Capacity, p.Fastest, p.Changes = 40, 10, 6, 8, 2, 26
 	o = s.overview(p, t0.Add(30*time.Second))
 	if o.Rate != 24 || !near(o.ETA, 88/0.4) || o.Pending != 84 || o.Elapsed != 30 || o.Changed != 26 {

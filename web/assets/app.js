@@ -460,7 +460,7 @@
     setText('efficiency', ov.efficiency === null || ov.efficiency === undefined ? DASH : fmtNum(100 * ov.efficiency, 1) + '%');
     setText('bound', fmtDur(ov.bound_s));
     setText('work', ov.work_s ? fmtDur(ov.work_s) + ' CPU' : DASH);
-    setText('capacity', ov.capacity ? fmtNum(ov.capacity, 1) + ' CPUs × speed' : DASH);
+    setText('capacity', ov.capacity ? fmtNum(ov.capacity, 1) + ' slots × speed' : DASH);
     $('failed-note').hidden = !(ov.failed > 0);
     setText('failed-jobs-link', 'See the ' + fmtInt(ov.failed) + ' failed job' + (ov.failed === 1 ? '' : 's') + ' →');
     bump($('view-overview'));
@@ -607,6 +607,8 @@
   }
 
   const ROW = 18;
+  const LANE = 12;     // one attempt's lane within its node's row
+  const MAX_LANES = 32; // a node with more attempts at once shares lanes
   const AXIS = 26;
   const TL_LIMIT = 2000;
   const TL = {
@@ -687,6 +689,7 @@
     TL.byRow = TL.nodes.map(() => []);
     for (const a of d.attempts) TL.byRow[TL.rowOf.get(a.node)].push(a);
     for (const r of TL.byRow) r.sort((a, b) => a.start - b.start);
+    tlLanes();
     tlWindowNow();
     const note = d.truncated
       ? 'showing ' + fmtInt(d.attempts.length) + ' of ' + (d.total >= 100000 ? 'more than ' : '') + fmtInt(d.total) + ' attempts: zoom in to see them all'
@@ -697,6 +700,32 @@
   }
 
   const tlLoadSoon = debounce(tlLoad, 250);
+
+  /**
+   * tlLanes gives each attempt a lane within its node's row (the first
+   * lane free at its start: a node runs several attempts at once), and
+   * each row its place and height: as many lanes as it needs at once.
+   */
+  function tlLanes() {
+    TL.rowY = [];
+    TL.rowH = [];
+    let y = AXIS;
+    for (const row of TL.byRow) {
+      const ends = [];
+      for (const a of row) {
+        const end = a.end || Infinity;
+        let k = ends.findIndex((e) => e <= a.start);
+        if (k < 0) { k = ends.length; ends.push(end); } else ends[k] = end;
+        a.lane = k;
+      }
+      const lanes = Math.max(1, Math.min(ends.length, MAX_LANES));
+      if (ends.length > MAX_LANES) for (const a of row) a.lane = a.lane % MAX_LANES;
+      TL.rowY.push(y);
+      TL.rowH.push(lanes * LANE + 6);
+      y += lanes * LANE + 6;
+    }
+    TL.height = y;
+  }
 
   function tlButtons() {
     $('tl-fit').classList.toggle('on', TL.fit);
@@ -712,8 +741,7 @@
     const wrap = $('timeline-wrap');
     if (S.view !== 'timeline' || !TL.data) return;
     const W = wrap.clientWidth;
-    const rows = Math.max(1, TL.nodes.length);
-    const H = AXIS + rows * ROW + 6;
+    const H = (TL.nodes.length ? TL.height : AXIS + ROW) + 6;
     const ctx = sizeCanvas(cv, W, H);
     ctx.font = FONT;
     let lw = 60;
@@ -724,12 +752,12 @@
     ctx.clearRect(0, 0, W, H);
     // Row stripes and node names.
     for (let r = 0; r < TL.nodes.length; r++) {
-      const y = AXIS + r * ROW;
-      if (r % 2 === 0) { ctx.fillStyle = '#f6f8fa'; ctx.fillRect(0, y, W, ROW); }
+      const y = TL.rowY[r];
+      if (r % 2 === 0) { ctx.fillStyle = '#f6f8fa'; ctx.fillRect(0, y, W, TL.rowH[r]); }
       ctx.fillStyle = '#1d2530';
       ctx.textBaseline = 'middle';
       ctx.textAlign = 'left';
-      ctx.fillText(TL.nodes[r], 8, y + ROW / 2, TL.labelW - 14);
+      ctx.fillText(TL.nodes[r], 8, y + TL.rowH[r] / 2, TL.labelW - 14);
     }
     if (TL.nodes.length === 0) {
       ctx.fillStyle = '#667085';
@@ -760,13 +788,15 @@
     ctx.beginPath(); ctx.rect(x0, AXIS, x1 - x0, H - AXIS); ctx.clip();
     const now = tlNow();
     for (let r = 0; r < TL.byRow.length; r++) {
-      const y = AXIS + r * ROW + 3;
-      const h = ROW - 6;
+      const h = LANE - 2;
       for (const a of TL.byRow[r]) {
+        const y = TL.rowY[r] + 3 + a.lane * LANE;
         const end = a.end || now;
         if (end < TL.t0 || a.start > TL.t1) continue;
         const bx0 = tlX(a.start, W);
-        const bx1 = Math.max(tlX(end, W), bx0 + 1);
+        // A pixel between bars that touch, once they are wide enough.
+        const full = Math.max(tlX(end, W), bx0 + 1);
+        const bx1 = full - bx0 > 4 ? full - 1 : full;
         const st = attStyle(a);
         ctx.fillStyle = st.c;
         ctx.fillRect(bx0, y, bx1 - bx0, h);
@@ -800,11 +830,13 @@
 
   function tlHit(x, y) {
     const W = $('timeline-wrap').clientWidth;
-    const r = Math.floor((y - AXIS) / ROW);
+    const r = TL.rowY ? TL.rowY.findIndex((ry, i) => y >= ry && y < ry + TL.rowH[i]) : -1;
     if (r < 0 || r >= TL.byRow.length || x < TL.labelW) return null;
+    const lane = Math.floor((y - TL.rowY[r] - 3) / LANE);
     const now = tlNow();
     let best = null;
     for (const a of TL.byRow[r]) {
+      if (a.lane !== lane) continue;
       const bx0 = tlX(a.start, W);
       const bx1 = Math.max(tlX(a.end || now, W), bx0 + 1);
       if (x >= bx0 - 2 && x <= bx1 + 2) {
