@@ -191,6 +191,11 @@ type jobState struct {
 	attempt  int       // attempts started so far
 	failures int       // system failures so far
 	tried    []string  // nodes where a system failure happened
+	// lostOne is set when an attempt failed as the job's own failure
+	// while another ran on: the job gets no further duplicate, so the
+	// attempt left decides it (a job that fails everywhere would
+	// otherwise be duplicated, and fail, for ever).
+	lostOne bool
 	failedOn []string  // nodes where a system or node failure of it happened (not a lost attempt)
 	failedAt time.Time // when the last of them happened
 	ownOn    []string  // nodes where a node failure of it happened (NodeFailure)
@@ -536,6 +541,7 @@ func (c *Core) AttemptFailed(index int64, attempt int, now time.Time) {
 	c.settle(r.node, true)
 	c.release(r, now)
 	j.tried = append(j.tried, r.node.ID)
+	j.lostOne = true
 }
 
 // Resident reports the resident memory of a running attempt.

@@ -571,3 +571,32 @@ func TestAdopt(t *testing.T) {
 		t.Fatalf("after the adopted attempt ended: starts %v, want job 5", got)
 	}
 }
+
+// TestFailedDuplicateNotDuplicatedAgain: a straggler's duplicate that
+// fails as the job's own failure leaves the first attempt to decide the
+// job; the job gets no new duplicate (a job that fails everywhere was
+// duplicated, and failed, for ever: found by a run of 80 jobs whose last
+// ones failed by design).
+func TestFailedDuplicateNotDuplicatedAgain(t *testing.T) {
+	c := New(Config{Policy: Orrery, Duplicates: true})
+	c.AddNode(Node{ID: "fast", CPUs: 1, Speed: 2}, t0)
+	c.AddNode(Node{ID: "slow", CPUs: 1, Speed: 0.5}, t0)
+	now := teach(c, t0)
+	c.Enqueue(Job{Index: 10, Params: []float64{1}})
+	c.Enqueue(Job{Index: 11, Params: []float64{3}})
+	c.Close()
+	c.Ready(now)
+	now = now.Add(10 * time.Second)
+	c.Finished(11, 1, Usage{Work: 201}, now)
+	if d := starts(c.Ready(now)); len(d) != 1 || d[0] != (Start{10, "fast", 2}) {
+		t.Fatalf("after fast freed up: %v, want a duplicate of job 10 on fast", d)
+	}
+	// The duplicate fails (the job's own failure): the first attempt runs on.
+	for i := range 5 {
+		now = now.Add(time.Second)
+		c.AttemptFailed(10, 2, now)
+		if acts := c.Ready(now.Add(time.Duration(i) * time.Second)); len(starts(acts)) != 0 {
+			t.Fatalf("after the duplicate failed: %v, want no new attempt of job 10 (attempt 1 still runs on slow)", acts)
+		}
+	}
+}
