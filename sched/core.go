@@ -188,14 +188,14 @@ type run struct {
 
 type jobState struct {
 	Job
-	attempt  int       // attempts started so far
-	failures int       // system failures so far
-	tried    []string  // nodes where a system failure happened
+	attempt  int      // attempts started so far
+	failures int      // system failures so far
+	tried    []string // nodes where a system failure happened
 	// lostOne is set when an attempt failed as the job's own failure
 	// while another ran on: the job gets no further duplicate, so the
 	// attempt left decides it (a job that fails everywhere would
 	// otherwise be duplicated, and fail, for ever).
-	lostOne bool
+	lostOne  bool
 	failedOn []string  // nodes where a system or node failure of it happened (not a lost attempt)
 	failedAt time.Time // when the last of them happened
 	ownOn    []string  // nodes where a node failure of it happened (NodeFailure)
