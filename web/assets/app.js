@@ -655,7 +655,11 @@
   function tlWindowNow() {
     const live = !(S.ov && S.ov.finished);
     if (TL.fit && TL.data) {
-      const end = live ? Math.max(TL.data.to, tlNow()) : Math.max(TL.data.to, TL.data.from + 1000);
+      // A finished experiment fits its attempts: the window ends with the
+      // last of them, not now.
+      let last = TL.data.from + 1000;
+      for (const a of TL.data.attempts) last = Math.max(last, a.end || tlNow());
+      const end = live ? Math.max(TL.data.to, tlNow()) : TL.data.attempts.length ? last : Math.max(TL.data.to, last);
       TL.t0 = TL.data.from;
       TL.t1 = end + (end - TL.t0) * 0.02 + 500;
     } else if (TL.follow && live) {
