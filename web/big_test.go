@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"path/filepath"
 	"runtime/debug"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"orrery/internal/bigstore"
 	"orrery/store"
 )
 
@@ -30,74 +30,25 @@ func raced() bool {
 }
 
 // bigWall is the wall time, in ms, of the attempt of job i (from 0).
-func bigWall(i int64) int64 { return (i*7919)%100_003 + 1 }
+func bigWall(i int64) int64 { return bigstore.Wall(i) }
 
-// bigStore makes an experiment of n jobs over x = i/1000 and y = i%1000
-// (i from 0) straight in the store's database: every tenth job pending
-// (no attempt), every tenth but one running, the rest done on one of 50
-// nodes, but those with x in 10..14 and y in 20..24 failed with exit 3.
-// It returns the number of failed jobs.
+// bigStore makes an experiment of n jobs (see bigstore.Make) and opens
+// its store. It returns the number of failed jobs.
 func bigStore(t *testing.T, n int64) (*store.Store, *store.Experiment, int64) {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "state")
+	start := time.Now()
+	e, nf, err := bigstore.Make(ctx, dir, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d jobs (%d failed) made in %v", n, nf, time.Since(start))
 	st, err := store.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &store.Experiment{PlanPath: "big.pln", PlanText: "parameter x\nparameter y\n", Dialect: "modern",
-		Names: []string{"x", "y"}, Created: time.UnixMilli(1_700_000_000_000)}
-	if err := st.Create(ctx, e); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", filepath.Join(dir, store.FileName)+"?_pragma=busy_timeout(10000)&_pragma=synchronous(OFF)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	// The indexes are made again after the rows: one sort each rather
-	// than a million random inserts.
-	indexes := map[string]string{
-		"job_state":       "job(experiment, state)",
-		"attempt_started": "attempt(experiment, started_at)",
-		"attempt_node":    "attempt(experiment, node, job)",
-		"attempt_wall":    "attempt(experiment, wall_ns)",
-	}
-	for name := range indexes {
-		if _, err := db.Exec("DROP INDEX " + name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	failed := `(i/1000 BETWEEN 10 AND 14 AND i%1000 BETWEEN 20 AND 24)`
-	state := `CASE WHEN i%10=0 THEN 'pending' WHEN i%10=1 THEN 'running' WHEN ` + failed + ` THEN 'failed' ELSE 'done' END`
-	start := time.Now()
-	for _, q := range []string{
-		`INSERT INTO job (experiment, idx, ordinal, vals, state, attempts, exit_code, updated_at)
-		SELECT ?1, i+1, i, '["' || (i/1000) || '","' || (i%1000) || '"]', ` + state + `, i%10<>0,
-			CASE WHEN i%10<2 THEN NULL WHEN ` + failed + ` THEN 3 ELSE 0 END, 0 FROM c`,
-		`INSERT INTO attempt (experiment, job, n, node, state, started_at, ended_at, exit_code, wall_ns)
-		SELECT ?1, i+1, 1, 'node' || (i%50), CASE WHEN i%10=1 THEN 'running' WHEN ` + failed + ` THEN 'failed' ELSE 'ok' END,
-			?3 + i*1000000, CASE WHEN i%10=1 THEN NULL ELSE ?3 + i*1000000 + ((i*7919)%100003+1)*1000000 END,
-			CASE WHEN i%10=1 THEN NULL WHEN ` + failed + ` THEN 3 ELSE 0 END,
-			CASE WHEN i%10=1 THEN NULL ELSE ((i*7919)%100003+1)*1000000 END FROM c WHERE i%10<>0`,
-	} {
-		if _, err := db.Exec(`WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM c WHERE i < ?2-1) `+q,
-			e.ID, n, e.Created.UnixNano()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, on := range indexes {
-		if _, err := db.Exec("CREATE INDEX " + name + " ON " + on); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var nf int64
-	if err := db.QueryRow(`SELECT count(*) FROM job WHERE state='failed'`).Scan(&nf); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d jobs (%d failed) made in %v", n, nf, time.Since(start))
 	return st, e, nf
 }
 
