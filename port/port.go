@@ -168,7 +168,10 @@ func Listen(cfg Config) (*Port, error) {
 		// A request, body and all, arrives within three hello timeouts
 		// (30 s by default): a peer that sends half of one holds no slot
 		// for long.
-		p.web = &http.Server{Handler: cfg.Web, ReadHeaderTimeout: cfg.HelloTimeout, ReadTimeout: 3 * cfg.HelloTimeout, IdleTimeout: 2 * time.Minute,
+		// An answer has a minute (the event stream sets each write's
+		// own deadline): a viewer that never reads holds no handler.
+		p.web = &http.Server{Handler: cfg.Web, ReadHeaderTimeout: cfg.HelloTimeout, ReadTimeout: 3 * cfg.HelloTimeout,
+			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 			MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
 	}
 	return p, nil

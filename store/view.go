@@ -303,6 +303,11 @@ type ViewInterval struct {
 	StagingIn, StagingOut time.Duration
 }
 
+// placeOf is where the timeline puts an attempt: its node; in a grid,
+// CLUSTER/NODE once the cluster's head said which of its nodes ran it,
+// and the head (the cluster's name) while it waits or runs there.
+const placeOf = `coalesce(a.cluster || '/' || a.cluster_node, a.node)`
+
 // ViewTimeline is the attempts in a window of time.
 type ViewTimeline struct {
 	Attempts []ViewInterval // the latest started first
@@ -324,7 +329,7 @@ func (s *Store) Timeline(ctx context.Context, exp int64, from, to time.Time, lim
 	var tl ViewTimeline
 	window := `FROM attempt a INDEXED BY attempt_started WHERE a.experiment=? AND a.started_at < ? AND (a.ended_at IS NULL OR a.ended_at > ?)`
 	args := []any{exp, nanos(to), nanos(from)}
-	rows, err := s.db.QueryContext(ctx, `SELECT a.job, a.n, a.node, a.state, a.started_at, a.ended_at,
+	rows, err := s.db.QueryContext(ctx, `SELECT a.job, a.n, `+placeOf+`, a.state, a.started_at, a.ended_at,
 		coalesce(a.staging_in_ns, 0), coalesce(a.staging_out_ns, 0), CASE WHEN a.state=? THEN a.error END,
 		EXISTS (SELECT 1 FROM attempt b WHERE b.experiment=a.experiment AND b.job=a.job AND b.n<>a.n
 			AND +b.started_at < coalesce(a.ended_at, 9223372036854775807)
@@ -355,7 +360,7 @@ func (s *Store) Timeline(ctx context.Context, exp int64, from, to time.Time, lim
 	}
 	rows.Close()
 	capN := max(countCap, 0)
-	nodes, err := s.db.QueryContext(ctx, `SELECT node, count(*) FROM (SELECT a.node `+window+` LIMIT ?)
+	nodes, err := s.db.QueryContext(ctx, `SELECT node, count(*) FROM (SELECT `+placeOf+` AS node `+window+` LIMIT ?)
 		GROUP BY node ORDER BY node`, append(args, capN+1)...)
 	if err != nil {
 		return tl, fmt.Errorf("count the timeline: %w", err)

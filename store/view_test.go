@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -273,5 +274,44 @@ func TestViewSpaceBinned(t *testing.T) {
 	}
 	if !sp.X.Binned || len(sp.X.Labels) != 10 || sp.X.Labels[0] != "0–1.238" || sp.X.Labels[9] != "11.14–12.38" {
 		t.Fatalf("real axis: %+v", sp.X)
+	}
+}
+
+// TestViewTimelineGrid: in a grid, an attempt is placed on the node of
+// its cluster that ran it once the head said which, and on the head
+// while it waits or runs there.
+func TestViewTimelineGrid(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := &Experiment{PlanPath: "p", PlanText: "x", Dialect: "modern", Names: []string{"x"}, Created: viewT0}
+	if err := s.Create(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	zero := 0
+	for i := int64(1); i <= 2; i++ {
+		b.AddJob(e.ID, Job{Index: i, Ordinal: i - 1, Values: []string{"v"}})
+		b.Start(e.ID, i, 1, "head-east", viewT0.Add(time.Duration(i)*time.Second))
+		b.InCluster(e.ID, i, 1, "east")
+	}
+	b.Finish(e.ID, Attempt{Job: 1, N: 1, Node: "head-east", State: AttemptOK, Ended: viewT0.Add(5 * time.Second), Exit: &zero,
+		Cluster: "east", ClusterNode: "e1"}, Done)
+	if err := s.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	tl, err := s.Timeline(ctx, e.ID, viewT0, viewT0.Add(time.Minute), 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, iv := range tl.Attempts {
+		got = append(got, fmt.Sprintf("%d:%s", iv.Job, iv.Node))
+	}
+	if !slices.Equal(got, []string{"2:head-east", "1:east/e1"}) || !slices.Equal(tl.Nodes, []string{"east/e1", "head-east"}) {
+		t.Fatalf("grid timeline %v, nodes %v; want job 2 on its head (running there), job 1 on east/e1", got, tl.Nodes)
 	}
 }

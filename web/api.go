@@ -257,8 +257,11 @@ type Timeline struct {
 
 // Interval is one attempt on the timeline.
 type Interval struct {
-	Job   int64  `json:"job"`
-	N     int    `json:"n"`
+	Job int64 `json:"job"`
+	N   int   `json:"n"`
+	// Node is the node that ran it; in a grid, CLUSTER/NODE once the
+	// cluster's head said which of its nodes did, the head (the
+	// cluster's name) while it waits or runs there.
 	Node  string `json:"node"`
 	State string `json:"state"` // as AttemptView's
 	// Kind tells cancelled attempts apart: "moved" (stopped to run

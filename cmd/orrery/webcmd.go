@@ -36,21 +36,27 @@ const webNewsEvery = 2 * time.Second
 
 // Bounds of `orrery web`'s HTTP server, as the run's port has for its
 // web peers (port.Listen): a request's header within 10 s, all of it
-// within 30 s, an idle connection kept 2 minutes, headers of at most
-// 64 KiB, and at most webMaxConns connections at once.
+// within 30 s, an answer within a minute (the event stream's writes
+// take 10 s each), an idle connection kept 2 minutes, headers of at
+// most 64 KiB, and at most webMaxConns connections at once, a quarter
+// of them from one address.
 const (
-	webReadHeader = 10 * time.Second
-	webRead       = 30 * time.Second
-	webIdle       = 2 * time.Minute
-	webMaxHeader  = 64 << 10
-	webMaxConns   = 256
+	webReadHeader      = 10 * time.Second
+	webRead            = 30 * time.Second
+	webWrite           = time.Minute
+	webIdle            = 2 * time.Minute
+	webMaxHeader       = 64 << 10
+	webMaxConns        = 256
+	webMaxConnsPerHost = webMaxConns / 4
 )
 
 // runWeb implements `orrery web`: the live page of an experiment that
 // is not running (or is, elsewhere), read from its store. It changes
-// nothing there but the key material a state directory without any
-// gets (the certificate authority and the viewer secret, as `orrery
-// run --listen` makes them), and prints the viewer's link.
+// nothing there but the key material a state directory without it
+// gets (the certificate authority, the viewer secret on first use, and a
+// server certificate that names the address it listens on), and prints
+// the viewer's link. A store of an older build is migrated when opened,
+// as every command does.
 func runWeb(e *env, args []string) int {
 	fs := newFlags(e, "web", webUsage)
 	stateDir := fs.String("state-dir", "", "state `directory` (default: .orrery beside PLAN, or ./.orrery)")
@@ -120,7 +126,7 @@ Ctrl-C stops it.
 	hub := web.NewHub()
 	srv := &http.Server{
 		Handler:           web.New(web.Config{Viewers: auth, News: hub, Source: web.NewStoreSource(st, exp, false), Log: log}),
-		ReadHeaderTimeout: webReadHeader, ReadTimeout: webRead, IdleTimeout: webIdle, MaxHeaderBytes: webMaxHeader,
+		ReadHeaderTimeout: webReadHeader, ReadTimeout: webRead, WriteTimeout: webWrite, IdleTimeout: webIdle, MaxHeaderBytes: webMaxHeader,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	var wg sync.WaitGroup
@@ -130,7 +136,7 @@ Ctrl-C stops it.
 		web.StoreNews(ctx, st, exp, hub, webNewsEvery, webTotal(st, exp), log)
 	}()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(tls.NewListener(limitListener(ln, webMaxConns), tc)) }()
+	go func() { served <- srv.Serve(tls.NewListener(limitListener(ln, webMaxConns, webMaxConnsPerHost), tc)) }()
 	fmt.Fprintf(e.stdout, "orrery: the page of experiment %d (read-only): %s  (Ctrl-C to stop)\n",
 		exp.ID, viewerURL(ln.Addr().String(), secret))
 	var serveErr error
@@ -202,27 +208,56 @@ func webTotal(st *store.Store, exp *store.Experiment) func() (n int64, exact, ok
 	}
 }
 
-// limitListener accepts at most n connections at once: beyond them,
-// Accept waits for one to close (the kernel's backlog holds the rest).
-func limitListener(ln net.Listener, n int) net.Listener {
-	return &limitedListener{Listener: ln, sem: make(chan struct{}, n)}
+// limitListener accepts at most n connections at once, and at most
+// perHost from one address (as the run's port does): beyond them, Accept
+// waits for one to close (the kernel's backlog holds the rest), and a
+// connection from an address that holds its share is closed at once, so
+// one peer cannot take every slot.
+func limitListener(ln net.Listener, n, perHost int) net.Listener {
+	return &limitedListener{Listener: ln, sem: make(chan struct{}, n), perHost: max(perHost, 1), hosts: map[string]int{}}
 }
 
 type limitedListener struct {
 	net.Listener
-	sem chan struct{}
+	sem     chan struct{}
+	perHost int
+
+	mu    sync.Mutex
+	hosts map[string]int // connections open, by the peer's address
 }
 
 // Accept takes a slot, then a connection, which gives the slot back
 // when it closes.
 func (l *limitedListener) Accept() (net.Conn, error) {
-	l.sem <- struct{}{}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
+	for {
+		l.sem <- struct{}{}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.sem
+			return nil, err
+		}
+		host := c.RemoteAddr().String()
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		l.mu.Lock()
+		if l.hosts[host] >= l.perHost {
+			l.mu.Unlock()
+			c.Close()
+			<-l.sem
+			continue
+		}
+		l.hosts[host]++
+		l.mu.Unlock()
+		return &slotConn{Conn: c, release: sync.OnceFunc(func() {
+			l.mu.Lock()
+			if l.hosts[host]--; l.hosts[host] <= 0 {
+				delete(l.hosts, host)
+			}
+			l.mu.Unlock()
+			<-l.sem
+		})}, nil
 	}
-	return &slotConn{Conn: c, release: sync.OnceFunc(func() { <-l.sem })}, nil
 }
 
 // slotConn gives its listener's slot back when closed.
