@@ -499,6 +499,12 @@ func (g *Grid) stragglers(loads []*gridLoad) {
 	}
 	var cands []cand
 	for _, cs := range g.clusters {
+		if cs.link != Connected {
+			// Its jobs' ends may be on their way: a duplicate would run
+			// them twice across a cut, and the root cannot know they
+			// straggle.
+			continue
+		}
 		g.advance(cs, g.now)
 		share := cs.power() / float64(max(cs.CPUs, len(cs.running), 1))
 		for _, a := range cs.running {

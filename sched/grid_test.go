@@ -487,6 +487,9 @@ func TestGridInvariants(t *testing.T) {
 						if !g.cfg.Duplicates || len(others) != 1 || atts[[2]int64{job, others[0]}].state != attRunning {
 							t.Fatalf("%v: a duplicate of a job with attempts %v", a, others)
 						}
+						if from := clusters[atts[[2]int64{job, others[0]}].cluster]; from == nil || from.link != Connected {
+							t.Fatalf("%v: a duplicate of a job that runs on a cluster gone or cut", a)
+						}
 					}
 					if cs := clusters[c]; cs == nil || cs.link != Connected {
 						t.Fatalf("%v: sent to a cluster gone or cut", a)
@@ -725,5 +728,38 @@ func TestGridAdopt(t *testing.T) {
 		if s, ok := a.(Send); ok {
 			t.Fatalf("sent %v after everything ended or was forgotten", s)
 		}
+	}
+}
+
+// TestGridCutClusterNotDuplicated: a job running on a cluster whose
+// link is cut is not duplicated elsewhere: the root cannot know how it
+// goes there (its end may be on its way), and a cut must not run a job
+// twice. Once the link is back, the straggler may be.
+func TestGridCutClusterNotDuplicated(t *testing.T) {
+	g := NewGrid(GridConfig{Policy: Orrery, Duplicates: true})
+	g.AddCluster(GridCluster{Name: "fast", CPUs: 2, Power: 8, Fastest: 4}, t0)
+	g.AddCluster(GridCluster{Name: "slow", CPUs: 2, Power: 2, Fastest: 1}, t0)
+	now := teachGrid(t, g, t0)
+	g.Enqueue(Job{Index: 10, Params: []float64{3}})
+	g.Enqueue(Job{Index: 11, Params: []float64{2.3}})
+	g.Enqueue(Job{Index: 12, Params: []float64{0}})
+	g.Close()
+	now = now.Add(time.Second)
+	g.Tick(now)
+	g.Started("fast", 10, 1, now)
+	g.Started("fast", 11, 1, now)
+	g.Finished("fast", 10, 1, Usage{Work: 2009}, now.Add(500*time.Second))
+	g.Finished("fast", 11, 1, Usage{Work: 1000}, now.Add(500*time.Second))
+	now = now.Add(500 * time.Second)
+	g.Started("slow", 12, 1, now)
+	g.SetLink("slow", Cut, now)
+	now = now.Add(time.Second)
+	if d := gridOnly[Duplicate](g.Tick(now)); len(d) != 0 {
+		t.Fatalf("duplicates %v of a job on a cluster whose link is cut", d)
+	}
+	g.SetLink("slow", Connected, now)
+	now = now.Add(time.Second)
+	if d := gridOnly[Duplicate](g.Tick(now)); len(d) != 1 || d[0].Job != 12 {
+		t.Fatalf("duplicates %v once the link is back, want job 12's", d)
 	}
 }
