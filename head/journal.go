@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"orrery/internal/atomicfile"
 	"orrery/protocol"
 )
 
@@ -145,7 +146,7 @@ func (j *journal) compact() error {
 		err = os.Rename(tmp, j.path)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(j.path))
+		err = atomicfile.SyncDir(filepath.Dir(j.path))
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -182,13 +183,4 @@ func (j *journal) close() error {
 		return nil
 	}
 	return j.f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"orrery/internal/atomicfile"
 	"orrery/protocol"
 	"orrery/task"
 )
@@ -438,7 +439,7 @@ func (c *Cache) fetch(ctx context.Context, up task.Root, name, sum string, size 
 	if err := os.Rename(tmp.Name(), c.objectPath(sum)); err != nil {
 		return nil, c.diskErr("cache "+name, err)
 	}
-	if err := syncDir(c.objectsDir()); err != nil {
+	if err := atomicfile.SyncDir(c.objectsDir()); err != nil {
 		os.Remove(c.objectPath(sum))
 		return nil, c.diskErr("cache "+name, err)
 	}
@@ -589,16 +590,6 @@ func (r *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
-}
-
-// syncDir syncs a directory, so the names created or removed in it last.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // clearDir removes everything in dir.

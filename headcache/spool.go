@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"orrery/internal/atomicfile"
 	"orrery/task"
 )
 
@@ -134,7 +135,7 @@ func (s *Spool) dataPath(seq int) string { return filepath.Join(s.dir, "f"+strco
 func (s *Spool) load() error {
 	fail := func(err error) error { return fmt.Errorf("spool %s in %s: %w", s.key, s.c.dir, err) }
 	if err := os.Mkdir(s.dir, 0o700); err == nil {
-		if err := syncDir(s.c.spoolDir()); err != nil {
+		if err := atomicfile.SyncDir(s.c.spoolDir()); err != nil {
 			return s.c.diskErr("spool "+s.key.String(), err)
 		}
 	} else if !errors.Is(err, fs.ErrExist) {
@@ -151,7 +152,7 @@ func (s *Spool) load() error {
 			f.Close()
 		}
 		if err == nil {
-			err = syncDir(s.dir)
+			err = atomicfile.SyncDir(s.dir)
 		}
 		if err != nil {
 			return s.c.diskErr("spool "+s.key.String(), err)
@@ -327,7 +328,7 @@ func (s *Spool) put(ctx context.Context, name string, perm fs.FileMode, rd io.Re
 	if err := os.Rename(tmp.Name(), target); err != nil {
 		return s.c.diskErr(op, err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return s.c.diskErr(op, err)
 	}
 	if err := s.appendRecord(record{Put: seq, Name: name, Perm: uint32(perm.Perm()), Size: size}); err != nil {
@@ -394,7 +395,7 @@ func (s *Spool) Remove() error {
 	if err := os.RemoveAll(s.dir); err != nil {
 		return fmt.Errorf("remove spool %s: %w", s.key, err)
 	}
-	syncDir(s.c.spoolDir())
+	atomicfile.SyncDir(s.c.spoolDir())
 	s.removed = true
 	s.c.spoolMu.Lock()
 	if s.c.spools[s.key] == s {

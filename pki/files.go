@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"orrery/internal/atomicfile"
 )
 
 // Modes of the key material.
@@ -85,45 +87,10 @@ func preparePKIDir(dir string) error {
 	return nil
 }
 
-// writeFileAtomic replaces dir/name with data: a temporary file, created
-// with mode 0600, written and synced, renamed into place; then the
-// directory is synced.
+// writeFileAtomic replaces dir/name with data, mode 0600 (see
+// atomicfile.Write).
 func writeFileAtomic(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, ".tmp-"+name+"-*") // mode 0600 from creation
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if err := f.Chmod(fileMode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(dir, name, data, fileMode)
 }
 
 // readFile reads dir/name, refusing a symbolic link.

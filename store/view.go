@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -565,7 +566,7 @@ func (s *Store) axis(ctx context.Context, exp int64, pos, maxAxis int) (ViewAxis
 			return ax, err
 		}
 		if ax.Numeric {
-			slices.SortFunc(vals, func(a, b string) int { return cmpFloat(num(a), num(b)) })
+			slices.SortFunc(vals, func(a, b string) int { return cmp.Compare(num(a), num(b)) })
 		}
 		ax.Labels, ax.index, ax.key = vals, map[string]int{}, "coalesce("+val+", '')"
 		for i, v := range vals {
@@ -660,16 +661,6 @@ func (s *Store) texts(ctx context.Context, query string, args ...any) ([]string,
 func num(s string) float64 {
 	f, _ := strconv.ParseFloat(s, 64)
 	return f
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // label writes a bin's bound: an integer as one, else in 4 digits.

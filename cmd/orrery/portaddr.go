@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"orrery/internal/atomicfile"
 )
 
 // portAddrFile is the file in the state directory that holds the
@@ -23,27 +25,7 @@ func recordPortAddr(stateDir, addr string) error {
 	if err := checkPortAddr(addr); err != nil {
 		return fmt.Errorf("record the port's address %q: %w", addr, err)
 	}
-	f, err := os.CreateTemp(stateDir, "."+portAddrFile+".*") // mode 0600 from creation
-	if err != nil {
-		return fmt.Errorf("record the port's address: %w", err)
-	}
-	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.WriteString(addr + "\n")
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(stateDir, portAddrFile))
-	}
-	if err == nil {
-		err = syncDir(stateDir)
-	}
+	err := atomicfile.Write(stateDir, portAddrFile, []byte(addr+"\n"), 0o600)
 	if err != nil {
 		return fmt.Errorf("record the port's address: %w", err)
 	}
@@ -81,16 +63,6 @@ func checkPortAddr(addr string) error {
 		return errors.New("not a port from 1 to 65535")
 	}
 	return nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // forgetPortAddr removes the recorded address when the run stops

@@ -184,27 +184,19 @@ func webStateDir(e *env, stateDir string, pos []string) (string, int) {
 }
 
 // webTotal returns how many jobs the experiment has, for StoreNews:
-// counted once, from the store when every job has been generated (exact
-// even under a constraint), else from the plan as status counts it.
+// counted once, as `orrery status` counts them (totalsOf).
 func webTotal(st *store.Store, exp *store.Experiment) func() (n int64, exact, ok bool) {
-	var n int64
-	var exact, ok, counted bool
+	var t jobTotals
+	var counted bool
 	return func() (int64, bool, bool) {
-		if counted {
-			return n, exact, ok
-		}
-		counted = true
-		if exp.Generated {
-			if c, err := st.Counts(context.Background(), exp.ID); err == nil {
-				for _, k := range c {
-					n += k
-				}
-				exact, ok = true, true
-				return n, exact, ok
+		if !counted {
+			counts, err := st.Counts(context.Background(), exp.ID)
+			if err != nil {
+				return 0, false, false // asked again next round
 			}
+			t, counted = totalsOf(exp, counts), true
 		}
-		n, exact, ok = planJobs(exp)
-		return n, exact, ok
+		return t.Total, t.Exact, t.Total >= 0
 	}
 }
 
