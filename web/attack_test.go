@@ -375,15 +375,18 @@ func TestAttackSecretNotLogged(t *testing.T) {
 
 // TestAttackEventStreamOutlivesReadTimeout: the root's HTTP server has
 // a ReadTimeout (port: 3 × HelloTimeout, 30 s; `orrery web`: webRead),
-// which stays set on the connection after a GET's headers; an event
-// stream whose viewer reads it must outlive it (a stream cut every
-// 30 s would make the page reconnect and miss news).
+// which stays set on the connection after a GET's headers, and a
+// WriteTimeout (a minute) for the whole answer; an event stream whose
+// viewer reads it must outlive both (each of its writes sets its own
+// deadline; a stream cut every minute would make the page reconnect and
+// miss news).
 func TestAttackEventStreamOutlivesReadTimeout(t *testing.T) {
 	v := &fakeViewers{secret: "s3cret"}
 	hub := NewHub()
 	srv := httptest.NewUnstartedServer(New(Config{Viewers: v, News: hub}))
 	srv.EnableHTTP2 = false
 	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Config.WriteTimeout = 300 * time.Millisecond // the port's and orrery web's are a minute
 	srv.StartTLS()
 	t.Cleanup(func() { hub.Close(); srv.Close() })
 	c, _ := v.ViewerCookie()
@@ -406,7 +409,7 @@ func TestAttackEventStreamOutlivesReadTimeout(t *testing.T) {
 	for i := 1; ; i++ {
 		select {
 		case err := <-ended:
-			t.Fatalf("the event stream ended after %v (ReadTimeout %v), its viewer reading: %v", time.Duration(i)*50*time.Millisecond, srv.Config.ReadTimeout, err)
+			t.Fatalf("the event stream ended after %v (ReadTimeout and WriteTimeout %v), its viewer reading: %v", time.Duration(i)*50*time.Millisecond, srv.Config.ReadTimeout, err)
 		case <-stop:
 			return
 		case <-tick.C:
