@@ -58,6 +58,18 @@ type Config struct {
 	// no connection before it gives up with ErrUnreachable; 0 tries for
 	// ever.
 	Wait time.Duration
+	// EndsIn is how long after Serve or Run is called the batch system
+	// ends the node (a pilot's time limit); 0: no end. Each register
+	// says how long is left, and the node drains (see drain.go) when
+	// the end less its drain margin has come.
+	EndsIn time.Duration
+	// IdleExit, when above 0, has the node drain once it has had no
+	// attempt for that long since it registered or its last attempt
+	// ended.
+	IdleExit time.Duration
+	// Drained, when set, is called when the dispatcher shuts the node
+	// down after it drained (Serve or Run then returns nil).
+	Drained func()
 }
 
 // Dialer returns a new connection to the dispatcher, its peer
@@ -86,6 +98,12 @@ type agentNode struct {
 	expDir  string // WORKDIR/experiment-E: failed jobs' directories are kept here
 	nodeDir string // this incarnation's job directories and nodestart's
 
+	born     time.Time   // when Serve or Run was called: EndsIn counts from here (on the monotonic clock)
+	draining atomic.Bool // set once the node drains: for good
+	// drainNow is signalled when the node starts to drain, so that a
+	// heartbeat says so at once (capacity 1: one is enough).
+	drainNow chan struct{}
+
 	mu      sync.Mutex
 	peer    *protocol.Peer               // the connection now; nil while there is none
 	up      chan struct{}                // closed when a connection is up (replaced when it drops)
@@ -94,7 +112,11 @@ type agentNode struct {
 	running map[attemptKey]*runningAttempt
 	free    []string // clean job directories to reuse
 	slots   int      // job directories made so far
-	wg      sync.WaitGroup
+	// active is when the node last registered, or last started or ended
+	// an attempt: what --idle-exit counts from (zero before it first
+	// registered).
+	active time.Time
+	wg     sync.WaitGroup
 }
 
 // attemptKey names an attempt. Two attempts of a job may run on a node at
@@ -128,7 +150,8 @@ func newAgentNode(cfg Config) *agentNode {
 		cfg.Status = func(string) {}
 	}
 	return &agentNode{cfg: cfg, log: cfg.Log, running: map[attemptKey]*runningAttempt{}, up: make(chan struct{}),
-		ending: map[attemptKey]*protocol.Msg{}, inc: claim(cfg.WorkDir, cfg.Log, cfg.Status)}
+		ending: map[attemptKey]*protocol.Msg{}, inc: claim(cfg.WorkDir, cfg.Log, cfg.Status),
+		born: time.Now(), drainNow: make(chan struct{}, 1)}
 }
 
 // finish waits for the attempts to end, and then ends the incarnation.
@@ -147,6 +170,7 @@ func Run(ctx context.Context, rw io.ReadWriteCloser, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer n.finish() // runs last: the attempts are stopped first
 	defer cancel()
+	n.watchDrain(ctx)
 	shutdown, err := n.session(ctx, cancel, conn)
 	if shutdown || ctx.Err() != nil {
 		return nil
@@ -164,6 +188,7 @@ func Serve(ctx context.Context, dial Dialer, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer n.finish() // runs last: the attempts are stopped first
 	defer cancel()
+	n.watchDrain(ctx)
 	backoff := minBackoff
 	connected := false
 	lostAt := time.Now() // since when there has been no connection
@@ -264,9 +289,12 @@ func (n *agentNode) session(ctx context.Context, stop context.CancelFunc, conn *
 	}()
 	conn.SetSendTimeout(sendTimeout)
 	peer := protocol.NewPeer(conn)
+	n.mu.Lock()
+	n.active = time.Now() // --idle-exit counts from the register
+	n.mu.Unlock()
 	err := peer.Send(&protocol.Msg{Type: protocol.TypeRegister, Register: &protocol.Register{
 		Version: protocol.Version, Name: n.cfg.Name, CPUs: n.cfg.CPUs, Memory: n.cfg.Memory,
-		Speed: n.cfg.Speed, JobLimit: n.cfg.JobLimit, Running: n.known()}})
+		Speed: n.cfg.Speed, JobLimit: n.cfg.JobLimit, Running: n.known(), EndsIn: n.endsIn()}})
 	if err != nil {
 		return false, fmt.Errorf("register: %w", err)
 	}
@@ -288,7 +316,13 @@ func (n *agentNode) session(ctx context.Context, stop context.CancelFunc, conn *
 			n.cancel(m.Job, m.Attempt)
 		case protocol.TypeShutdown:
 			shutdown = true
-			if m.Error != "" {
+			switch {
+			case n.draining.Load():
+				n.cfg.Status("drained: the dispatcher let this node go")
+				if n.cfg.Drained != nil {
+					n.cfg.Drained()
+				}
+			case m.Error != "":
 				n.cfg.Status("the root ended the experiment: " + m.Error)
 			}
 			stop()
@@ -312,6 +346,10 @@ func (n *agentNode) connected(p *protocol.Peer) {
 	n.mu.Unlock()
 	for _, m := range unsent {
 		n.send(m)
+	}
+	if n.draining.Load() {
+		// A node that drains says so on each connection at once.
+		n.send(&protocol.Msg{Type: protocol.TypeHeartbeat, Heartbeat: n.heartbeat()})
 	}
 }
 
@@ -431,6 +469,9 @@ func (n *agentNode) welcomed(ctx context.Context, w *protocol.Welcome) error {
 				return
 			case <-t.C:
 				n.send(&protocol.Msg{Type: protocol.TypeHeartbeat, Heartbeat: n.heartbeat()})
+			case <-n.drainNow:
+				// It has just started to drain: say so out of the cycle.
+				n.send(&protocol.Msg{Type: protocol.TypeHeartbeat, Heartbeat: n.heartbeat()})
 			}
 		}
 	}()
@@ -448,6 +489,7 @@ func (n *agentNode) start(ctx context.Context, s *protocol.Start) {
 	a := &runningAttempt{stop: stop}
 	n.mu.Lock()
 	n.running[key] = a
+	n.active = time.Now()
 	n.mu.Unlock()
 	n.wg.Add(1)
 	go func() {
@@ -460,6 +502,7 @@ func (n *agentNode) start(ctx context.Context, s *protocol.Start) {
 		if n.running[key] == a {
 			delete(n.running, key)
 		}
+		n.active = time.Now()
 		// Known as ending until sent, so a register made meanwhile
 		// still names it (see known).
 		n.ending[key] = m

@@ -42,7 +42,7 @@ func (n *agentNode) heartbeat() *protocol.Heartbeat {
 		}
 	}
 	n.mu.Unlock()
-	return &protocol.Heartbeat{Running: running, Load: loadAverage(), Resident: resident(groups)}
+	return &protocol.Heartbeat{Running: running, Load: loadAverage(), Resident: resident(groups), Draining: n.draining.Load()}
 }
 
 // resident returns the resident memory of the attempts that run a

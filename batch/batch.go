@@ -7,6 +7,7 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -71,4 +72,13 @@ type System interface {
 	Jobs(ctx context.Context, prefix string) ([]Job, error)
 	// Cancel cancels jobs; a job that already ended is no error.
 	Cancel(ctx context.Context, ids ...JobID) error
+}
+
+// Permanent reports whether err is a refusal that asking again will not
+// change (an unknown partition or account, a batch system that is not
+// installed): an error of the chain says so with a Permanent() method
+// that returns true.
+func Permanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
 }

@@ -58,8 +58,42 @@ type Cluster struct {
 	Listen string
 	// Lease is how long its head goes on without the root.
 	Lease time.Duration
-	// Nodes are its node lines; a cluster with Listen may have none.
+	// Nodes are its node lines; a cluster with Listen or Slurm may have
+	// none.
 	Nodes []Node
+	// Slurm, when set, says the cluster's nodes (beside its node lines)
+	// are pilots: batch jobs its head submits to Slurm, each of which
+	// starts `orrery agent` on its allocation and joins the head.
+	Slurm *Slurm
+}
+
+// Defaults of a Slurm cluster.
+const (
+	// DefaultPilots is how many pilots a Slurm cluster keeps at most.
+	DefaultPilots = 4
+	// DefaultPilotIdle is how long a pilot with nothing to do waits
+	// before it exits.
+	DefaultPilotIdle = 2 * time.Minute
+)
+
+// Slurm is how a cluster's head asks Slurm for its pilots.
+type Slurm struct {
+	// Partition and Account are sbatch's --partition and --account; ""
+	// for the site's defaults.
+	Partition, Account string
+	// Time is each pilot's time limit; 0: the partition's default.
+	Time time.Duration
+	// Pilots is how many pilots may be pending or running at once.
+	Pilots int
+	// CPUs and Memory are what each pilot asks for (sbatch
+	// --cpus-per-task and --mem); 0: the site's defaults.
+	CPUs   int
+	Memory int64
+	// Idle is how long a pilot with nothing to do waits before it exits.
+	Idle time.Duration
+	// Sbatch are further arguments to sbatch, as the file gives them
+	// (split at blanks).
+	Sbatch []string
 }
 
 // Node is one node line.
@@ -107,7 +141,7 @@ func (e Endpoint) String() string {
 // a cluster whose head or some node is reached by SSH, or that listens
 // for nodes.
 func (c *Cluster) Remote() bool {
-	if c.SSH != nil || c.Listen != "" {
+	if c.SSH != nil || c.Listen != "" || c.Slurm != nil {
 		return true
 	}
 	for _, n := range c.Nodes {

@@ -48,8 +48,17 @@ func (l ErrorList) Error() string {
 
 // Attribute names, as the file spells them.
 var (
-	statements     = []string{"cluster", "node"}
-	clusterAttrs   = []string{"ssh", "identity", "known-hosts", "listen", "binary", "lease"}
+	statements   = []string{"cluster", "node"}
+	clusterAttrs = []string{"ssh", "identity", "known-hosts", "listen", "binary", "lease",
+		"slurm", "partition", "account", "time", "pilots", "cpus-per-pilot", "memory-per-pilot", "idle", "sbatch"}
+	// clusterFlags are the cluster attributes that are one word alone.
+	clusterFlags = []string{"slurm"}
+	// slurmAttrs need the word slurm on their line.
+	slurmAttrs = []string{"partition", "account", "time", "pilots", "cpus-per-pilot", "memory-per-pilot", "idle", "sbatch"}
+	// pilotNamedArgs are sbatch options Orrery sets itself on a pilot.
+	pilotNamedArgs = []string{"-J", "--job-name", "-o", "--output", "-e", "--error", "--parsable",
+		"-N", "--nodes", "-n", "--ntasks", "-a", "--array", "-W", "--wait", "-c", "--cpus-per-task",
+		"--mem", "-t", "--time", "-p", "--partition", "-A", "--account", "--wrap", "--comment"}
 	nodeAttrs      = []string{"ssh", "job-limit", "cpus", "cpu-share", "memory", "speed"}
 	localOnlyAttrs = []string{"cpu-share"}
 )
@@ -195,9 +204,10 @@ func (p *parser) validName(t token, what string) bool {
 	return ok
 }
 
-// attrs reads the ATTRIBUTE VALUE pairs after a line's name; set reads
-// one value. Each attribute may appear once.
-func (p *parser) attrs(t []token, what string, names []string, set func(kw, v token)) {
+// attrs reads the ATTRIBUTE VALUE pairs after a line's name, and the
+// attributes in flags, which are one word alone (their value is set's
+// kw too); set reads one value. Each attribute may appear once.
+func (p *parser) attrs(t []token, what string, names, flags []string, set func(kw, v token)) {
 	given := map[string]token{}
 	for i := 2; i < len(t); i += 2 {
 		kw := t[i]
@@ -207,9 +217,17 @@ func (p *parser) attrs(t []token, what string, names []string, set func(kw, v to
 		}
 		if first, dup := given[kw.text]; dup {
 			p.errorf(kw, "%s is given twice (first at column %d)", kw.text, first.col)
+			if slices.Contains(flags, kw.text) {
+				i--
+			}
 			continue
 		}
 		given[kw.text] = kw
+		if slices.Contains(flags, kw.text) {
+			set(kw, kw)
+			i--
+			continue
+		}
 		if i+1 >= len(t) {
 			p.errorf(kw, "%s needs a value", kw.text)
 			return
@@ -236,9 +254,18 @@ func (p *parser) cluster(t []token) {
 		}
 		p.clusters[c.Name] = kw.line
 	}
-	var needSSH []token // attributes that only a head reached by SSH has
-	p.attrs(t, "cluster", clusterAttrs, func(kw, v token) {
+	var needSSH []token   // attributes that only a head reached by SSH has
+	var needSlurm []token // attributes that only a Slurm cluster has
+	sl := &Slurm{Pilots: DefaultPilots, Idle: DefaultPilotIdle}
+	p.attrs(t, "cluster", clusterAttrs, clusterFlags, func(kw, v token) {
+		if slices.Contains(slurmAttrs, kw.text) {
+			needSlurm = append(needSlurm, kw)
+			p.slurmAttr(sl, kw, v)
+			return
+		}
 		switch kw.text {
+		case "slurm":
+			c.Slurm = sl
 		case "ssh":
 			e, err := parseEndpoint(v.text, true)
 			if err != nil {
@@ -273,6 +300,11 @@ func (p *parser) cluster(t []token) {
 			}
 		}
 	})
+	if c.Slurm == nil {
+		for _, a := range needSlurm {
+			p.errorf(a, "%s is for a cluster whose nodes are Slurm's pilots: add the word slurm to cluster %s", a.text, c.Name)
+		}
+	}
 	if c.SSH == nil {
 		for _, a := range needSSH {
 			p.errorf(a, "%s is for a cluster whose head is reached by ssh: add ssh USER@HOST to cluster %s", a.text, c.Name)
@@ -302,7 +334,7 @@ func (p *parser) node(t []token) {
 		p.nodes[n.Name] = kw.line
 	}
 	var local []token // attributes only a node on the head's machine has
-	p.attrs(t, "node", nodeAttrs, func(kw, v token) {
+	p.attrs(t, "node", nodeAttrs, nil, func(kw, v token) {
 		if slices.Contains(localOnlyAttrs, kw.text) {
 			local = append(local, kw)
 		}
@@ -341,10 +373,110 @@ func (p *parser) finish(lines int) {
 		return
 	}
 	for i, c := range p.g.Clusters {
-		if p.explicit && len(c.Nodes) == 0 && c.Listen == "" {
-			p.errorf(p.clusterTokens[i], "cluster %s has no nodes: give it node lines, or listen HOST:PORT for nodes that join its head", c.Name)
+		if p.explicit && len(c.Nodes) == 0 && c.Listen == "" && c.Slurm == nil {
+			p.errorf(p.clusterTokens[i], "cluster %s has no nodes: give it node lines, listen HOST:PORT for nodes that join its head, or the word slurm for pilots", c.Name)
 		}
 	}
+}
+
+// slurmAttr reads one attribute of a Slurm cluster's pilots.
+func (p *parser) slurmAttr(sl *Slurm, kw, v token) {
+	var err error
+	switch kw.text {
+	case "partition", "account":
+		if v.text == "" || strings.ContainsAny(v.text, " \t,|'\"\\$`") || strings.HasPrefix(v.text, "-") {
+			err = fmt.Errorf("want a Slurm %s name", kw.text)
+		} else if kw.text == "partition" {
+			sl.Partition = v.text
+		} else {
+			sl.Account = v.text
+		}
+	case "time":
+		sl.Time, err = ParseSlurmTime(v.text)
+	case "pilots":
+		sl.Pilots, err = positiveInt(v.text)
+	case "cpus-per-pilot":
+		sl.CPUs, err = positiveInt(v.text)
+	case "memory-per-pilot":
+		sl.Memory, err = ParseSize(v.text)
+	case "idle":
+		var d time.Duration
+		if d, err = time.ParseDuration(v.text); err == nil && d <= 0 {
+			err = fmt.Errorf("must be above 0")
+		} else if err != nil {
+			err = fmt.Errorf("want a duration such as 2m or 30s")
+		}
+		sl.Idle = d
+	case "sbatch":
+		sl.Sbatch = strings.Fields(v.text)
+		for _, a := range sl.Sbatch {
+			name, _, _ := strings.Cut(a, "=")
+			if slices.Contains(pilotNamedArgs, name) || len(name) > 2 && name[0] == '-' && name[1] != '-' && slices.Contains(pilotNamedArgs, name[:2]) {
+				err = fmt.Errorf("%s is set by orrery on its pilots, or by this file's own attributes (partition, account, time, cpus-per-pilot, memory-per-pilot)", name)
+				break
+			}
+			if !strings.HasPrefix(a, "-") {
+				err = fmt.Errorf("%q is no option: give sbatch's options as --name=value", a)
+				break
+			}
+		}
+	}
+	if err != nil {
+		p.errorf(v, "%s %q: %v", kw.text, v.text, err)
+	}
+}
+
+// ParseSlurmTime reads a time limit as Slurm writes it: MM, MM:SS,
+// HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS; at least a minute, Slurm's
+// least.
+func ParseSlurmTime(s string) (time.Duration, error) {
+	d, err := ParseSlurmDuration(s)
+	if err == nil && d < time.Minute {
+		return 0, fmt.Errorf("%s is less than a minute, Slurm's least time limit", s)
+	}
+	return d, err
+}
+
+// ParseSlurmDuration reads a time as Slurm writes it (see
+// ParseSlurmTime), of any length: squeue's time left of a job near its
+// end is "0:45".
+func ParseSlurmDuration(s string) (time.Duration, error) {
+	bad := fmt.Errorf("want a time limit such as 01:00:00 (HH:MM:SS) or 1-12:00:00 (D-HH:MM:SS)")
+	days := 0
+	rest := s
+	if d, r, ok := strings.Cut(s, "-"); ok {
+		v, err := strconv.Atoi(d)
+		if err != nil || v < 0 || d[0] == '+' {
+			return 0, bad
+		}
+		days, rest = v, r
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) > 3 {
+		return 0, bad
+	}
+	var f [3]int
+	for i, part := range parts {
+		v, err := strconv.Atoi(part)
+		if err != nil || v < 0 || part == "" || part[0] == '+' || i > 0 && v > 59 {
+			return 0, bad
+		}
+		f[i] = v
+	}
+	var h, m, sec int
+	switch {
+	case strings.Contains(s, "-"): // D-HH[:MM[:SS]]
+		h, m, sec = f[0], f[1], f[2]
+	case len(parts) == 3:
+		h, m, sec = f[0], f[1], f[2]
+	default: // MM[:SS]
+		m, sec = f[0], f[1]
+	}
+	d := time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second
+	if days > 3650 {
+		return 0, fmt.Errorf("%s is more than ten years", s)
+	}
+	return d, nil
 }
 
 // path reads a file name: ~/ is the home directory, and a relative path

@@ -130,6 +130,48 @@ cluster small known-hosts ~ ssh a.b-c_d@h:1
 	}
 }
 
+func TestParseSlurm(t *testing.T) {
+	in := "cluster hpc ssh alice@login.example slurm partition short account proj time 1-01:00:00 pilots 8 cpus-per-pilot 4 memory-per-pilot 8G idle 90s sbatch \"--qos=low --constraint=avx\"\n" +
+		"cluster here slurm time 00:30:00 pilots 2\n" +
+		"cluster both listen 10.0.0.1:7443 slurm\n node a\n"
+	g, err := Parse("c", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*Slurm{
+		{Partition: "short", Account: "proj", Time: 25 * time.Hour, Pilots: 8, CPUs: 4, Memory: 8 << 30, Idle: 90 * time.Second, Sbatch: []string{"--qos=low", "--constraint=avx"}},
+		{Time: 30 * time.Minute, Pilots: 2, Idle: DefaultPilotIdle},
+		{Pilots: DefaultPilots, Idle: DefaultPilotIdle},
+	}
+	for i, c := range g.Clusters {
+		if !reflect.DeepEqual(c.Slurm, want[i]) {
+			t.Errorf("cluster %s: %+v, want %+v", c.Name, c.Slurm, want[i])
+		}
+		if !c.Remote() {
+			t.Errorf("cluster %s: a Slurm cluster runs as a grid", c.Name)
+		}
+	}
+	if g.Clusters[0].SSH == nil || g.Clusters[2].Listen != "10.0.0.1:7443" || len(g.Clusters[2].Nodes) != 1 {
+		t.Errorf("other attributes lost: %+v", g.Clusters)
+	}
+}
+
+func TestParseSlurmTime(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"5": 5 * time.Minute, "5:30": 5*time.Minute + 30*time.Second, "01:00:00": time.Hour,
+		"2-0": 48 * time.Hour, "1-02:03": 26*time.Hour + 3*time.Minute, "1-00:00:01": 24*time.Hour + time.Second,
+	} {
+		if got, err := ParseSlurmTime(in); err != nil || got != want {
+			t.Errorf("ParseSlurmTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "1:2:3:4", "a", "-1", "1--2", "+5", "1:+5", "00:00:59", "99999-0"} {
+		if got, err := ParseSlurmTime(in); err == nil {
+			t.Errorf("ParseSlurmTime(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	t.Setenv("HOME", "/home/u")
 	for _, tc := range []struct{ name, in, want string }{
@@ -142,7 +184,18 @@ func TestParseErrors(t *testing.T) {
 		{"bad size", "node a memory 12X\n", `c:1:15: memory "12X": want a size such as 512M`},
 		{"unknown node attribute", "node a speedy 2\n", `c:1:8: unknown node attribute "speedy" (did you mean speed?)`},
 		{"unknown cluster attribute", "cluster x identiy k\n node a\n", `c:1:11: unknown cluster attribute "identiy" (did you mean identity?)`},
-		{"unknown cluster attribute far", "cluster x frob k\n node a\n", `c:1:11: unknown cluster attribute "frob" (want ssh, identity, known-hosts, listen, binary or lease)`},
+		{"unknown cluster attribute far", "cluster x frob k\n node a\n", `c:1:11: unknown cluster attribute "frob" (want ssh, identity, known-hosts, listen, binary, lease, slurm, partition, account, time, pilots, cpus-per-pilot, memory-per-pilot, idle or sbatch)`},
+		{"slurm attribute without slurm", "cluster x partition short\n node a\n", "c:1:11: partition is for a cluster whose nodes are Slurm's pilots: add the word slurm to cluster x"},
+		{"slurm twice", "cluster x slurm slurm\n", "c:1:17: slurm is given twice"},
+		{"slurm bad time", "cluster x slurm time 1h\n", `c:1:22: time "1h": want a time limit such as 01:00:00`},
+		{"slurm time under a minute", "cluster x slurm time 00:00:30\n", `c:1:22: time "00:00:30": 00:00:30 is less than a minute`},
+		{"slurm time bad minutes", "cluster x slurm time 01:75:00\n", `c:1:22: time "01:75:00": want a time limit`},
+		{"slurm pilots zero", "cluster x slurm pilots 0\n", `c:1:24: pilots "0": must be at least 1`},
+		{"slurm bad partition", "cluster x slurm partition -x\n", `c:1:27: partition "-x": want a Slurm partition name`},
+		{"slurm sbatch job name", "cluster x slurm sbatch \"--qos=low --job-name=y\"\n", `c:1:24: sbatch "--qos=low --job-name=y": --job-name is set by orrery`},
+		{"slurm sbatch short time", "cluster x slurm sbatch \"-t5\"\n", `-t5 is set by orrery`},
+		{"slurm sbatch no option", "cluster x slurm sbatch \"--qos low\"\n", `"low" is no option`},
+		{"slurm attribute value missing", "cluster x slurm pilots\n", "c:1:17: pilots needs a value"},
 		{"attribute twice", "cluster x ssh a@h lease 1h lease 2h\n node a\n", "c:1:28: lease is given twice (first at column 19)"},
 		{"node attribute twice", "node a cpus 1 cpus 2\n", "c:1:15: cpus is given twice (first at column 8)"},
 		{"no nodes", "# nothing\n", "c:1:1: no nodes"},
@@ -228,7 +281,7 @@ func TestParseLongLine(t *testing.T) {
 func TestExamples(t *testing.T) {
 	t.Setenv("HOME", "/home/u")
 	paths, _ := filepath.Glob("../examples/cluster/*.cluster")
-	clusters := map[string]int{"two-speeds.cluster": 1, "grid.cluster": 3}
+	clusters := map[string]int{"two-speeds.cluster": 1, "grid.cluster": 3, "slurm.cluster": 2}
 	for _, path := range paths {
 		g, err := Load(path)
 		if err != nil {

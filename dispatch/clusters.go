@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"orrery/protocol"
 	"orrery/store"
 )
 
@@ -60,6 +61,12 @@ type ClusterProgress struct {
 	// Rate is how many jobs ended there per minute, measured at the
 	// root over the last minute (or since the cluster joined this run).
 	Rate float64 `json:"rate"`
+	// Pilots are a batch cluster's pilots as its head last said (Slurm's
+	// job ID, pending, running, draining or ended, and Slurm's reason
+	// for a pending one); Batch why it submits no more, "" while it
+	// does.
+	Pilots []protocol.Pilot `json:"pilots,omitempty"`
+	Batch  string           `json:"batch,omitempty"`
 }
 
 // gridView is the clusters Run has seen, by name. It is Run's.
@@ -233,6 +240,7 @@ func (r *runState) clusterProgress(now time.Time) []ClusterProgress {
 			p.Running = min(max(s.Running, 0), p.Held)
 			p.Queued = min(max(s.Queued, 0), p.Held-p.Running)
 			p.Nodes, p.CPUs, p.Depth = s.Nodes, s.CPUs, s.Depth
+			p.Pilots, p.Batch = s.Pilots, s.Batch
 		}
 		out = append(out, p)
 	}

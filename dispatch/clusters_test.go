@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -120,7 +121,7 @@ func TestClustersSeen(t *testing.T) {
 		t.Errorf("east's rate %g jobs/min, want %g (3 ends in the 31 s since it joined)", e.Rate, want.Rate)
 	}
 	e.Rate = want.Rate
-	if e != want {
+	if !reflect.DeepEqual(e, want) {
 		t.Errorf("east:\n%+v\nwant\n%+v", e, want)
 	}
 	if w := cluster(t, p, "west"); w.Link != LinkConnected || w.Done != 1 || w.Failed != 0 || w.Held != 2 || w.Nodes != 1 ||

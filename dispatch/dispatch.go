@@ -151,6 +151,10 @@ type NodeProgress struct {
 	Out      bool
 	Reason   string
 	OutSince time.Time
+	// Draining is set when the node said it drains (a pilot idle for
+	// long, or near its end): it takes no more jobs, and is shut down
+	// once its attempts have ended. A node that drains is not Out.
+	Draining bool
 }
 
 // Summary is how a run ended.

@@ -43,6 +43,13 @@ type nodeConn struct {
 	// back, they are lost with it).
 	waiting []protocol.Start
 	access  map[attemptKey]*task.Access // of the waiting starts
+	// end is when the batch system ends the node (a pilot), on the
+	// dispatcher's clock, from what it said when it last registered
+	// (zero: no end known).
+	end time.Time
+	// draining is set once the node said it drains (see drain.go);
+	// shut once it has been told to shut down.
+	draining, shut bool
 }
 
 // handle applies one event from a transport.
@@ -67,7 +74,7 @@ func (r *runState) handle(e event) {
 			gd.g.SetLink(nc.cluster, sched.Cut, r.now()) // it keeps its queue; nothing is sent or withdrawn
 		}
 		reason := fmt.Sprintf("lost the connection to node %s: %v", nc.id, e.err)
-		if !nc.resumable {
+		if !nc.resumable || nc.shut {
 			r.lost(nc.id, reason)
 			return
 		}
@@ -86,6 +93,9 @@ func (r *runState) handle(e event) {
 		nc.load = plausibleLoad(e.beat.Load)
 		r.resident(nc, e.beat.Resident)
 		r.headBeat(nc, e.beat.Cluster)
+		if e.beat.Draining {
+			r.drain(nc)
+		}
 	case e.ended != nil && e.ended.Kind == protocol.EventStarted:
 		if gd, ok := r.core.(*gridDecider); ok && nc.head {
 			if j := r.jobs[e.ended.Job]; j != nil && j.runs[e.ended.Attempt] == nc.id {
@@ -139,7 +149,8 @@ func (r *runState) join(n Node, j Joining) {
 		}
 	}
 	nc := &nodeConn{id: id, link: n, trusted: j.Trusted, resumable: j.Resumable, proven: j.ID != "", speed: 1,
-		cpus: clampInt(reg.CPUs, 1, maxCPUs), memory: max(reg.Memory, 0), head: reg.Head, cluster: reg.Cluster, heard: r.now()}
+		cpus: clampInt(reg.CPUs, 1, maxCPUs), memory: max(reg.Memory, 0), head: reg.Head, cluster: reg.Cluster, heard: r.now(),
+		end: r.endOf(reg)}
 	if j.Trusted && reg.Speed > 0 {
 		nc.speed = reg.Speed
 	}
@@ -204,7 +215,7 @@ const slowStart = 4
 
 // schedNode is the node as the core sees it.
 func (r *runState) schedNode(nc *nodeConn) sched.Node {
-	n := sched.Node{ID: nc.id, Cluster: nc.cluster, CPUs: nc.cpus, Speed: nc.speed, Limit: nc.limit, Memory: nc.memory}
+	n := sched.Node{ID: nc.id, Cluster: nc.cluster, CPUs: nc.cpus, Speed: nc.speed, Limit: nc.limit, Memory: nc.memory, End: nc.end}
 	if _, ok := r.core.(*gridDecider); ok {
 		n.Limit = cmp.Or(nc.status.Slots, nc.cpus) // the allocator sizes the queue
 	}
@@ -262,6 +273,7 @@ func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
 	nc.link, r.links[n] = n, nc
 	now := r.now()
 	r.core.Heartbeat(nc.id, now)
+	r.resumeEnd(nc, reg)
 	r.afterApply = append(r.afterApply, func() {
 		if nc.link == n {
 			for _, a := range unwanted {
@@ -581,7 +593,13 @@ func (r *runState) lost(node, reason string) {
 		delete(r.links, nc.link)
 		nc.link.Close()
 	}
-	r.d.log.Warn("node lost", "node", node, "reason", reason)
+	kind := "node.lost"
+	if nc.shut {
+		kind, reason = "node.left", "node "+node+" drained and was shut down"
+		r.d.log.Info("node left: it drained and was shut down", "node", node)
+	} else {
+		r.d.log.Warn("node lost", "node", node, "reason", reason)
+	}
 	now := r.now()
 	for idx, j := range r.jobs {
 		for n, at := range j.runs {
@@ -608,8 +626,9 @@ func (r *runState) lost(node, reason string) {
 			delete(r.stopping, k) // recorded as cancelled already
 		}
 	}
-	r.batch.Event(r.exp.ID, "node.lost", 0, node, reason)
+	r.batch.Event(r.exp.ID, kind, 0, node, reason)
 	r.core.RemoveNode(node, reason, now)
+	delete(r.drains, node)
 	r.prog.Nodes = len(r.nodes)
 	r.prog.OutOfService = r.core.NodesOutOfService()
 	delete(r.outOfService, node)
@@ -721,8 +740,10 @@ func (r *runState) nodeProgress() []NodeProgress {
 		if limit >= noLimit {
 			limit = -1
 		}
+		_, black := r.outOfService[id]
 		p := NodeProgress{Name: id, Cluster: nc.cluster, Running: running[id], CPUs: cpus, Speed: speed,
-			Memory: nc.memory, Limit: limit, Load: nc.load, Resident: resident[id], Out: !r.core.InService(id)}
+			Memory: nc.memory, Limit: limit, Load: nc.load, Resident: resident[id],
+			Out: !r.core.InService(id) && (!nc.draining || black), Draining: nc.draining}
 		if p.Out {
 			o := r.outOfService[id]
 			p.Reason, p.OutSince = o.reason, o.since

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"orrery/protocol"
 	"orrery/sched"
@@ -58,12 +59,50 @@ func (r *runState) headBeat(nc *nodeConn, cs *protocol.ClusterStatus) {
 		nc.limit = 0 // tell the core
 	}
 	nc.beaten = true
+	if b := clip(cs.Batch, maxBatchWord); b != "" && b != nc.status.Batch {
+		r.d.log.Warn(b) // the head's reason for submitting no more pilots, which names its cluster
+	}
 	nc.status = protocol.ClusterStatus{Nodes: clampInt(cs.Nodes, 0, maxCPUs), CPUs: clampInt(cs.CPUs, 0, maxCPUs), Slots: slots,
-		Running: clampInt(cs.Running, 0, maxHeadDepth), Queued: clampInt(cs.Queued, 0, maxHeadDepth), Depth: clampInt(cs.Depth, 0, maxHeadDepth)}
+		Running: clampInt(cs.Running, 0, maxHeadDepth), Queued: clampInt(cs.Queued, 0, maxHeadDepth), Depth: clampInt(cs.Depth, 0, maxHeadDepth),
+		Pilots: boundPilots(cs.Pilots), Batch: clip(cs.Batch, maxBatchWord)}
 	if limit != nc.limit || cpus != nc.cpus {
 		nc.limit, nc.cpus = limit, cpus
 		r.core.AddNode(r.schedNode(nc), r.now())
 	}
+}
+
+// Bounds on a head's word on its pilots: how many it lists, and the
+// length of each text.
+const (
+	maxPilots    = 64
+	maxPilotWord = 256
+	maxBatchWord = 1024
+)
+
+// boundPilots keeps at most maxPilots of a head's pilots, each text
+// clipped.
+func boundPilots(ps []protocol.Pilot) []protocol.Pilot {
+	out := make([]protocol.Pilot, 0, min(len(ps), maxPilots))
+	for _, p := range ps[:min(len(ps), maxPilots)] {
+		out = append(out, protocol.Pilot{ID: clip(p.ID, maxPilotWord), Name: clip(p.Name, maxPilotWord),
+			State: clip(p.State, maxPilotWord), Reason: clip(p.Reason, maxPilotWord)})
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// clip cuts s to at most n bytes, on a rune's boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // maxHeadDepth bounds how many of the root's attempts one head may hold.

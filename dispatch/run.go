@@ -99,6 +99,10 @@ type runState struct {
 	// decides anything, until awaitUntil (see Dispatcher.Await).
 	awaiting   map[string]bool
 	awaitUntil time.Time
+
+	// drains are the nodes that drain and have not been shut down yet
+	// (see drain.go).
+	drains map[string]bool
 }
 
 // Run runs the experiment until every job has ended: rootstart first
@@ -108,7 +112,7 @@ func (d *Dispatcher) Run(ctx context.Context) (Summary, error) {
 	exp := d.cfg.Experiment
 	r := &runState{d: d, ctx: ctx, exp: exp, jobs: map[int64]*liveJob{}, nodes: map[string]*nodeConn{},
 		links: map[Node]*nodeConn{}, began: map[attemptKey]time.Time{}, stopping: map[attemptKey]stopping{},
-		outOfService: map[string]outOf{}}
+		outOfService: map[string]outOf{}, drains: map[string]bool{}}
 	if d.cfg.Grid && d.cfg.Policy.UsesGrid() {
 		// A grid's root under a policy that shares by rate: the
 		// coordinator's allocator, its clusters the heads.
@@ -538,6 +542,7 @@ func (r *runState) act() error {
 		}
 		r.startOn(s)
 	}
+	r.shutDrained()
 	r.prog.Running = r.core.Running()
 	return nil
 }

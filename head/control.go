@@ -166,6 +166,9 @@ type Probe struct {
 	// Jobs are the root's attempts the head holds whose end the root
 	// has not taken yet.
 	Jobs int `json:"jobs"`
+	// GaveUp is why the head stopped for good (its cluster can have no
+	// node: see GaveUpFile), "" when it did not.
+	GaveUp string `json:"gave_up,omitempty"`
 }
 
 // ProbeDir tells whether a head runs in dir, its process and build, and
@@ -198,6 +201,11 @@ func ProbeDir(dir string) (Probe, error) {
 		return p, err
 	}
 	p.Jobs = n
+	if !p.Running {
+		if b, err := os.ReadFile(filepath.Join(dir, GaveUpFile)); err == nil {
+			p.GaveUp = strings.TrimSpace(string(b))
+		}
+	}
 	return p, nil
 }
 

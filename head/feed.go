@@ -134,6 +134,7 @@ func (h *Head) started(s *protocol.Start) {
 	h.queue = append(h.queue, dispatch.FedJob{Index: s.Job, Values: s.Values})
 	h.poke(h.wake)
 	h.poke(h.fetch)
+	h.poke(h.pilotNews)
 }
 
 // cancelled takes back an attempt the root no longer wants: its job

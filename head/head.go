@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -75,6 +76,8 @@ type Config struct {
 	// Redial, when it receives, makes a head that waits to dial its
 	// root again dial at once (a root that came back says so).
 	Redial <-chan struct{}
+	// Pilots tunes a Slurm cluster's pilots (see pilots.go).
+	Pilots PilotOptions
 	// NodeLauncher starts the cluster's nodes over SSH (`node NAME ssh
 	// HOST`); nil: package sshnode with the head user's own keys and
 	// known_hosts (see nodes.go).
@@ -133,6 +136,11 @@ type Head struct {
 	far       []clusterfile.Node     // nodes over SSH
 	local     size                   // the local nodes' size
 	joined    map[dispatch.Node]size // nodes joined through the head's port
+
+	joinedNames map[string]bool  // names of the nodes that ever joined its port (pilots' names)
+	pilots      []protocol.Pilot // a batch cluster's pilots, as its pilot loop last saw them
+	batchErr    string           // why it submits no more pilots
+	pilotNews   chan struct{}    // the root handed it work: its pilots may be wanted
 }
 
 // New checks cfg and prepares a head.
@@ -160,13 +168,14 @@ func New(cfg Config) (*Head, error) {
 	}
 	c := cfg.Cluster
 	spec, overSSH := cluster.ForHead(c)
-	if len(spec.Nodes) == 0 && len(overSSH) == 0 && c.Listen == "" {
+	if len(spec.Nodes) == 0 && len(overSSH) == 0 && c.Listen == "" && c.Slurm == nil {
 		spec = cluster.Local(1, 0)
 		spec.Nodes[0].Name = c.Name + "-1"
 	}
 	h := &Head{cfg: cfg, log: cfg.Log, spec: spec, welcomed: make(chan *protocol.Welcome, 1),
 		report: make(chan struct{}, 1), wake: make(chan struct{}, 1), fetch: make(chan struct{}, 1), up: make(chan struct{}),
-		sent: map[int64]int{}, startSent: map[int64]int{}, access: map[int64]*task.Access{}, seen: map[string]fs.FileInfo{}}
+		sent: map[int64]int{}, startSent: map[int64]int{}, access: map[int64]*task.Access{}, seen: map[string]fs.FileInfo{},
+		joinedNames: map[string]bool{}, pilotNews: make(chan struct{}, 1)}
 	for _, n := range spec.Nodes {
 		cpus := max(n.CPUs, 1)
 		if n.CPUs == 0 && n.CPUShare > 0 {
@@ -176,6 +185,12 @@ func New(cfg Config) (*Head, error) {
 		h.slots += cmp.Or(n.JobLimit, cpus)
 	}
 	h.expectFar(overSSH)
+	if sl := c.Slurm; sl != nil {
+		// Until its pilots join, a Slurm cluster counts as the pilots it
+		// may have: the root hands it work, for which it submits them.
+		h.cpus += sl.Pilots * max(sl.CPUs, 1)
+		h.slots += sl.Pilots * max(sl.CPUs, 1)
+	}
 	return h, nil
 }
 
@@ -183,6 +198,7 @@ func New(cfg Config) (*Head, error) {
 // (ErrInterrupted-like: the run was interrupted), ctx ends, or the lease
 // expires.
 func (h *Head) Run(ctx context.Context) error {
+	os.Remove(filepath.Join(h.cfg.Dir, GaveUpFile)) // a new run tries again
 	var err error
 	if h.j, err = openJournal(filepath.Join(h.cfg.Dir, "journal")); err != nil {
 		return err
@@ -274,7 +290,7 @@ func (h *Head) runCluster(ctx context.Context, w *protocol.Welcome) error {
 	}
 	disp := dispatch.New(dispatch.Config{Plan: p, Store: st, Experiment: exp, Root: h.cfg.Dir,
 		Policy: h.cfg.Policy, Heartbeat: w.Heartbeat, Feed: h, Migrate: migrate, Log: h.log,
-		Progress: h.progress})
+		Progress: h.progress, PerNode: h.cfg.Cluster.Slurm != nil})
 	nodeCtx, stopNodes := context.WithCancel(context.WithoutCancel(ctx))
 	c, err = cluster.Start(nodeCtx, h.spec, filepath.Join(h.cfg.Dir, "nodes"), cluster.Options{
 		GroupPrefix: "head" + fmt.Sprint(exp.ID), Root: stagingRoot{h}, Log: h.log, Self: h.cfg.Self}, disp)
@@ -331,7 +347,8 @@ func (h *Head) status() *protocol.ClusterStatus {
 	held := len(h.j.entries)
 	cpus, slots := h.sizeLocked()
 	return &protocol.ClusterStatus{Nodes: h.prog.Nodes - h.prog.OutOfService, CPUs: cpus, Slots: slots,
-		Running: h.prog.Running, Queued: max(held-h.prog.Running, 0), Depth: h.depthLocked()}
+		Running: h.prog.Running, Queued: max(held-h.prog.Running, 0), Depth: h.depthLocked(),
+		Pilots: slices.Clone(h.pilots), Batch: h.batchErr}
 }
 
 // depthLocked is how many of the root's attempts the head wants to hold:

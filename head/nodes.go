@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,6 +124,7 @@ func (s sizer) Joined(n dispatch.Node, j dispatch.Joining) {
 	cpus := max(j.Register.CPUs, 1)
 	s.h.mu.Lock()
 	s.h.joined[n] = size{cpus: cpus, slots: cmp.Or(max(j.Register.JobLimit, 0), cpus)}
+	s.h.joinedNames[j.Register.Name] = true
 	s.h.mu.Unlock()
 	s.Dispatcher.Joined(n, j)
 }
@@ -155,7 +157,7 @@ type farNodes struct {
 // (and the node), and the rest of the cluster carries on.
 func (h *Head) startFar(disp link.Dispatcher) *farNodes {
 	c := h.cfg.Cluster
-	if c.Listen == "" && len(h.far) == 0 {
+	if c.Listen == "" && len(h.far) == 0 && c.Slurm == nil {
 		return nil
 	}
 	fail := func(format string, args ...any) *farNodes {
@@ -177,10 +179,29 @@ func (h *Head) startFar(disp link.Dispatcher) *farNodes {
 	}
 	cfg := port.Config{Addr: cmp.Or(c.Listen, "127.0.0.1:0"), Authority: auth, Dispatcher: sizer{h, disp},
 		Root: stagingRoot{h}, Log: h.log}
+	if c.Slurm != nil && c.Listen == "" {
+		// Pilots run on the cluster's compute nodes: they reach the head
+		// by its machine's host name, on the port it had before if it is
+		// free (pilots still queued then find it), else a free one.
+		cfg.Addr = pilotListen(h)
+	}
 	pt, err := port.Listen(cfg)
-	if err != nil && c.Listen != "" {
-		fail("listen %s: %v; no node can join there", c.Listen, err)
+	if err != nil && c.Slurm != nil && c.Listen == "" {
+		host, _, _ := net.SplitHostPort(cfg.Addr)
+		cfg.Addr = net.JoinHostPort(host, "0")
+		pt, err = port.Listen(cfg)
+	}
+	if err != nil && (c.Listen != "" || c.Slurm != nil) {
+		what := "no node can join there"
+		if c.Slurm != nil {
+			what = "no pilot can join there, so none is submitted"
+			h.setBatch(fmt.Sprintf("cluster %s: listen %s: %v", c.Name, cfg.Addr, err))
+		}
+		fail("listen %s: %v; %s", cfg.Addr, err, what)
 		if len(h.far) == 0 {
+			if c.Slurm != nil {
+				h.noNodesLeft(fmt.Sprintf("cluster %s: listen %s: %v: no pilot could join there", c.Name, cfg.Addr, err))
+			}
 			return nil
 		}
 		cfg.Addr, c.Listen = "127.0.0.1:0", ""
@@ -210,6 +231,19 @@ func (h *Head) startFar(disp link.Dispatcher) *farNodes {
 	lctx, stopLaunch := context.WithCancel(context.Background())
 	f.stopLaunch = stopLaunch
 	id := sshnode.HeadID(auth.CACert().Raw)
+	if c.Slurm != nil && (c.Listen != "" || cfg.Addr != "127.0.0.1:0") {
+		// Pilots dial the address as the cluster file or the host name
+		// says it, not as this machine resolved it.
+		host, _, _ := net.SplitHostPort(cmp.Or(c.Listen, cfg.Addr))
+		_, p, _ := net.SplitHostPort(addr)
+		if pl := h.startPilots(net.JoinHostPort(host, p), id); pl != nil {
+			f.launching.Add(1)
+			go func() {
+				defer f.launching.Done()
+				pl.run(lctx)
+			}()
+		}
+	}
 	for _, n := range h.far {
 		f.launching.Add(1)
 		go func() {
@@ -292,6 +326,23 @@ func (f *farNodes) stop(h *Head) {
 	wg.Wait()
 	f.stopPort()
 	f.serving.Wait()
+}
+
+// pilotListen is where a Slurm cluster's head listens for its pilots
+// when its cluster file says no listen: its machine's host name, and
+// the port of its last run (in pilots/addr) or a free one.
+func pilotListen(h *Head) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	port := "0"
+	if b, err := os.ReadFile(filepath.Join(h.cfg.Dir, pilotDir, "addr")); err == nil {
+		if hh, p, err := net.SplitHostPort(strings.TrimSpace(string(b))); err == nil && hh == host {
+			port = p
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // writeSecret writes a file only its owner may read, whole: a temporary

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"orrery/remote"
@@ -55,6 +56,18 @@ type Head struct {
 	lim   limiter
 	fresh bool   // setup has just decided act, for check to carry out
 	act   action // what setup decided
+
+	gaveUp atomic.Pointer[string] // why the head stopped for good, once a probe found it so
+}
+
+// GaveUp is why the head stopped for good (its cluster can have no
+// node: a Slurm cluster that gets no pilots), "" while it has not. The
+// supervisor does not start such a head again.
+func (h *Head) GaveUp() string {
+	if p := h.gaveUp.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Launch connects to the cluster's head machine, puts the right orrery
@@ -385,6 +398,13 @@ func (h *Head) ensure(ctx context.Context, c *remote.Client) error {
 	h.lim.forget("probe")
 	if p.Running {
 		h.lim.forget("restart")
+		return nil
+	}
+	if p.GaveUp != "" {
+		if h.GaveUp() == "" {
+			h.gaveUp.Store(&p.GaveUp)
+			h.cfg.Log.Warn("the head stopped for good", "dir", h.dir, "why", p.GaveUp)
+		}
 		return nil
 	}
 	h.cfg.Log.Warn("the head is not running: starting it again", "dir", h.dir)

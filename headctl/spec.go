@@ -126,6 +126,9 @@ type ProbeReport struct {
 	PID     int    `json:"pid"`
 	Build   string `json:"build"` // SHA-256 (hex) of the running head's binary
 	Jobs    int    `json:"jobs"`  // root attempts it holds that it has not reported
+	// GaveUp is why a head that is not running stopped for good (see
+	// head.GaveUpFile), "" when it did not.
+	GaveUp string `json:"gave_up,omitempty"`
 }
 
 // ParseProbe reads what `orrery head probe` printed.

@@ -114,6 +114,10 @@ func (p *Pool) Submitted(now time.Time, err error) {
 	}
 	p.refusals++
 	p.last = err
+	if batch.Permanent(err) {
+		p.gaveUp = fmt.Errorf("no pilots: %w", err)
+		return
+	}
 	if p.refusals >= p.cfg.GiveUpAfter {
 		p.gaveUp = fmt.Errorf("no more pilots: %d submissions in a row refused, the last: %w", p.refusals, err)
 		return
@@ -123,6 +127,14 @@ func (p *Pool) Submitted(now time.Time, err error) {
 		wait = p.cfg.RetryMax
 	}
 	p.retryAt = now.Add(wait)
+}
+
+// GiveUp stops the submitting for a reason the pool's owner found (its
+// pilots cannot reach the head); the first reason stays.
+func (p *Pool) GiveUp(err error) {
+	if p.gaveUp == nil {
+		p.gaveUp = err
+	}
 }
 
 // Err is why the pool stopped submitting, nil while it goes on.

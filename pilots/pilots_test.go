@@ -140,3 +140,30 @@ func TestNames(t *testing.T) {
 		}
 	}
 }
+
+// permanent is a refusal that asking again will not change.
+type permanent struct{ error }
+
+func (permanent) Permanent() bool { return true }
+
+// TestPermanentRefusal: a refusal that will not change stops the
+// submitting at once, in the batch system's words; GiveUp stops it for
+// the owner's reason, and the first reason stays.
+func TestPermanentRefusal(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	p := New(Config{Max: 4})
+	refused := permanent{errors.New("sbatch: error: invalid partition specified: nope")}
+	p.Submitted(t0, refused)
+	if p.Err() == nil || !strings.Contains(p.Err().Error(), "invalid partition specified: nope") {
+		t.Fatalf("after a permanent refusal: %v", p.Err())
+	}
+	if n := p.Decide(t0.Add(time.Hour), nil, 4); n != 0 {
+		t.Fatalf("submits %d after a permanent refusal", n)
+	}
+	q := New(Config{Max: 4})
+	q.GiveUp(errors.New("unreached"))
+	q.GiveUp(errors.New("second"))
+	if q.Err() == nil || q.Err().Error() != "unreached" || q.Decide(t0, nil, 4) != 0 {
+		t.Fatalf("after GiveUp: %v", q.Err())
+	}
+}

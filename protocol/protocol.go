@@ -153,6 +153,12 @@ type Register struct {
 	// again after its connection dropped: the dispatcher resumes those it
 	// still counts on and cancels the others.
 	Running []AttemptRef `json:"running,omitempty"`
+	// EndsIn is how long the node has left, as of this message, before
+	// the batch system ends it (a pilot's time limit); 0: no end known.
+	// A duration, not a time, since the two machines' clocks differ: the
+	// agent works it out from its own monotonic clock at each register,
+	// and the dispatcher turns it into a time on its own clock.
+	EndsIn time.Duration `json:"ends_in,omitempty"`
 }
 
 // AttemptRef names one attempt of a job.
@@ -295,6 +301,11 @@ type Heartbeat struct {
 	Resident []Resident `json:"resident,omitempty"`
 	// Cluster is a head's view of its cluster (nil from a node).
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
+	// Draining says the node takes no more jobs (it has been idle for
+	// its --idle-exit, or its end is near): the dispatcher starts nothing
+	// more there and sends it a shutdown once what runs there has ended.
+	// Once set, it stays set for the agent's life.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // ClusterStatus is a head's view of its cluster, sent with its
@@ -308,6 +319,11 @@ type ClusterStatus struct {
 	// Depth is how many of the root's attempts it wants to hold now:
 	// running and queued.
 	Depth int `json:"depth"`
+	// Pilots are a batch cluster's pilots (pending, running and
+	// draining, and the last few that ended); Batch says why it
+	// submits no more, in the batch system's words, "" while it does.
+	Pilots []Pilot `json:"pilots,omitempty"`
+	Batch  string  `json:"batch,omitempty"`
 }
 
 // Resident is the resident memory of one running attempt: the sum over

@@ -84,6 +84,12 @@ type blame struct {
 // failure is then j's to pay, or n's).
 func (c *Core) blame(n *nodeState, j *jobState, alone, own bool, reason string) {
 	switch {
+	case n.out == drainOut:
+		// It drains, in good standing: it is judged no more, and the
+		// job pays, as on the last node in service.
+		if alone {
+			c.charge(j, 1)
+		}
 	case n.out != "":
 		// Out of service: its failures are its own, never the job's.
 	case c.cfg.BlackHole < 0 || !own && c.NodesInService() < 2:
@@ -281,5 +287,14 @@ func (c *Core) NodesInService() int {
 }
 
 // NodesOutOfService returns how many nodes the core took out of service
-// and still holds (until they are lost).
-func (c *Core) NodesOutOfService() int { return len(c.byOrder) - c.NodesInService() }
+// and still holds (until they are lost); a node that drains (see Drain)
+// is not one of them.
+func (c *Core) NodesOutOfService() int {
+	k := 0
+	for _, n := range c.byOrder {
+		if n.out != "" && n.out != drainOut {
+			k++
+		}
+	}
+	return k
+}

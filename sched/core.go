@@ -26,6 +26,11 @@ type Node struct {
 	Speed   float64 // relative CPU speed (the simulator uses GHz); 1 by default
 	Limit   int     // job limit: jobs it runs at once (0: the policy's choice)
 	Memory  int64   // RAM in bytes (0: unknown)
+	// End is when the batch system ends the node (a pilot's time
+	// limit), on the driver's clock; zero: never. No attempt starts
+	// there that is expected to run past End less EndMargin (see
+	// Core.beforeEnd).
+	End time.Time
 }
 
 // Cluster describes a group of nodes behind one dispatcher.
@@ -166,7 +171,8 @@ type nodeState struct {
 	held     int    // attempts holding one of its slots (started here)
 	resident int64  // known resident memory of its runs
 	free     bool   // listed in Core.free
-	out      string // why it is out of service ("": in service)
+	out      string // why it is out of service ("": in service; drainOut: it drains)
+	drains   bool   // it leaves (see Drain)
 	// streak are the system failures of its attempts since the last one
 	// that reached the job's own outcome: not charged to their jobs
 	// until it is known whether they are the node's (see blackhole.go).
@@ -231,6 +237,7 @@ type Core struct {
 	memJobs   int          // jobs that reported resident memory
 	running   int
 	decided   int64
+	longest   time.Duration // the longest wall time of an attempt that ended with its job's outcome
 }
 
 // New returns a core with no nodes and no jobs.
@@ -448,6 +455,7 @@ func (c *Core) Finished(index int64, attempt int, u Usage, now time.Time) {
 	if c.model != nil {
 		c.model.Observe(j.Params, u, r.node.Speed)
 	}
+	c.longest = max(c.longest, u.Wall)
 	cs := r.node.cluster
 	cs.done++
 	// The node ran the job's commands: its failures before were chance,

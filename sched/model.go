@@ -20,6 +20,8 @@ type Model struct {
 	wall     float64 // seconds
 	next     int     // observation count at the next refit
 	version  int     // bumped at each refit
+	yy       float64 // sum of squared log work, beside xty
+	spread   float64 // the standard deviation of log work about the fit, as of the last refit
 }
 
 // NewModel returns a model that knows nothing yet.
@@ -64,6 +66,7 @@ func (m *Model) Observe(params []float64, u Usage, speed float64) {
 		}
 		return params[i-1]
 	}
+	m.yy += y * y
 	for i := range k {
 		xi := x(i)
 		m.xty[i] += xi * y
@@ -102,7 +105,37 @@ func (m *Model) fit() {
 	if coef, ok := solve(a, k); ok {
 		m.coef = coef
 	}
+	m.spread = m.residual()
 	m.version++
+}
+
+// residual is the standard deviation of log work about the fit (about
+// its mean without one), from the normal equations' sums: the sum of
+// squared residuals of coefficients b is yy - 2·b·xty + b·xtx·b.
+func (m *Model) residual() float64 {
+	k := m.d + 1
+	count := m.xtx[0] // the observations in the sums
+	if count < 2 {
+		return 0
+	}
+	var ssr float64
+	if m.coef == nil {
+		ssr = m.yy - m.xty[0]*m.xty[0]/count
+	} else {
+		ssr = m.yy
+		for i := range k {
+			ssr -= 2 * m.coef[i] * m.xty[i]
+			for j := range k {
+				ssr += m.coef[i] * m.xtx[i*k+j] * m.coef[j]
+			}
+		}
+	}
+	dof := max(count-float64(k), 1)
+	s := math.Sqrt(max(ssr, 0) / dof)
+	if math.IsNaN(s) || math.IsInf(s, 0) {
+		return 0
+	}
+	return s
 }
 
 // solve does Gaussian elimination with partial pivoting on the k×(k+1)
@@ -147,6 +180,32 @@ func (m *Model) Work(params []float64) (work float64, ok bool) {
 	}
 	return m.expect(params), true
 }
+
+// Spread is how far the model's predictions of work may be off: the
+// standard deviation of the logarithm of the finished jobs' work about
+// its prediction, as of the last refit (0 while it predicts nothing).
+func (m *Model) Spread() float64 {
+	if !m.Ready() {
+		return 0
+	}
+	return m.spread
+}
+
+// WorkBound predicts a job's work scaled up for the model's
+// uncertainty: the prediction times e^(2·Spread), which about 98% of
+// jobs stay within when their log work is normal about the fit, and at
+// least minBound times the prediction. ok is false while the model
+// knows nothing.
+func (m *Model) WorkBound(params []float64) (work float64, ok bool) {
+	w, ok := m.Work(params)
+	if !ok {
+		return 0, false
+	}
+	return w * max(math.Exp(2*m.spread), minBound), true
+}
+
+// minBound is the least factor WorkBound scales a prediction by.
+const minBound = 1.1
 
 func (m *Model) expect(params []float64) float64 {
 	if m.coef == nil || len(params) != m.d {

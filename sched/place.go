@@ -148,6 +148,18 @@ func (c *Core) placeTail(slots []slot, now time.Time) {
 			break
 		}
 		w := c.model.expect(j.Params)
+		// The best free slot whose node's end it would not run past
+		// comes first (the others keep their order).
+		k := slices.IndexFunc(slots[used:], func(s slot) bool { return c.beforeEnd(j, s.node, now, 0) })
+		if k < 0 {
+			wait = append(wait, j) // it would run past the end of every free slot's node
+			continue
+		}
+		if k > 0 {
+			s := slots[used+k]
+			copy(slots[used+1:used+k+1], slots[used:used+k])
+			slots[used] = s
+		}
 		s := slots[used]
 		if !c.room(s.node, j) || c.holdsOff(j, s.node, now) {
 			wait = append(wait, j) // no room for its memory there, or it failed there: it waits
@@ -164,7 +176,7 @@ func (c *Core) placeTail(slots []slot, now time.Time) {
 			there := here
 			for _, h := range classes {
 				b := (*h)[0]
-				if t := b.free + stageCost(b.node.cluster, j) + w/b.rate; t < there {
+				if t := b.free + stageCost(b.node.cluster, j) + w/b.rate; t < there && c.beforeEnd(j, b.node, now, b.free) {
 					best, bestH, there = b, h, t
 				}
 			}
@@ -293,11 +305,12 @@ func (c *Core) fill(slots []slot, next func() *jobState, now time.Time) {
 			c.queue.pushFront(back[i], c.model)
 		}
 	}()
-	// choose returns the slot for j, or -1 when its memory fits on none.
+	// choose returns the slot for j, or -1 when its memory fits on none,
+	// or it would run past the end of every free slot's node.
 	choose := func(j *jobState) int {
 		pick := -1
 		for i := range slots {
-			if used[i] {
+			if used[i] || !c.beforeEnd(j, slots[i].node, now, 0) {
 				continue
 			}
 			if pick < 0 {
@@ -311,7 +324,7 @@ func (c *Core) fill(slots []slot, next func() *jobState, now time.Time) {
 		if pick >= 0 && c.pol.Learn && !c.room(slots[pick].node, j) {
 			pick = -1
 			for i := range slots {
-				if !used[i] && c.room(slots[i].node, j) {
+				if !used[i] && c.room(slots[i].node, j) && c.beforeEnd(j, slots[i].node, now, 0) {
 					pick = i
 					break
 				}
@@ -366,15 +379,24 @@ func (c *Core) afterOthers(j *jobState, n *nodeState) bool {
 	return slices.Contains(j.ownOn, n.ID) || slices.Contains(j.failedOn, n.ID) && c.NodesInService() == 1
 }
 
-// placeHome starts every waiting job on the home node.
+// placeHome starts every waiting job on the home node: the first node
+// in service, in join order, whose end (if it has one) the job would not
+// run past. A job that would run past every such node's end waits.
 func (c *Core) placeHome(now time.Time) {
-	i := slices.IndexFunc(c.byOrder, func(n *nodeState) bool { return n.out == "" })
-	if i < 0 {
+	if !slices.ContainsFunc(c.byOrder, func(n *nodeState) bool { return n.out == "" }) {
 		return
 	}
-	home := c.byOrder[i]
+	var wait []*jobState
 	for j := c.queue.pop(c.model); j != nil; j = c.queue.pop(c.model) {
-		c.start(j, home, now)
+		i := slices.IndexFunc(c.byOrder, func(n *nodeState) bool { return n.out == "" && c.beforeEnd(j, n, now, 0) })
+		if i < 0 {
+			wait = append(wait, j)
+			continue
+		}
+		c.start(j, c.byOrder[i], now)
+	}
+	for _, j := range wait {
+		c.queue.push(j, c.model)
 	}
 }
 

@@ -111,7 +111,7 @@ func (c *Core) startTail(now time.Time) {
 		var best *load
 		bestScore, bestEnd := math.Inf(1), math.Inf(1)
 		for _, l := range loads {
-			if !c.room(l.node, j) || l.node.out != "" || c.holdsOff(j, l.node, now) {
+			if !c.room(l.node, j) || l.node.out != "" || c.holdsOff(j, l.node, now) || !c.beforeEnd(j, l.node, now, freeAt[l]) {
 				continue
 			}
 			cs := l.node.cluster
@@ -284,7 +284,7 @@ func (c *Core) relieveLast(last *load, dests []*load, now time.Time) bool {
 				}
 			}
 			for _, b := range d.node.runs {
-				if len(b.job.runs) > 1 || !c.movable(b, now) || !swapFits(last.node, a, b) || !swapFits(d.node, b, a) ||
+				if last.node.out != "" || len(b.job.runs) > 1 || !c.movable(b, now) || !swapFits(last.node, a, b) || !swapFits(d.node, b, a) ||
 					a.home != last.node && !tailRoom(last.node) || b.home != d.node && !tailRoom(d.node) {
 					continue
 				}

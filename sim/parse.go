@@ -489,7 +489,11 @@ func (p *parser) gridFile(f token) *clusterfile.Grid {
 // a node runs (SSH or not) does not change what the simulator models.
 func (p *parser) fileNodes(f token, fc clusterfile.Cluster, cl string) []Node {
 	if len(fc.Nodes) == 0 {
-		p.errorf(f, "cluster %s of %s has no node lines (its nodes join its head): the simulator needs its nodes", fc.Name, f.text)
+		how := "its nodes join its head"
+		if fc.Slurm != nil {
+			how = "its nodes are Slurm's pilots"
+		}
+		p.errorf(f, "cluster %s of %s has no node lines (%s): the simulator needs its nodes", fc.Name, f.text, how)
 		return nil
 	}
 	var nodes []Node

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -68,6 +69,32 @@ func (e *CommandError) Error() string {
 }
 
 func (e *CommandError) Unwrap() error { return e.Err }
+
+// permanentWords are what Slurm says when asking again will not help.
+var permanentWords = []string{
+	"invalid partition", "invalid account", "invalid qos", "invalid user id",
+	"invalid generic resource", "node count specification invalid",
+	"requested node configuration is not available", "memory specification can not be satisfied",
+	"requested time limit is invalid", "invalid feature specification", "unrecognized option",
+	"invalid option", "batch job submission failed: access",
+}
+
+// Permanent reports whether asking again will not change the answer: a
+// command that is not installed, or Slurm's refusal of the request
+// itself (an unknown partition or account, a size no node has) rather
+// than of the moment (a busy controller).
+func (e *CommandError) Permanent() bool {
+	if errors.Is(e.Err, exec.ErrNotFound) || errors.Is(e.Err, fs.ErrNotExist) {
+		return true
+	}
+	low := strings.ToLower(e.Stderr)
+	for _, w := range permanentWords {
+		if strings.Contains(low, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // System is a Slurm cluster.
 type System struct{ run Runner }

@@ -160,6 +160,30 @@ func TestUnknownPartition(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "invalid partition specified: nope") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("an unknown partition: %v; want one line in Slurm's words naming it", err)
 	}
+	if !batch.Permanent(err) {
+		t.Errorf("an unknown partition is not taken as permanent: %v", err)
+	}
+}
+
+// TestPermanent: a missing command and a refusal of the request are
+// permanent; a controller that does not answer is not.
+func TestPermanent(t *testing.T) {
+	_, err := New(func(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+		return Local(ctx, stdin, "/nonexistent/sbatch", args...)
+	}).Submit(ctxT(t), batch.Request{Name: "orrery-t9", Script: []byte("#!/bin/sh\n")})
+	if err == nil || !batch.Permanent(err) {
+		t.Errorf("sbatch missing: %v; want a permanent error", err)
+	}
+	busy := &CommandError{Name: "sbatch", Err: errors.New("exit status 1"),
+		Stderr: "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation\n"}
+	if batch.Permanent(busy) {
+		t.Errorf("a controller's time-out is taken as permanent: %v", busy)
+	}
+	acct := &CommandError{Name: "sbatch", Err: errors.New("exit status 1"),
+		Stderr: "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified\n"}
+	if !batch.Permanent(acct) {
+		t.Errorf("an unknown account is not taken as permanent: %v", acct)
+	}
 }
 
 // TestScriptStaysOutOfSight: what the script holds (a pilot's

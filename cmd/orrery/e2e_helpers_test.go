@@ -36,6 +36,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	stopTestSlurm()
 	if e2eBinDir != "" {
 		os.RemoveAll(e2eBinDir)
 	}
@@ -219,6 +220,8 @@ type e2eJob struct {
 	Values   map[string]string `json:"values"`
 	Attempts int               `json:"attempts"`
 	Exit     *int              `json:"exit"`
+	Cluster  string            `json:"cluster"`
+	Node     string            `json:"node"`
 }
 
 // e2eJobs runs `orrery jobs --json ARGS` in dir and decodes every job.

@@ -164,13 +164,25 @@ func (g *grid) watch(ctx context.Context, lose func(cluster, reason string)) {
 		}
 		for _, h := range g.heads {
 			switch {
+			case h.local && lost[h.name]:
 			case h.local:
-				if p, err := head.ProbeDir(h.dir); err == nil && !p.Running && ctx.Err() == nil {
+				if p, err := head.ProbeDir(h.dir); err == nil && !p.Running && p.GaveUp != "" && ctx.Err() == nil {
+					// Its cluster can have no node (a Slurm cluster
+					// that gets no pilots): starting it again would
+					// not change that.
+					fmt.Fprintf(g.e.stderr, "orrery: %s; its jobs run elsewhere\n", p.GaveUp)
+					lost[h.name] = true
+					lose(h.name, p.GaveUp)
+				} else if err == nil && !p.Running && ctx.Err() == nil {
 					fmt.Fprintf(g.e.stderr, "orrery: cluster %s: its head stopped; starting it again\n", h.name)
 					if err := restartLocal(ctx, h); err != nil {
 						fmt.Fprintf(g.e.stderr, "orrery: %v\n", err)
 					}
 				}
+			case !lost[h.name] && h.ssh.GaveUp() != "":
+				fmt.Fprintf(g.e.stderr, "orrery: %s; its jobs run elsewhere\n", h.ssh.GaveUp())
+				lost[h.name] = true
+				lose(h.name, h.ssh.GaveUp())
 			case !lost[h.name] && h.ssh.Link() == headctl.LinkLost:
 				select {
 				case <-h.ssh.Done():

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"orrery/dispatch"
+	"orrery/protocol"
 	"orrery/store"
 )
 
@@ -37,7 +38,13 @@ type clusterRow struct {
 	Done      int64   `json:"done"`
 	Failed    int64   `json:"failed"`
 	Rate      float64 `json:"rate"` // jobs per minute
-	seen      bool    // the root's view has it
+	// Pilots are a Slurm cluster's pilots (each with its Slurm job ID,
+	// its state: pending, running, draining or ended, and Slurm's reason
+	// for a pending one); an empty list for other clusters. Batch says
+	// why it submits no more.
+	Pilots []protocol.Pilot `json:"pilots"`
+	Batch  string           `json:"batch,omitempty"`
+	seen   bool             // the root's view has it
 }
 
 // gridStatus is a grid's clusters as `orrery status` shows them.
@@ -79,6 +86,7 @@ func clusterStatus(st *store.Store, exp *store.Experiment, now time.Time, warn i
 			r.seen, r.Head, r.Link = true, c.Head, c.Link
 			r.Nodes, r.CPUs, r.Running, r.Queued, r.Held = c.Nodes, c.CPUs, c.Running, c.Queued, c.Held
 			r.Rate = math.Round(c.Rate*100) / 100
+			r.Pilots, r.Batch = c.Pilots, c.Batch
 			if !c.LinkSince.IsZero() {
 				s := c.LinkSince.Format(time.RFC3339)
 				r.LinkSince = &s
@@ -93,7 +101,11 @@ func clusterStatus(st *store.Store, exp *store.Experiment, now time.Time, warn i
 		r.Done, r.Failed = c.Done, c.Failed
 	}
 	for _, name := range slices.Sorted(maps.Keys(by)) {
-		g.rows = append(g.rows, *by[name])
+		r := by[name]
+		if r.Pilots == nil {
+			r.Pilots = []protocol.Pilot{}
+		}
+		g.rows = append(g.rows, *r)
 	}
 	return g, nil
 }
@@ -146,6 +158,23 @@ func (g gridStatus) print(w io.Writer) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.Name, link, live[0], live[1], live[2], live[3], r.Done, r.Failed, live[4])
 	}
 	tw.Flush()
+	for _, r := range g.rows {
+		if len(r.Pilots) == 0 && r.Batch == "" {
+			continue
+		}
+		fmt.Fprintf(w, "pilots of %s:\n", r.Name)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		if len(r.Pilots) > 0 {
+			fmt.Fprintln(tw, "  JOBID\tNAME\tSTATE\tREASON")
+		}
+		for _, p := range r.Pilots {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.ID, p.Name, p.State, p.Reason)
+		}
+		tw.Flush()
+		if r.Batch != "" {
+			fmt.Fprintf(w, "  %s\n", r.Batch)
+		}
+	}
 }
 
 // ago says how long before now t was, rounded for the eye.

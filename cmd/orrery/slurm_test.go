@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"orrery/internal/slurmtest"
+)
+
+// The tests of a Slurm cluster run a real Slurm on this machine
+// (internal/slurmtest: Debian's slurmctld and slurmd, munge), one for
+// the whole package, stopped by TestMain.
+var (
+	slurmOnce sync.Once
+	slurmC    *slurmtest.Cluster
+	slurmErr  error
+	slurmDir  string
+)
+
+// testSlurm starts the package's Slurm on first use.
+func testSlurm(t *testing.T) *slurmtest.Cluster {
+	t.Helper()
+	slurmOnce.Do(func() {
+		slurmDir, slurmErr = os.MkdirTemp("", "orrery-slurm-")
+		if slurmErr == nil {
+			slurmC, slurmErr = slurmtest.Start(slurmDir)
+		}
+	})
+	if slurmErr != nil {
+		t.Fatalf("a test Slurm: %v", slurmErr)
+	}
+	return slurmC
+}
+
+// stopTestSlurm stops the package's Slurm, if it started.
+func stopTestSlurm() {
+	if slurmC != nil {
+		slurmC.Stop()
+	}
+	if slurmDir != "" {
+		os.RemoveAll(slurmDir)
+	}
+}
+
+// slurmRun runs `orrery ARGS` in dir with the test Slurm's environment.
+func slurmRun(t *testing.T, sl *slurmtest.Cluster, dir string, timeout time.Duration, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.Command(e2eBinary(t), args...)
+	cmd.Dir, cmd.Env = dir, sl.Environ()
+	p := e2eStartCmd(t, ctx, "orrery "+strings.Join(args, " "), cmd)
+	code = p.wait(timeout + 5*time.Second)
+	stdout, stderr = p.stdout.String(), p.stderr.String()
+	e2eNoPanic(t, p.name, stderr)
+	return code, stdout, stderr
+}
+
+// slurmQueue is every job in the test Slurm's queue, one line each:
+// ID NAME STATE.
+func slurmQueue(t *testing.T, sl *slurmtest.Cluster) string {
+	t.Helper()
+	cmd := exec.Command("squeue", "--noheader", "--format=%i %j %T")
+	cmd.Env = sl.Environ()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("squeue: %v: %s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// slurmQueueEmpty fails the test when Orrery left a job in the queue
+// (cancelled pilots may take a moment to leave it).
+func slurmQueueEmpty(t *testing.T, sl *slurmtest.Cluster) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		q := slurmQueue(t, sl)
+		if !strings.Contains(q, "orrery-") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Orrery's pilots are still in Slurm's queue after the run:\n%s", q)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestE2ESlurmPilots runs a sweep on a Slurm cluster: the head submits
+// pilots, whose agents join it and run the jobs with staging both ways;
+// at the end no pilot is left in Slurm's queue, and `orrery status`
+// lists the pilots with their Slurm job IDs.
+func TestE2ESlurmPilots(t *testing.T) {
+	sl := testSlurm(t)
+	const n = 12
+	dir := gridDir(t, n, fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 cpus-per-pilot 1 listen %s\n",
+		slurmtest.Partition, freePort(t)))
+	gridStopHeads(t, dir)
+	code, stdout, stderr := slurmRun(t, sl, dir, 3*time.Minute, "run", "--cluster", "grid.cluster", "p.pln")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nhead.log:\n%s", code, stdout, stderr, headLog(dir, "here"))
+	}
+	e2eResults(t, filepath.Join(dir, "results"), gridWant(n))
+	for _, j := range e2eJobs(t, dir) {
+		// The pilots ran the jobs: each ran on a node named as a pilot.
+		if j.State != "done" || j.Cluster != "here" || !strings.HasPrefix(j.Node, "orrery-") {
+			t.Errorf("job %d is %s on %s/%s, want done on a pilot of here", j.Index, j.State, j.Cluster, j.Node)
+		}
+	}
+	slurmQueueEmpty(t, sl)
+	// status --json lists the cluster's pilots, by Slurm job ID.
+	var st struct {
+		Clusters []struct {
+			Name   string
+			Pilots []struct{ ID, Name, State, Reason string }
+		}
+	}
+	out := e2eMust(t, dir, "status", "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Clusters) != 1 || len(st.Clusters[0].Pilots) == 0 {
+		t.Fatalf("status --json lists no pilot:\n%s", out)
+	}
+	for _, p := range st.Clusters[0].Pilots {
+		if _, err := strconv.Atoi(p.ID); err != nil || !regexp.MustCompile(`^orrery-[0-9a-f]{12}-here-p[0-9]+$`).MatchString(p.Name) ||
+			!slices.Contains([]string{"pending", "running", "draining", "ended"}, p.State) {
+			t.Errorf("pilot %+v", p)
+		}
+	}
+}
+
+// TestE2ESlurmUnknownPartition: a partition Slurm does not know is one
+// clear line that names the cluster and the partition, in Slurm's own
+// words; the run ends (no node can run the jobs) with them saved, and
+// nothing is left in Slurm's queue.
+func TestE2ESlurmUnknownPartition(t *testing.T) {
+	sl := testSlurm(t)
+	dir := gridDir(t, 3, fmt.Sprintf("cluster here slurm partition nosuch time 00:10:00 listen %s\n", freePort(t)))
+	gridStopHeads(t, dir)
+	code, stdout, stderr := slurmRun(t, sl, dir, 2*time.Minute, "run", "--wait", "5s", "--cluster", "grid.cluster", "p.pln")
+	if code == 0 {
+		t.Fatalf("exit 0 with no partition\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	if !strings.Contains(stderr, "cluster here: no pilots: sbatch: error: invalid partition specified: nosuch") {
+		t.Errorf("stderr does not say the partition is unknown, naming the cluster:\n%s\nhead.log:\n%s", stderr, headLog(dir, "here"))
+	}
+	slurmQueueEmpty(t, sl)
+}
+
+// headLog is the log of a local head of the run in dir, for a failure's
+// message.
+func headLog(dir, cluster string) string {
+	b, _ := os.ReadFile(filepath.Join(dir, ".orrery", "heads", cluster, "head.log"))
+	return string(b)
+}
+
+// TestE2ESlurmScancel cancels the one pilot with scancel while it runs
+// a job: the job is a system failure of the pilot, not the job's; it
+// runs again on a new pilot, and every job ends exactly once, done.
+func TestE2ESlurmScancel(t *testing.T) {
+	sl := testSlurm(t)
+	const n = 4
+	dir := e2eDir(t)
+	e2eWrite(t, filepath.Join(dir, "p.pln"), fmt.Sprintf(`parameter x integer range from 1 to %d
+task main
+	execute sh -c "sleep 3; echo done $x" > out.txt
+	copy node:out.txt root:results/out-$x.txt
+endtask
+`, n))
+	e2eWrite(t, filepath.Join(dir, "grid.cluster"), fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 1 cpus-per-pilot 1 listen %s\n",
+		slurmtest.Partition, freePort(t)))
+	gridStopHeads(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.Command(e2eBinary(t), "run", "--cluster", "grid.cluster", "p.pln")
+	cmd.Dir, cmd.Env = dir, sl.Environ()
+	p := e2eStartCmd(t, ctx, "orrery run", cmd)
+	headState := filepath.Join(dir, ".orrery", "heads", "here", "state")
+	// Wait until a job runs on the pilot, then cancel the pilot.
+	var pilot string
+	deadline := time.Now().Add(2 * time.Minute)
+	for pilot == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no job ran on a pilot within 2 minutes; queue:\n%s\nhead.log:\n%s", slurmQueue(t, sl), headLog(dir, "here"))
+		}
+		time.Sleep(200 * time.Millisecond)
+		if _, err := os.Stat(filepath.Join(headState, "state.db")); err != nil {
+			continue
+		}
+		code, out, _ := e2eRun(t, dir, time.Minute, "status", "--json", "--state-dir", headState)
+		var st struct{ Running int }
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Running != 1 {
+			continue
+		}
+		for _, l := range strings.Split(slurmQueue(t, sl), "\n") {
+			if f := strings.Fields(l); len(f) == 3 && strings.HasPrefix(f[1], "orrery-") && f[2] == "RUNNING" {
+				pilot = f[0]
+			}
+		}
+	}
+	c := exec.Command("scancel", pilot)
+	c.Env = sl.Environ()
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("scancel %s: %v: %s", pilot, err, out)
+	}
+	if code := p.wait(3 * time.Minute); code != 0 {
+		t.Fatalf("exit %d after the pilot was cancelled\nstdout:\n%s\nstderr:\n%s\nhead.log:\n%s", code, p.stdout.String(), p.stderr.String(), headLog(dir, "here"))
+	}
+	want := map[string]string{}
+	for i := 1; i <= n; i++ {
+		want[fmt.Sprintf("out-%d.txt", i)] = fmt.Sprintf("done %d\n", i)
+	}
+	e2eResults(t, filepath.Join(dir, "results"), want)
+	for _, j := range e2eJobs(t, dir) {
+		if j.State != "done" || j.Attempts != 1 {
+			t.Errorf("job %d at the root: %s after %d attempts, want done after 1", j.Index, j.State, j.Attempts)
+		}
+	}
+	// On the cluster, the job the pilot ran was lost with it, and ran
+	// again: one attempt more than the jobs.
+	attempts := 0
+	for _, j := range e2eJobs(t, dir, "--state-dir", headState) {
+		if j.State != "done" {
+			t.Errorf("job %d on the cluster is %s", j.Index, j.State)
+		}
+		attempts += j.Attempts
+	}
+	if attempts != n+1 {
+		t.Errorf("%d attempts on the cluster for %d jobs, want %d: the cancelled pilot's job once more", attempts, n, n+1)
+	}
+	slurmQueueEmpty(t, sl)
+}
+
+// TestE2ESlurmListenUnusable: a listen address the head cannot have
+// (not one of its machine's) is one clear line naming the cluster and
+// the address; no pilot is submitted, the run ends with its jobs saved.
+func TestE2ESlurmListenUnusable(t *testing.T) {
+	sl := testSlurm(t)
+	dir := gridDir(t, 2, "cluster here slurm time 00:10:00 listen 192.0.2.1:7443\n")
+	gridStopHeads(t, dir)
+	code, stdout, stderr := slurmRun(t, sl, dir, 2*time.Minute, "run", "--wait", "5s", "--cluster", "grid.cluster", "p.pln")
+	if code == 0 {
+		t.Fatalf("exit 0 with an unusable listen\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	if !strings.Contains(stderr, "orrery: cluster here: listen 192.0.2.1:7443:") || !strings.Contains(stderr, "no pilot could join there") {
+		t.Errorf("stderr does not name the cluster and its listen:\n%s\nhead.log:\n%s", stderr, headLog(dir, "here"))
+	}
+	if q := slurmQueue(t, sl); strings.Contains(q, "orrery-") {
+		t.Errorf("pilots in the queue:\n%s", q)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".orrery", "heads", "here", "pilots", "next")); err == nil {
+		t.Errorf("a pilot was submitted")
+	}
+}
