@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"orrery/pilots"
 	"orrery/suggest"
 )
 
@@ -55,10 +56,16 @@ var (
 	clusterFlags = []string{"slurm"}
 	// slurmAttrs need the word slurm on their line.
 	slurmAttrs = []string{"partition", "account", "time", "pilots", "cpus-per-pilot", "memory-per-pilot", "idle", "sbatch"}
-	// pilotNamedArgs are sbatch options Orrery sets itself on a pilot.
-	pilotNamedArgs = []string{"-J", "--job-name", "-o", "--output", "-e", "--error", "--parsable",
-		"-N", "--nodes", "-n", "--ntasks", "-a", "--array", "-W", "--wait", "-c", "--cpus-per-task",
-		"--mem", "-t", "--time", "-p", "--partition", "-A", "--account", "--wrap", "--comment"}
+	// sbatchOptions are the sbatch options a cluster file may pass on to
+	// its pilots, each spelt out whole (sbatch takes abbreviations, and
+	// the last of an option wins): those that choose where and how a
+	// pilot runs, none that names it, places its output, sends it to
+	// another cluster or sets what Orrery sets.
+	sbatchOptions = []string{"--qos", "--constraint", "--gres", "--gres-flags", "--reservation", "--exclusive",
+		"--exclude", "--nodelist", "--licenses", "--tmp", "--hint", "--mail-type", "--mail-user", "--nice",
+		"--wckey", "--gpus", "--gpus-per-node", "--gpus-per-task", "--cpus-per-gpu", "--mem-per-gpu",
+		"--threads-per-core", "--cores-per-socket", "--sockets-per-node", "--switches", "--requeue",
+		"--no-requeue", "--prefer", "--network", "--core-spec", "--thread-spec", "--priority", "--begin", "--deadline"}
 	nodeAttrs      = []string{"ssh", "job-limit", "cpus", "cpu-share", "memory", "speed"}
 	localOnlyAttrs = []string{"cpu-share"}
 )
@@ -248,7 +255,8 @@ func (p *parser) cluster(t []token) {
 	}
 	p.explicit = true
 	c := Cluster{Name: t[1].text, Line: kw.line, Col: kw.col, Lease: DefaultLease}
-	if p.validName(t[1], "cluster") {
+	validName := p.validName(t[1], "cluster")
+	if validName {
 		if line, dup := p.clusters[c.Name]; dup {
 			p.errorf(t[1], "cluster %s is already on line %d", c.Name, line)
 		}
@@ -300,6 +308,11 @@ func (p *parser) cluster(t []token) {
 			}
 		}
 	})
+	if c.Slurm != nil {
+		if _, err := pilots.Prefix("00000000", c.Name); err != nil && validName {
+			p.errorf(t[1], "cluster %s: a Slurm cluster's name is in its pilots' names: letters, digits, '_', '.' and '-' only, at most 24", c.Name)
+		}
+	}
 	if c.Slurm == nil {
 		for _, a := range needSlurm {
 			p.errorf(a, "%s is for a cluster whose nodes are Slurm's pilots: add the word slurm to cluster %s", a.text, c.Name)
@@ -411,12 +424,14 @@ func (p *parser) slurmAttr(sl *Slurm, kw, v token) {
 		sl.Sbatch = strings.Fields(v.text)
 		for _, a := range sl.Sbatch {
 			name, _, _ := strings.Cut(a, "=")
-			if slices.Contains(pilotNamedArgs, name) || len(name) > 2 && name[0] == '-' && name[1] != '-' && slices.Contains(pilotNamedArgs, name[:2]) {
-				err = fmt.Errorf("%s is set by orrery on its pilots, or by this file's own attributes (partition, account, time, cpus-per-pilot, memory-per-pilot)", name)
-				break
+			switch {
+			case !strings.HasPrefix(a, "--"):
+				err = fmt.Errorf("%q: give sbatch's options whole, as --name=value (such as --qos=low)", a)
+			case !slices.Contains(sbatchOptions, name):
+				err = fmt.Errorf("%s is not an option orrery passes on to its pilots (it names them, places their output and sets their size and time itself: use partition, account, time, cpus-per-pilot and memory-per-pilot); it passes on %s",
+					name, strings.Join(sbatchOptions, ", "))
 			}
-			if !strings.HasPrefix(a, "-") {
-				err = fmt.Errorf("%q is no option: give sbatch's options as --name=value", a)
+			if err != nil {
 				break
 			}
 		}

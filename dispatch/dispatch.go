@@ -155,6 +155,9 @@ type NodeProgress struct {
 	// long, or near its end): it takes no more jobs, and is shut down
 	// once its attempts have ended. A node that drains is not Out.
 	Draining bool
+	// Started is how many attempts the dispatcher started on it in this
+	// run.
+	Started int64
 }
 
 // Summary is how a run ended.

@@ -34,6 +34,7 @@ type nodeConn struct {
 	limit     int                    // its job limit now (0: the policy's choice)
 	claimed   int                    // the job limit it claims, which slow start grows to
 	beaten    bool                   // a head's status came with a heartbeat
+	started   int64                  // attempts started on it in this run
 	load      float64                // its 1-minute load average, as it last said
 	// residents are the resident bytes of its attempts, as its last
 	// heartbeat said (only attempts it ran then).
@@ -743,7 +744,7 @@ func (r *runState) nodeProgress() []NodeProgress {
 		_, black := r.outOfService[id]
 		p := NodeProgress{Name: id, Cluster: nc.cluster, Running: running[id], CPUs: cpus, Speed: speed,
 			Memory: nc.memory, Limit: limit, Load: nc.load, Resident: resident[id],
-			Out: !r.core.InService(id) && (!nc.draining || black), Draining: nc.draining}
+			Out: !r.core.InService(id) && (!nc.draining || black), Draining: nc.draining, Started: nc.started}
 		if p.Out {
 			o := r.outOfService[id]
 			p.Reason, p.OutSince = o.reason, o.since

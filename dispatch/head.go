@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"orrery/protocol"
@@ -84,8 +86,14 @@ const (
 func boundPilots(ps []protocol.Pilot) []protocol.Pilot {
 	out := make([]protocol.Pilot, 0, min(len(ps), maxPilots))
 	for _, p := range ps[:min(len(ps), maxPilots)] {
+		st := p.State
+		switch st {
+		case protocol.PilotPending, protocol.PilotRunning, protocol.PilotDraining, protocol.PilotEnded:
+		default:
+			st = protocol.PilotPending
+		}
 		out = append(out, protocol.Pilot{ID: clip(p.ID, maxPilotWord), Name: clip(p.Name, maxPilotWord),
-			State: clip(p.State, maxPilotWord), Reason: clip(p.Reason, maxPilotWord)})
+			State: st, Reason: clip(p.Reason, maxPilotWord)})
 	}
 	if len(out) == 0 {
 		return nil
@@ -93,16 +101,22 @@ func boundPilots(ps []protocol.Pilot) []protocol.Pilot {
 	return out
 }
 
-// clip cuts s to at most n bytes, on a rune's boundary.
+// clip cuts s to at most n bytes, on a rune's boundary, each control
+// character (an escape sequence, a line break) made a space: a head's
+// words are printed on the user's terminal.
 func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if len(s) > n {
+		s = s[:n]
+		for len(s) > 0 && !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
 	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // maxHeadDepth bounds how many of the root's attempts one head may hold.

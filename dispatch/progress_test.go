@@ -60,11 +60,11 @@ func TestProgressOfNodes(t *testing.T) {
 	if p.Capacity != 5 || p.Fastest != 2 {
 		t.Errorf("capacity %g, fastest %g; want 2×2 + 1×1 = 5 and 2", p.Capacity, p.Fastest)
 	}
-	wantA := NodeProgress{Name: "a", Running: 2, CPUs: 2, Speed: 2, Memory: 1 << 30, Limit: 2, Load: 1.5, Resident: 100<<20 + 2<<30}
+	wantA := NodeProgress{Name: "a", Running: 2, CPUs: 2, Speed: 2, Memory: 1 << 30, Limit: 2, Load: 1.5, Resident: 100<<20 + 2<<30, Started: 2}
 	if got := nodeIn(t, p, "a"); got != wantA {
 		t.Errorf("a:\n%+v\nwant\n%+v", got, wantA)
 	}
-	wantB := NodeProgress{Name: "b", Running: 1, CPUs: 1, Speed: 1, Limit: 1}
+	wantB := NodeProgress{Name: "b", Running: 1, CPUs: 1, Speed: 1, Limit: 1, Started: 1}
 	if got := nodeIn(t, p, "b"); got != wantB {
 		t.Errorf("b:\n%+v\nwant\n%+v", got, wantB)
 	}

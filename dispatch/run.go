@@ -437,6 +437,7 @@ func (r *runState) startOn(s sched.Start) {
 	if nc == nil {
 		return
 	}
+	nc.started++
 	j := r.jobs[s.Job]
 	msg := protocol.Start{Job: s.Job, Attempt: s.Attempt, Values: j.values}
 	access := r.access(s.Job, j)

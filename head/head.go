@@ -141,6 +141,7 @@ type Head struct {
 	pilots      []protocol.Pilot // a batch cluster's pilots, as its pilot loop last saw them
 	batchErr    string           // why it submits no more pilots
 	pilotNews   chan struct{}    // the root handed it work: its pilots may be wanted
+	gaveUp      bool             // it stopped for good (noNodesLeft)
 }
 
 // New checks cfg and prepares a head.

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"orrery/batch"
@@ -50,6 +52,10 @@ type PilotOptions struct {
 	// Unreached is how many pilots in a row that ended without joining
 	// stop the submitting (default 2).
 	Unreached int
+	// JoinWait is how long a pilot may run without its agent joining
+	// before the head cancels it as one that cannot reach it (default
+	// 1 minute).
+	JoinWait time.Duration
 }
 
 // pilotDir is the directory, in the head's, of its pilots' address
@@ -66,7 +72,10 @@ type pilotRec struct {
 	name    string
 	state   batch.State
 	reason  string
-	running bool // seen running in the batch queue
+	running bool      // seen running in the batch queue
+	since   time.Time // when it was first seen running
+	ran     bool      // its agent was seen with attempts started on it
+	gaveUp  bool      // cancelled: it ran JoinWait without its agent joining
 }
 
 // pilotLoop is the state of the pilots' goroutine.
@@ -83,6 +92,8 @@ type pilotLoop struct {
 	ended   []protocol.Pilot // the last few ended, newest last
 	next    int              // the next pilot's serial number
 	lost    int              // pilots in a row that ended without joining
+	idle    int              // pilots in a row that joined and ended with work waiting and none started on them
+	fullAt  time.Time        // when the head last held as many attempts as it asked the root for
 	said    string           // the last listing error said
 	gaveUp  bool             // the giving up was said
 	perSlot int
@@ -108,11 +119,15 @@ func (h *Head) startPilots(addr, id string) *pilotLoop {
 	if opts.Unreached <= 0 {
 		opts.Unreached = 2
 	}
+	if opts.JoinWait <= 0 {
+		opts.JoinWait = time.Minute
+	}
 	fail := func(format string, args ...any) *pilotLoop {
 		msg := fmt.Sprintf("cluster %s: no pilots: ", c.Name) + fmt.Sprintf(format, args...)
 		h.log.Warn(msg)
 		h.cfg.Status(msg)
 		h.setBatch(msg)
+		h.noNodesLeft(msg)
 		return nil
 	}
 	prefix, err := pilots.Prefix(id, c.Name)
@@ -120,7 +135,7 @@ func (h *Head) startPilots(addr, id string) *pilotLoop {
 		return fail("%v", err)
 	}
 	dir := filepath.Join(h.cfg.Dir, pilotDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := privateDir(dir); err != nil {
 		return fail("%v", err)
 	}
 	if err := atomicfile.Write(dir, "addr", []byte(addr+"\n"), 0o600); err != nil {
@@ -175,12 +190,16 @@ func (l *pilotLoop) round(ctx context.Context) {
 	l.said = ""
 	mine := slices.DeleteFunc(jobs, func(j batch.Job) bool { return !pilots.Mine(l.prefix, j.Name) })
 	l.note(mine)
+	l.unjoined(ctx, now)
 	if l.stopped(ctx) {
 		return
 	}
-	waiting, running := l.h.load()
+	waiting, running, held, depth := l.h.load()
+	if held >= depth {
+		l.fullAt = now
+	}
 	alive := len(l.recs)
-	want := pilots.Want(waiting, running, l.perSlot, alive, l.h.closing())
+	want := pilots.Want(waiting, running, l.perSlot, alive, l.ending(now, held, depth))
 	for n := l.pool.Decide(now, mine, want); n > 0; n-- {
 		if !l.submit(ctx, now) {
 			break
@@ -207,6 +226,42 @@ func (l *pilotLoop) stopped(ctx context.Context) bool {
 	return true
 }
 
+// unjoined cancels the pilots that have run for JoinWait without their
+// agent joining the head: they cannot reach it (a listen address the
+// compute nodes cannot reach, a firewall), and when they end they count
+// towards giving up, with their own last words.
+func (l *pilotLoop) unjoined(ctx context.Context, now time.Time) {
+	var ids []batch.JobID
+	for id, r := range l.recs {
+		if r.running && !r.gaveUp && now.Sub(r.since) >= l.opts.JoinWait && !l.h.pilotJoined(r.name) {
+			r.gaveUp = true
+			ids = append(ids, id)
+			l.h.log.Warn("a pilot has not reached the head: cancelling it", "id", id, "name", r.name, "after", l.opts.JoinWait)
+		}
+	}
+	if len(ids) > 0 {
+		if err := l.sys.Cancel(ctx, ids...); err != nil && ctx.Err() == nil {
+			l.h.cfg.Status(fmt.Sprintf("cluster %s: cancelling its pilots: %v", l.c.Name, err))
+		}
+	}
+}
+
+// rootDry is how long the root must leave the head short of the
+// attempts it asks for before the head takes it that the root has no
+// more: the sweep is near its end.
+const rootDry = 10 * time.Second
+
+// ending reports whether no more work is coming beyond what the head
+// holds: the root ended the experiment, or, having once filled the
+// head's queue, has left it short for rootDry. New pilots then only
+// replace those gone.
+func (l *pilotLoop) ending(now time.Time, held, depth int) bool {
+	if l.h.closing() {
+		return true
+	}
+	return held < depth && !l.fullAt.IsZero() && now.Sub(l.fullAt) >= rootDry
+}
+
 // note takes the batch queue's list of the pilots: new ones, changes,
 // and those gone from it, which ended. A pilot that ended without its
 // agent ever joining counts towards Unreached.
@@ -226,8 +281,11 @@ func (l *pilotLoop) note(jobs []batch.Job) {
 			}
 		}
 		r.state, r.reason = j.State, j.Reason
-		if j.State == batch.Running {
-			r.running = true
+		if j.State == batch.Running && !r.running {
+			r.running, r.since = true, time.Now()
+		}
+		if l.h.pilotStarted(r.name) > 0 {
+			r.ran = true
 		}
 	}
 	for id, r := range l.recs {
@@ -237,9 +295,15 @@ func (l *pilotLoop) note(jobs []batch.Job) {
 		delete(l.recs, id)
 		joined := l.h.pilotJoined(r.name)
 		reason := ""
+		ran := r.running
 		if !joined {
 			reason = l.lastWords(r.name)
-			if reason == "" && !r.running {
+			// One that ran and ended between two looks was never seen
+			// running, but wrote its output.
+			if _, err := os.Stat(filepath.Join(l.dir, r.name+".out")); err == nil {
+				ran = true
+			}
+			if reason == "" && !ran {
 				reason = "ended before it ran"
 			}
 		}
@@ -247,10 +311,19 @@ func (l *pilotLoop) note(jobs []batch.Job) {
 		if len(l.ended) > 8 {
 			l.ended = l.ended[len(l.ended)-8:]
 		}
+		waiting, _, _, _ := l.h.load()
 		switch {
-		case joined:
+		case joined && !r.ran && waiting > 0:
+			// It left with work waiting and none started on it: the
+			// jobs do not fit in its time (or its memory).
 			l.lost = 0
-		case r.running:
+			l.idle++
+			if l.idle >= l.opts.Unreached {
+				l.pool.GiveUp(l.tooShort(waiting))
+			}
+		case joined:
+			l.lost, l.idle = 0, 0
+		case ran:
 			l.lost++
 			if l.lost >= l.opts.Unreached {
 				why := "it said nothing"
@@ -261,6 +334,25 @@ func (l *pilotLoop) note(jobs []batch.Job) {
 			}
 		}
 	}
+}
+
+// tooShort is why pilots that joined took none of the jobs waiting.
+func (l *pilotLoop) tooShort(waiting int) error {
+	if t := l.c.Slurm.Time; t > 0 {
+		return fmt.Errorf("time %s is shorter than any job is expected to take: %d pilots in a row left without a job while %d waited; give the pilots more time",
+			slurmTime(t), l.idle, waiting)
+	}
+	return fmt.Errorf("%d pilots in a row left without a job while %d waited: the jobs fit neither their time left nor their memory", l.idle, waiting)
+}
+
+// slurmTime writes d as Slurm does: [D-]HH:MM:SS.
+func slurmTime(d time.Duration) string {
+	s := int64(d / time.Second)
+	days, h, m, sec := s/86400, s/3600%24, s/60%60, s%60
+	if days > 0 {
+		return fmt.Sprintf("%d-%02d:%02d:%02d", days, h, m, sec)
+	}
+	return fmt.Sprintf("%02d:%02d:%02d", h, m, sec)
 }
 
 // lastWords is the last line a pilot wrote to its output, "" when none.
@@ -276,7 +368,9 @@ func (l *pilotLoop) lastWords(name string) string {
 	last := ""
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if s := strings.TrimSpace(sc.Text()); s != "" {
+		// Slurm's own lines ("slurmstepd: error: *** JOB 7 ON n1
+		// CANCELLED ...") say how it ended, not why.
+		if s := strings.TrimSpace(sc.Text()); s != "" && !strings.HasPrefix(s, "slurmstepd") {
 			last = s
 		}
 	}
@@ -374,37 +468,49 @@ func pilotOrder(a, b string) int {
 
 // end cancels every pilot of the experiment's cluster still in the batch
 // queue and waits (at most endWait) until the queue lists none: nothing
-// of Orrery's is left queued or running after the head.
+// of Orrery's is left queued or running after the head. A listing that
+// fails is tried again; if the batch queue cannot be listed at all, the
+// pilots the loop knows of are cancelled.
 func (l *pilotLoop) end() {
 	ctx, cancel := context.WithTimeout(context.Background(), endWait)
 	defer cancel()
-	for first := true; ; first = false {
+	var cancelled time.Time
+	var lastErr error
+	for {
 		jobs, err := l.sys.Jobs(ctx, l.prefix)
-		if err != nil {
-			if ctx.Err() == nil {
-				l.h.cfg.Status(fmt.Sprintf("cluster %s: its pilots at the end: %v", l.c.Name, err))
-			}
-			return
-		}
 		var ids []batch.JobID
-		for _, j := range jobs {
-			if pilots.Mine(l.prefix, j.Name) && j.State != batch.Ended {
-				ids = append(ids, j.ID)
+		if err == nil {
+			for _, j := range jobs {
+				if pilots.Mine(l.prefix, j.Name) && j.State != batch.Ended {
+					ids = append(ids, j.ID)
+				}
+			}
+			if len(ids) == 0 {
+				l.note(nil)
+				l.publish()
+				return
+			}
+		} else {
+			lastErr = err
+			for id := range l.recs {
+				ids = append(ids, id)
 			}
 		}
-		if len(ids) == 0 {
-			l.note(nil)
-			l.publish()
-			return
-		}
-		if first || len(ids) > 0 {
+		// scancel again now and then: a pilot submitted as the first
+		// was cancelled, or a cancel the controller lost.
+		if len(ids) > 0 && time.Since(cancelled) >= 5*time.Second {
 			if err := l.sys.Cancel(ctx, ids...); err != nil && ctx.Err() == nil {
-				l.h.cfg.Status(fmt.Sprintf("cluster %s: cancelling its pilots: %v", l.c.Name, err))
+				l.h.log.Warn("cancelling the pilots", "err", err)
 			}
+			cancelled = time.Now()
 		}
 		select {
 		case <-ctx.Done():
-			l.h.cfg.Status(fmt.Sprintf("cluster %s: %d pilots still in the batch queue after %v: %s", l.c.Name, len(ids), endWait, joinIDs(ids)))
+			msg := fmt.Sprintf("cluster %s: %d pilots may still be in the batch queue after %v: %s", l.c.Name, len(ids), endWait, joinIDs(ids))
+			if lastErr != nil {
+				msg += fmt.Sprintf(" (the batch queue: %v)", lastErr)
+			}
+			l.h.cfg.Status(msg)
 			return
 		case <-time.After(500 * time.Millisecond):
 		}
@@ -452,16 +558,52 @@ if [ -n "$SLURM_MEM_PER_NODE" ]; then set -- "$@" --memory "${SLURM_MEM_PER_NODE
 	return []byte(b.String())
 }
 
+// privateDir makes dir, or takes the one there, as a directory of the
+// user's only (0700): not a symbolic link, not another user's.
+func privateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() {
+		return fmt.Errorf("%s belongs to another user", dir)
+	}
+	if st.Mode().Perm() != 0o700 {
+		return os.Chmod(dir, 0o700)
+	}
+	return nil
+}
+
 // shellQuote quotes s for sh.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // load is the head's work for its pilots: the root's attempts waiting
-// in its queue, and those running on its nodes.
-func (h *Head) load() (waiting, running int) {
+// in its queue and running on its nodes, all it holds, and how many it
+// asks the root for.
+func (h *Head) load() (waiting, running, held, depth int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	held := len(h.j.entries)
-	return max(held-h.prog.Running, 0), h.prog.Running
+	held = len(h.j.entries)
+	return max(held-h.prog.Running, 0), h.prog.Running, held, h.depthLocked()
+}
+
+// pilotStarted is how many attempts the head's dispatcher started on
+// the node of the name, as its progress last said.
+func (h *Head) pilotStarted(name string) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, n := range h.prog.PerNode {
+		if n.Name == name {
+			return n.Started
+		}
+	}
+	return 0
 }
 
 // closing reports whether no more work will come to the head.
@@ -502,7 +644,10 @@ const GaveUpFile = "gave-up"
 // joined. The root then runs the jobs the head held elsewhere.
 func (h *Head) noNodesLeft(why string) {
 	h.mu.Lock()
-	none := len(h.spec.Nodes) == 0 && len(h.far) == 0 && len(h.joined) == 0
+	none := len(h.spec.Nodes) == 0 && len(h.far) == 0 && len(h.joined) == 0 && !h.gaveUp
+	if none {
+		h.gaveUp = true
+	}
 	h.mu.Unlock()
 	if !none {
 		return

@@ -13,6 +13,7 @@ import (
 
 	"orrery/batch"
 	"orrery/clusterfile"
+	"orrery/dispatch"
 	"orrery/protocol"
 )
 
@@ -258,14 +259,41 @@ func TestPilotsUnreached(t *testing.T) {
 	}
 }
 
-// TestPilotJoinedIsNotUnreached: a pilot whose agent joined and that
-// ended (it idled out) does not count towards giving up.
+// TestPilotJoinedIsNotUnreached: a pilot whose agent joined, ran jobs
+// and ended (it reached its time) does not count towards giving up.
 func TestPilotJoinedIsNotUnreached(t *testing.T) {
 	fb := &fakeBatch{}
 	h, l, _ := pilotHead(t, clusterfile.Slurm{Pilots: 1}, fb)
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		hand(h, 10*i+1, 1)
+		l.round(ctx)
+		fb.runAll()
+		h.mu.Lock()
+		h.joinedNames[fb.requests[i].Name] = true
+		h.prog.PerNode = []dispatch.NodeProgress{{Name: fb.requests[i].Name, Started: 2}}
+		h.mu.Unlock()
+		l.round(ctx)
+		fb.mu.Lock()
+		fb.set(batch.JobID(fmt.Sprint(101+i)), batch.Ended)
+		fb.mu.Unlock()
+		l.round(ctx)
+	}
+	if st := h.status(); st.Batch != "" || len(fb.requests) < 3 {
+		t.Errorf("batch %q after %d pilots that joined", st.Batch, len(fb.requests))
+	}
+}
+
+// TestPilotsTimeTooShort: pilots that join and leave with work waiting
+// and no job started on them (no job fits in their time) stop the
+// submitting after two, saying the time is too short.
+func TestPilotsTimeTooShort(t *testing.T) {
+	fb := &fakeBatch{}
+	h, l, _ := pilotHead(t, clusterfile.Slurm{Pilots: 1, Time: 5 * time.Minute}, fb)
+	h.stop = func(error) {}
+	ctx := context.Background()
+	hand(h, 1, 3)
+	for i := 0; i < 2; i++ {
 		l.round(ctx)
 		fb.runAll()
 		l.round(ctx)
@@ -275,9 +303,94 @@ func TestPilotJoinedIsNotUnreached(t *testing.T) {
 		fb.mu.Lock()
 		fb.set(batch.JobID(fmt.Sprint(101+i)), batch.Ended)
 		fb.mu.Unlock()
-		l.round(ctx)
 	}
-	if st := h.status(); st.Batch != "" || len(fb.requests) < 3 {
-		t.Errorf("batch %q after %d pilots that joined", st.Batch, len(fb.requests))
+	l.round(ctx)
+	want := "cluster hpc: time 00:05:00 is shorter than any job is expected to take: 2 pilots in a row left without a job while 3 waited"
+	if st := h.status(); !strings.HasPrefix(st.Batch, want) {
+		t.Errorf("batch %q, want %q", st.Batch, want)
+	}
+	if len(fb.requests) != 2 {
+		t.Errorf("%d pilots submitted, want 2", len(fb.requests))
+	}
+}
+
+// TestPilotsNearTheEnd: once the root has filled the head's queue and
+// then left it short for a while (it has no more), no pilot is
+// submitted beyond those alive.
+func TestPilotsNearTheEnd(t *testing.T) {
+	fb := &fakeBatch{}
+	h, l, _ := pilotHead(t, clusterfile.Slurm{Pilots: 4}, fb)
+	ctx := context.Background()
+	_, _, _, depth := h.load()
+	hand(h, 1, depth) // full
+	l.round(ctx)
+	fb.runAll()
+	l.round(ctx)
+	if p, r := fb.count(); p+r != 4 {
+		t.Fatalf("%d pilots with a full queue, want 4", p+r)
+	}
+	h.mu.Lock()
+	for _, r := range fb.requests {
+		h.joinedNames[r.Name] = true
+		h.prog.PerNode = append(h.prog.PerNode, dispatch.NodeProgress{Name: r.Name, Started: 1})
+	}
+	h.mu.Unlock()
+	l.round(ctx) // they ran jobs
+	// The root has no more: the queue is short, and stays so.
+	h.mu.Lock()
+	for k := range h.j.entries {
+		if len(h.j.entries) <= depth/2 {
+			break
+		}
+		delete(h.j.entries, k)
+	}
+	h.mu.Unlock()
+	l.fullAt = time.Now().Add(-2 * rootDry)
+	fb.mu.Lock()
+	fb.set("101", batch.Ended)
+	fb.set("102", batch.Ended)
+	fb.mu.Unlock()
+	n := len(fb.requests)
+	l.round(ctx)
+	if len(fb.requests) != n {
+		t.Errorf("%d pilots submitted near the end, with 2 alive", len(fb.requests)-n)
+	}
+	// None alive and work left: one.
+	fb.mu.Lock()
+	fb.set("103", batch.Ended)
+	fb.set("104", batch.Ended)
+	fb.mu.Unlock()
+	l.round(ctx)
+	if len(fb.requests) != n+1 {
+		t.Errorf("%d pilots submitted with none alive and work left, want 1", len(fb.requests)-n)
+	}
+}
+
+// TestPilotsNotJoining: a pilot that runs for JoinWait without its agent
+// joining is cancelled, and two such stop the submitting with the
+// pilot's last words (not Slurm's line about the cancel).
+func TestPilotsNotJoining(t *testing.T) {
+	fb := &fakeBatch{}
+	h, l, _ := pilotHead(t, clusterfile.Slurm{Pilots: 2}, fb)
+	h.stop = func(error) {}
+	ctx := context.Background()
+	hand(h, 1, 4)
+	l.round(ctx)
+	fb.runAll()
+	l.round(ctx)
+	for _, r := range l.recs {
+		r.since = time.Now().Add(-2 * l.opts.JoinWait)
+	}
+	for _, r := range fb.requests {
+		os.WriteFile(r.Output, []byte("orrery: agent: cannot reach the root (dial tcp 127.0.0.1:9: connect: connection refused)\nslurmstepd-vm: error: *** JOB 101 ON vm CANCELLED AT 2026-11-30T17:00:00 ***\n"), 0o600)
+	}
+	l.round(ctx) // cancels both
+	if len(fb.cancels) != 2 {
+		t.Fatalf("cancels %v, want the 2 pilots that did not join", fb.cancels)
+	}
+	l.round(ctx) // they ended
+	st := h.status()
+	if !strings.Contains(st.Batch, "2 pilots in a row ended without reaching the head at login1:7443 (listen): the last said: orrery: agent: cannot reach the root") {
+		t.Errorf("batch %q", st.Batch)
 	}
 }

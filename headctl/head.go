@@ -243,7 +243,15 @@ func (h *Head) setup(ctx context.Context, c *remote.Client, again bool) error {
 		return err
 	}
 	act := decide(p, h.build)
+	if act == actGaveUp && !again {
+		act = actStart // a new run tries again
+	}
 	switch act {
+	case actGaveUp:
+		if h.GaveUp() == "" {
+			h.gaveUp.Store(&p.GaveUp)
+			h.cfg.Log.Warn("the head stopped for good", "dir", h.dir, "why", p.GaveUp)
+		}
 	case actKeep:
 		if !again {
 			h.say("a head of this build already runs in %s (pid %d): kept", h.dir, p.PID)
@@ -295,11 +303,14 @@ const (
 	actKeep                    // a head of this build runs
 	actKeepOther               // a head of another build runs and holds jobs
 	actReplace                 // a head of another build runs and holds no job
+	actGaveUp                  // no head runs: it stopped for good in this run (GaveUp)
 )
 
 // decide says what to do with the head a probe found, for this build.
 func decide(p ProbeReport, build string) action {
 	switch {
+	case !p.Running && p.GaveUp != "":
+		return actGaveUp
 	case !p.Running:
 		return actStart
 	case p.Build == build:

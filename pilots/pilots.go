@@ -69,14 +69,16 @@ func New(cfg Config) *Pool {
 // and running at perPilot jobs a pilot, none when no job waits or runs.
 // ending says no more jobs will come and the ones left are already out:
 // then no pilot beyond those alive (alive) is wanted, since a new one
-// would start after the work it was for.
+// would start after the work it was for; but one is, while work is left
+// and none is alive.
 func Want(waiting, running, perPilot, alive int, ending bool) int {
 	if waiting+running <= 0 {
 		return 0
 	}
 	w := (waiting + running + max(perPilot, 1) - 1) / max(perPilot, 1)
 	if ending {
-		w = min(w, alive)
+		// Only replace pilots gone, and keep one while work is left.
+		w = min(w, max(alive, 1))
 	}
 	return w
 }
@@ -145,10 +147,11 @@ func (p *Pool) Err() error { return p.gaveUp }
 func (p *Pool) LastRefusal() error { return p.last }
 
 // validCluster is what a cluster's name may hold in a pilot's name:
-// what every batch system takes in a job name; validIdentity an
+// what every batch system takes in a job name, short enough for the
+// whole name to be a node's name (64 bytes); validIdentity an
 // experiment's identity (hexadecimal: no separator).
 var (
-	validCluster  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,40}$`)
+	validCluster  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,24}$`)
 	validIdentity = regexp.MustCompile(`^[0-9a-f]{8,32}$`)
 )
 
@@ -160,7 +163,7 @@ func Prefix(identity, cluster string) (string, error) {
 		return "", fmt.Errorf("an experiment's identity in a pilot's name: %q is not 8 to 32 hexadecimal digits", identity)
 	}
 	if !validCluster.MatchString(cluster) {
-		return "", fmt.Errorf("cluster %q in a pilot's name: letters, digits, _ . and - only, at most 40", cluster)
+		return "", fmt.Errorf("cluster %q in a pilot's name: letters, digits, _ . and - only, at most 24 (a node's name is at most 64)", cluster)
 	}
 	return "orrery-" + identity + "-" + cluster + "-p", nil
 }

@@ -64,6 +64,8 @@ func TestWant(t *testing.T) {
 		{9, 0, 4, 0, false, 3},
 		{5, 4, 4, 2, false, 3},
 		{5, 4, 4, 2, true, 2},
+		{3, 0, 4, 0, true, 1}, // near the end with none alive: one, not none
+		{0, 0, 4, 0, true, 0},
 		{3, 0, 0, 0, false, 3}, // perPilot 0 counts as 1
 	} {
 		if got := Want(c.waiting, c.running, c.per, c.alive, c.ending); got != c.want {

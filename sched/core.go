@@ -196,6 +196,7 @@ type jobState struct {
 	Job
 	attempt  int      // attempts started so far
 	failures int      // system failures so far
+	ended    int      // attempts lost with a node the batch system ended (see RemoveNode)
 	tried    []string // nodes where a system failure happened
 	// lostOne is set when an attempt failed as the job's own failure
 	// while another ran on: the job gets no further duplicate, so the
@@ -415,7 +416,17 @@ func (c *Core) RemoveNode(id, reason string, now time.Time) {
 	}
 	slices.SortFunc(lost, func(a, b *run) int { return cmp.Compare(a.job.Index, b.job.Index) })
 	for _, r := range lost {
-		c.AttemptLost(r.job.Index, r.attempt, reason, now)
+		if n.End.IsZero() {
+			c.AttemptLost(r.job.Index, r.attempt, reason, now)
+			continue
+		}
+		// A node with an end is a batch system's (a pilot): its
+		// attempts die with it when the batch system ends it (its time
+		// limit, a cancel, pre-emption), which is not the job's doing:
+		// no retry is charged, unless it happens more than
+		// MaxEndedLosses times to one job (a job that kills its pilot).
+		r.job.ended++
+		c.lose(r.job.Index, r.attempt, reason, now, r.job.ended > MaxEndedLosses)
 	}
 	// Failures it had not yet answered for were its own: it broke.
 	c.settle(n, false)
@@ -518,6 +529,15 @@ func (c *Core) systemFailure(index int64, attempt int, reason string, own bool, 
 // (lost with its node's connection, or with the node): the job runs
 // again, elsewhere when it can, and is charged a retry.
 func (c *Core) AttemptLost(index int64, attempt int, reason string, now time.Time) {
+	c.lose(index, attempt, reason, now, true)
+}
+
+// MaxEndedLosses is how many of a job's attempts may be lost with nodes
+// the batch system ended before each such loss is charged a retry.
+const MaxEndedLosses = 10
+
+// lose carries out AttemptLost, charging a retry when charged.
+func (c *Core) lose(index int64, attempt int, reason string, now time.Time, charged bool) {
 	j, r := c.attempt(index, attempt)
 	if r == nil {
 		return
@@ -529,7 +549,9 @@ func (c *Core) AttemptLost(index int64, attempt int, reason string, now time.Tim
 		return
 	}
 	c.queue.pushFront(j, c.model)
-	c.charge(j, 1)
+	if charged {
+		c.charge(j, 1)
+	}
 }
 
 // AttemptFailed reports that one attempt of a job that runs elsewhere

@@ -264,3 +264,53 @@ func TestNodeEndInvariant(t *testing.T) {
 		}
 	})
 }
+
+// TestEndedNodeLossesFree: attempts lost with a node that has an end (a
+// batch pilot, ended by its time limit, a cancel or pre-emption) are not
+// charged to their jobs, which run again however often that happens up
+// to MaxEndedLosses; past it, each loss is charged, so a job that kills
+// every pilot it runs on still ends failed.
+func TestEndedNodeLossesFree(t *testing.T) {
+	c := New(Config{Policy: FCFS, Retries: 1})
+	enqueue(c, 1, 1)
+	now := t0
+	var failed bool
+	losses := 0
+	for i := 0; i < MaxEndedLosses+5 && !failed; i++ {
+		id := fmt.Sprintf("pilot%d", i)
+		c.AddNode(Node{ID: id, CPUs: 1, Limit: 1, End: now.Add(time.Hour)}, now)
+		for _, a := range c.Ready(now) {
+			if _, ok := a.(Fail); ok {
+				failed = true
+			}
+		}
+		now = now.Add(time.Second)
+		c.RemoveNode(id, "pilot ended", now)
+		losses++
+		for _, a := range c.Ready(now) {
+			if _, ok := a.(Fail); ok {
+				failed = true
+			}
+		}
+	}
+	if !failed || losses <= MaxEndedLosses {
+		t.Fatalf("failed %v after %d losses with pilots, want no failure up to %d and one after", failed, losses, MaxEndedLosses)
+	}
+	// A node without an end charges at once.
+	d := New(Config{Policy: FCFS, Retries: 1})
+	enqueue(d, 1, 1)
+	for i := 0; i < 2; i++ {
+		d.AddNode(Node{ID: "n", CPUs: 1, Limit: 1}, now)
+		d.Ready(now)
+		d.RemoveNode("n", "lost", now)
+	}
+	var f bool
+	for _, a := range d.Ready(now) {
+		if _, ok := a.(Fail); ok {
+			f = true
+		}
+	}
+	if !f {
+		t.Fatalf("a job lost twice with plain nodes under 1 retry did not fail")
+	}
+}

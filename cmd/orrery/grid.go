@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"orrery/clusterfile"
 	"orrery/head"
@@ -170,9 +171,10 @@ func (g *grid) watch(ctx context.Context, lose func(cluster, reason string)) {
 					// Its cluster can have no node (a Slurm cluster
 					// that gets no pilots): starting it again would
 					// not change that.
-					fmt.Fprintf(g.e.stderr, "orrery: %s; its jobs run elsewhere\n", p.GaveUp)
+					why := headWords(p.GaveUp)
+					fmt.Fprintf(g.e.stderr, "orrery: %s; its jobs run elsewhere\n", why)
 					lost[h.name] = true
-					lose(h.name, p.GaveUp)
+					lose(h.name, why)
 				} else if err == nil && !p.Running && ctx.Err() == nil {
 					fmt.Fprintf(g.e.stderr, "orrery: cluster %s: its head stopped; starting it again\n", h.name)
 					if err := restartLocal(ctx, h); err != nil {
@@ -180,9 +182,10 @@ func (g *grid) watch(ctx context.Context, lose func(cluster, reason string)) {
 					}
 				}
 			case !lost[h.name] && h.ssh.GaveUp() != "":
-				fmt.Fprintf(g.e.stderr, "orrery: %s; its jobs run elsewhere\n", h.ssh.GaveUp())
+				why := headWords(h.ssh.GaveUp())
+				fmt.Fprintf(g.e.stderr, "orrery: %s; its jobs run elsewhere\n", why)
 				lost[h.name] = true
-				lose(h.name, h.ssh.GaveUp())
+				lose(h.name, why)
 			case !lost[h.name] && h.ssh.Link() == headctl.LinkLost:
 				select {
 				case <-h.ssh.Done():
@@ -193,6 +196,23 @@ func (g *grid) watch(ctx context.Context, lose func(cluster, reason string)) {
 			}
 		}
 	}
+}
+
+// headWords is what a head wrote for the user (its reason to stop), fit
+// for a terminal: one line of at most 1024 bytes, no control
+// characters.
+func headWords(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 1024 {
+		s = strings.ToValidUTF8(s[:1024], "")
+	}
+	return s
 }
 
 // restartLocal starts a local head again from its spec.

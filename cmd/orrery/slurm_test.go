@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -263,4 +264,111 @@ func TestE2ESlurmListenUnusable(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, ".orrery", "heads", "here", "pilots", "next")); err == nil {
 		t.Errorf("a pilot was submitted")
 	}
+}
+
+// TestE2ESlurmHeadKilled kills the cluster's head with -9 while its
+// pilots run jobs: the root starts it again, the pilots still queued or
+// running find it (they read its address again), and the sweep ends
+// with every job done once, without a new pilot for each old one, and
+// nothing left in Slurm's queue.
+func TestE2ESlurmHeadKilled(t *testing.T) {
+	sl := testSlurm(t)
+	const n = 8
+	dir := e2eDir(t)
+	e2eWrite(t, filepath.Join(dir, "p.pln"), fmt.Sprintf(`parameter x integer range from 1 to %d
+task main
+	execute sh -c "sleep 2; echo done $x" > out.txt
+	copy node:out.txt root:results/out-$x.txt
+endtask
+`, n))
+	e2eWrite(t, filepath.Join(dir, "grid.cluster"), fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 cpus-per-pilot 1 listen %s\n",
+		slurmtest.Partition, freePort(t)))
+	gridStopHeads(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.Command(e2eBinary(t), "run", "--cluster", "grid.cluster", "p.pln")
+	cmd.Dir, cmd.Env = dir, sl.Environ()
+	p := e2eStartCmd(t, ctx, "orrery run", cmd)
+	hd := filepath.Join(dir, ".orrery", "heads", "here")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatalf("no job ran on a pilot within 2 minutes; queue:\n%s\nhead.log:\n%s", slurmQueue(t, sl), headLog(dir, "here"))
+		}
+		time.Sleep(200 * time.Millisecond)
+		if _, err := os.Stat(filepath.Join(hd, "state", "state.db")); err != nil {
+			continue
+		}
+		code, out, _ := e2eRun(t, dir, time.Minute, "status", "--json", "--state-dir", filepath.Join(hd, "state"))
+		var st struct{ Running int }
+		if code == 0 && json.Unmarshal([]byte(out), &st) == nil && st.Running >= 1 {
+			break
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(hd, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.Fields(string(b))[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(3 * time.Minute); code != 0 {
+		t.Fatalf("exit %d after the head was killed\nstdout:\n%s\nstderr:\n%s\nhead.log:\n%s", code, p.stdout.String(), p.stderr.String(), headLog(dir, "here"))
+	}
+	want := map[string]string{}
+	for i := 1; i <= n; i++ {
+		want[fmt.Sprintf("out-%d.txt", i)] = fmt.Sprintf("done %d\n", i)
+	}
+	e2eResults(t, filepath.Join(dir, "results"), want)
+	for _, j := range e2eJobs(t, dir) {
+		if j.State != "done" || j.Attempts != 1 {
+			t.Errorf("job %d at the root: %s after %d attempts, want done after 1", j.Index, j.State, j.Attempts)
+		}
+	}
+	next, err := os.ReadFile(filepath.Join(hd, "pilots", "next"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := strconv.Atoi(strings.TrimSpace(string(next))); v-1 > 3 {
+		t.Errorf("%d pilots submitted for 2 at once across one restart of the head: the running ones were not used again\nhead.log:\n%s", v-1, headLog(dir, "here"))
+	}
+	slurmQueueEmpty(t, sl)
+}
+
+// TestE2ESlurmPilotsCannotReach: a firewall (an iptables rule on this
+// machine that resets every connection to the head's listen port) keeps
+// the pilots from the head: the head cancels each pilot that has run a
+// minute without joining, and after two says so in one line naming the
+// cluster and the address, with the pilot's own words; the run ends
+// with its jobs saved and nothing left in Slurm's queue.
+func TestE2ESlurmPilotsCannotReach(t *testing.T) {
+	sl := testSlurm(t)
+	listen := freePort(t)
+	_, port, _ := strings.Cut(listen, ":")
+	rule := []string{"INPUT", "-i", "lo", "-p", "tcp", "--dport", port, "-m", "comment", "--comment", "orrery-test-pilots",
+		"-j", "REJECT", "--reject-with", "tcp-reset"}
+	if out, err := exec.Command("iptables", append([]string{"-w", "-I"}, rule...)...).CombinedOutput(); err != nil {
+		t.Fatalf("iptables: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("iptables", append([]string{"-w", "-D"}, rule...)...).Run() })
+	dir := gridDir(t, 2, fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 listen %s\n", slurmtest.Partition, listen))
+	gridStopHeads(t, dir)
+	code, stdout, stderr := slurmRun(t, sl, dir, 4*time.Minute, "run", "--wait", "5s", "--cluster", "grid.cluster", "p.pln")
+	if code == 0 {
+		t.Fatalf("exit 0 with pilots that cannot reach the head\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	want := "orrery: cluster here: 2 pilots in a row ended without reaching the head at " + listen + " (listen): the last said: "
+	if !strings.Contains(stderr, want) || !strings.Contains(stderr, "connection refused") {
+		t.Errorf("stderr does not say the pilots cannot reach the head:\n%s\nwant %q\nhead.log:\n%s", stderr, want, headLog(dir, "here"))
+	}
+	for _, j := range e2eJobs(t, dir) {
+		if j.State == "failed" {
+			t.Errorf("job %d failed: the pilots' fault is not the job's", j.Index)
+		}
+	}
+	slurmQueueEmpty(t, sl)
 }

@@ -30,9 +30,24 @@ type Cluster struct {
 	Node string // the node's name (this machine's host name)
 }
 
+// Options changes a test Slurm's configuration.
+type Options struct {
+	// Extra is further slurm.conf lines (KEY=VALUE ...). A line whose
+	// first key the default configuration sets too replaces the default
+	// line (keys compared as Slurm does, without regard to case), so
+	// MinJobAge=5 replaces MinJobAge=30 and a NodeName line the default
+	// node; other lines are added.
+	Extra string
+}
+
 // Start writes a configuration under dir and starts munged (when it does
 // not run), slurmctld and slurmd, and waits until the node is idle.
 func Start(dir string) (*Cluster, error) {
+	return StartWith(dir, Options{})
+}
+
+// StartWith is Start with the configuration changed by o.
+func StartWith(dir string, o Options) (*Cluster, error) {
 	for _, bin := range []string{"/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged"} {
 		if _, err := os.Stat(bin); err != nil {
 			return nil, fmt.Errorf("%s missing: install slurm-wlm and munge (.ci/run does)", bin)
@@ -56,6 +71,39 @@ func Start(dir string) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	conf := config(host, dir, ports, runtime.NumCPU(), o.Extra)
+	if err := os.WriteFile(c.Conf, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"/usr/sbin/slurmctld", "/usr/sbin/slurmd"} {
+		cmd := exec.Command(d, "-f", c.Conf)
+		cmd.Env = c.Environ()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			c.Stop()
+			return nil, fmt.Errorf("%s: %v: %s%s", filepath.Base(d), err, out, c.logs())
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		cmd := exec.Command("sinfo", "--noheader", "--format=%t")
+		cmd.Env = c.Environ()
+		out, err := cmd.Output()
+		if err == nil && strings.TrimSpace(string(out)) == "idle" {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			c.Stop()
+			return nil, fmt.Errorf("the test Slurm's node is not idle within a minute (sinfo: %q, %v)%s", out, err, c.logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// config is the slurm.conf of a test Slurm on host, its files under dir,
+// listening on ports (slurmctld's, slurmd's), with one node of cpus
+// CPUs; extra's lines replace the default lines of the same first key
+// and the rest are added at the end.
+func config(host, dir string, ports []int, cpus int, extra string) string {
 	conf := fmt.Sprintf(`ClusterName=orrerytest
 SlurmctldHost=%[1]s(127.0.0.1)
 SlurmUser=root
@@ -87,32 +135,30 @@ SlurmdTimeout=30
 Waittime=0
 NodeName=%[1]s NodeAddr=127.0.0.1 CPUs=%[5]d RealMemory=1000 State=UNKNOWN
 PartitionName=%[6]s Nodes=%[1]s Default=YES MaxTime=INFINITE State=UP
-`, host, dir, ports[0], ports[1], runtime.NumCPU(), Partition)
-	if err := os.WriteFile(c.Conf, []byte(conf), 0o644); err != nil {
-		return nil, err
+`, host, dir, ports[0], ports[1], cpus, Partition)
+	set := map[string]bool{}
+	var add []string
+	for _, l := range strings.Split(extra, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		set[confKey(l)] = true
+		add = append(add, l)
 	}
-	for _, d := range []string{"/usr/sbin/slurmctld", "/usr/sbin/slurmd"} {
-		cmd := exec.Command(d, "-f", c.Conf)
-		cmd.Env = c.Environ()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			c.Stop()
-			return nil, fmt.Errorf("%s: %v: %s%s", filepath.Base(d), err, out, c.logs())
+	var out []string
+	for _, l := range strings.Split(strings.TrimSuffix(conf, "\n"), "\n") {
+		if !set[confKey(l)] {
+			out = append(out, l)
 		}
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		cmd := exec.Command("sinfo", "--noheader", "--format=%t")
-		cmd.Env = c.Environ()
-		out, err := cmd.Output()
-		if err == nil && strings.TrimSpace(string(out)) == "idle" {
-			return c, nil
-		}
-		if time.Now().After(deadline) {
-			c.Stop()
-			return nil, fmt.Errorf("the test Slurm's node is not idle within a minute (sinfo: %q, %v)%s", out, err, c.logs())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return strings.Join(append(out, add...), "\n") + "\n"
+}
+
+// confKey is the first key of a slurm.conf line, in lower case.
+func confKey(line string) string {
+	k, _, _ := strings.Cut(line, "=")
+	return strings.ToLower(strings.TrimSpace(k))
 }
 
 // Environ is this process's environment with SLURM_CONF set to the
