@@ -74,6 +74,9 @@ const (
 	// DefaultPilotIdle is how long a pilot with nothing to do waits
 	// before it exits.
 	DefaultPilotIdle = 2 * time.Minute
+	// DefaultPilotJoinWait is how long a pilot may run without reaching
+	// its head before the head cancels it.
+	DefaultPilotJoinWait = time.Minute
 )
 
 // Slurm is how a cluster's head asks Slurm for its pilots.
@@ -91,6 +94,9 @@ type Slurm struct {
 	Memory int64
 	// Idle is how long a pilot with nothing to do waits before it exits.
 	Idle time.Duration
+	// JoinWait is how long a pilot may run without its agent reaching
+	// the head before the head cancels it.
+	JoinWait time.Duration
 	// Sbatch are further arguments to sbatch, as the file gives them
 	// (split at blanks).
 	Sbatch []string

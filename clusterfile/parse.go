@@ -51,11 +51,11 @@ func (l ErrorList) Error() string {
 var (
 	statements   = []string{"cluster", "node"}
 	clusterAttrs = []string{"ssh", "identity", "known-hosts", "listen", "binary", "lease",
-		"slurm", "partition", "account", "time", "pilots", "cpus-per-pilot", "memory-per-pilot", "idle", "sbatch"}
+		"slurm", "partition", "account", "time", "pilots", "cpus-per-pilot", "memory-per-pilot", "idle", "join-wait", "sbatch"}
 	// clusterFlags are the cluster attributes that are one word alone.
 	clusterFlags = []string{"slurm"}
 	// slurmAttrs need the word slurm on their line.
-	slurmAttrs = []string{"partition", "account", "time", "pilots", "cpus-per-pilot", "memory-per-pilot", "idle", "sbatch"}
+	slurmAttrs = []string{"partition", "account", "time", "pilots", "cpus-per-pilot", "memory-per-pilot", "idle", "join-wait", "sbatch"}
 	// sbatchOptions are the sbatch options a cluster file may pass on to
 	// its pilots, each spelt out whole (sbatch takes abbreviations, and
 	// the last of an option wins): those that choose where and how a
@@ -264,7 +264,7 @@ func (p *parser) cluster(t []token) {
 	}
 	var needSSH []token   // attributes that only a head reached by SSH has
 	var needSlurm []token // attributes that only a Slurm cluster has
-	sl := &Slurm{Pilots: DefaultPilots, Idle: DefaultPilotIdle}
+	sl := &Slurm{Pilots: DefaultPilots, Idle: DefaultPilotIdle, JoinWait: DefaultPilotJoinWait}
 	p.attrs(t, "cluster", clusterAttrs, clusterFlags, func(kw, v token) {
 		if slices.Contains(slurmAttrs, kw.text) {
 			needSlurm = append(needSlurm, kw)
@@ -412,14 +412,18 @@ func (p *parser) slurmAttr(sl *Slurm, kw, v token) {
 		sl.CPUs, err = positiveInt(v.text)
 	case "memory-per-pilot":
 		sl.Memory, err = ParseSize(v.text)
-	case "idle":
+	case "idle", "join-wait":
 		var d time.Duration
 		if d, err = time.ParseDuration(v.text); err == nil && d <= 0 {
 			err = fmt.Errorf("must be above 0")
 		} else if err != nil {
 			err = fmt.Errorf("want a duration such as 2m or 30s")
 		}
-		sl.Idle = d
+		if kw.text == "idle" {
+			sl.Idle = d
+		} else {
+			sl.JoinWait = d
+		}
 	case "sbatch":
 		sl.Sbatch = strings.Fields(v.text)
 		for _, a := range sl.Sbatch {

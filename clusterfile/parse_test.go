@@ -131,7 +131,7 @@ cluster small known-hosts ~ ssh a.b-c_d@h:1
 }
 
 func TestParseSlurm(t *testing.T) {
-	in := "cluster hpc ssh alice@login.example slurm partition short account proj time 1-01:00:00 pilots 8 cpus-per-pilot 4 memory-per-pilot 8G idle 90s sbatch \"--qos=low --constraint=avx\"\n" +
+	in := "cluster hpc ssh alice@login.example slurm partition short account proj time 1-01:00:00 pilots 8 cpus-per-pilot 4 memory-per-pilot 8G idle 90s join-wait 5m sbatch \"--qos=low --constraint=avx\"\n" +
 		"cluster here slurm time 00:30:00 pilots 2\n" +
 		"cluster both listen 10.0.0.1:7443 slurm\n node a\n"
 	g, err := Parse("c", strings.NewReader(in))
@@ -139,9 +139,9 @@ func TestParseSlurm(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []*Slurm{
-		{Partition: "short", Account: "proj", Time: 25 * time.Hour, Pilots: 8, CPUs: 4, Memory: 8 << 30, Idle: 90 * time.Second, Sbatch: []string{"--qos=low", "--constraint=avx"}},
-		{Time: 30 * time.Minute, Pilots: 2, Idle: DefaultPilotIdle},
-		{Pilots: DefaultPilots, Idle: DefaultPilotIdle},
+		{Partition: "short", Account: "proj", Time: 25 * time.Hour, Pilots: 8, CPUs: 4, Memory: 8 << 30, Idle: 90 * time.Second, JoinWait: 5 * time.Minute, Sbatch: []string{"--qos=low", "--constraint=avx"}},
+		{Time: 30 * time.Minute, Pilots: 2, Idle: DefaultPilotIdle, JoinWait: DefaultPilotJoinWait},
+		{Pilots: DefaultPilots, Idle: DefaultPilotIdle, JoinWait: DefaultPilotJoinWait},
 	}
 	for i, c := range g.Clusters {
 		if !reflect.DeepEqual(c.Slurm, want[i]) {
@@ -184,7 +184,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad size", "node a memory 12X\n", `c:1:15: memory "12X": want a size such as 512M`},
 		{"unknown node attribute", "node a speedy 2\n", `c:1:8: unknown node attribute "speedy" (did you mean speed?)`},
 		{"unknown cluster attribute", "cluster x identiy k\n node a\n", `c:1:11: unknown cluster attribute "identiy" (did you mean identity?)`},
-		{"unknown cluster attribute far", "cluster x frob k\n node a\n", `c:1:11: unknown cluster attribute "frob" (want ssh, identity, known-hosts, listen, binary, lease, slurm, partition, account, time, pilots, cpus-per-pilot, memory-per-pilot, idle or sbatch)`},
+		{"unknown cluster attribute far", "cluster x frob k\n node a\n", `c:1:11: unknown cluster attribute "frob" (want ssh, identity, known-hosts, listen, binary, lease, slurm, partition, account, time, pilots, cpus-per-pilot, memory-per-pilot, idle, join-wait or sbatch)`},
 		{"slurm attribute without slurm", "cluster x partition short\n node a\n", "c:1:11: partition is for a cluster whose nodes are Slurm's pilots: add the word slurm to cluster x"},
 		{"slurm twice", "cluster x slurm slurm\n", "c:1:17: slurm is given twice"},
 		{"slurm bad time", "cluster x slurm time 1h\n", `c:1:22: time "1h": want a time limit such as 01:00:00`},

@@ -2,6 +2,7 @@ package head
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,8 +54,8 @@ type PilotOptions struct {
 	// stop the submitting (default 2).
 	Unreached int
 	// JoinWait is how long a pilot may run without its agent joining
-	// before the head cancels it as one that cannot reach it (default
-	// 1 minute).
+	// before the head cancels it as one that cannot reach it (default:
+	// the cluster's join-wait).
 	JoinWait time.Duration
 }
 
@@ -120,7 +121,7 @@ func (h *Head) startPilots(addr, id string) *pilotLoop {
 		opts.Unreached = 2
 	}
 	if opts.JoinWait <= 0 {
-		opts.JoinWait = time.Minute
+		opts.JoinWait = cmp.Or(c.Slurm.JoinWait, clusterfile.DefaultPilotJoinWait)
 	}
 	fail := func(format string, args ...any) *pilotLoop {
 		msg := fmt.Sprintf("cluster %s: no pilots: ", c.Name) + fmt.Sprintf(format, args...)

@@ -54,78 +54,101 @@ var htc = []struct{ line, why string }{
 	{"SlurmdDebug=error", "less logging"},
 }
 
-// TestPilots measures 200 jobs of 0.5 s as a job array, through
-// Orrery's pilots and on the embedded cluster, in that order, on the
-// same machine in the same run.
+// orreryBin is the orrery the benchmark built.
+var orreryBin string
+
+// guide is how the guide's own examples set its scheduling knobs:
+// SchedulerParameters with defer, batch_sched_delay=20 and
+// sched_min_interval=2000000 beside the depths. It replaces htc's line
+// of the same key for the run the targets are judged on; htc's (tuned
+// for the latency of one array on one machine) is measured beside it.
+const guide = "SchedulerParameters=defer,batch_sched_delay=20,sched_min_interval=2000000,partition_job_depth=500,sched_max_job_start=200"
+
+// TestPilots measures 200 jobs of 0.5 s as a job array and through
+// Orrery's pilots on a Slurm configured as the guide's examples say,
+// then again on one tuned for an array's latency, and on the embedded
+// cluster, on the same machine in the same run. The targets are judged
+// on the guide's configuration, as the issue asks.
 func TestPilots(t *testing.T) {
 	jobs := envInt(t, "SLURM_JOBS", 200)
 	cpus := runtime.NumCPU()
 	base := t.TempDir()
-	bin := filepath.Join(base, "orrery")
+	orreryBin = filepath.Join(base, "orrery")
 	root, _ := filepath.Abs("../..")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/orrery")
+	build := exec.Command("go", "build", "-o", orreryBin, "./cmd/orrery")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-
-	var extra []string
-	for _, s := range htc {
-		extra = append(extra, s.line)
-	}
-	// SLURM_EXTRA: further lines (separated by ';') that replace these,
-	// to try other settings.
-	for _, l := range strings.Split(os.Getenv("SLURM_EXTRA"), ";") {
-		if l = strings.TrimSpace(l); l != "" {
-			extra = append(extra, l)
+	plan := fmt.Sprintf("parameter x integer range from 1 to %d\ntask main\n\texecute sleep 0.5\nendtask\n", jobs)
+	type result struct{ array, pilots time.Duration }
+	var res []result
+	for i, conf := range []struct{ name, line string }{{"the guide's examples", guide}, {"tuned for one array's latency", ""}} {
+		if i > 0 && os.Getenv("SLURM_ONLY") == "guide" {
+			break
 		}
-	}
-	extra = lastOfEachKey(extra)
-	sl, err := slurmtest.StartWith(filepath.Join(base, "slurm"), slurmtest.Options{Extra: strings.Join(extra, "\n")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancelAll(t, sl)
-		sl.Stop()
-	}()
-	fmt.Printf("Slurm (slurm-wlm %s), one node of %d CPUs, settings from the High Throughput Computing Administration Guide:\n", slurmVersion(sl), cpus)
-	checkConfig(t, sl, extra)
-	for _, l := range extra {
-		why := "SLURM_EXTRA"
+		var extra []string
 		for _, s := range htc {
-			if s.line == l {
-				why = s.why
+			extra = append(extra, s.line)
+		}
+		if conf.line != "" {
+			extra = append(extra, conf.line)
+		}
+		// SLURM_EXTRA: further lines (separated by ';') that replace these,
+		// to try other settings.
+		for _, l := range strings.Split(os.Getenv("SLURM_EXTRA"), ";") {
+			if l = strings.TrimSpace(l); l != "" {
+				extra = append(extra, l)
 			}
 		}
-		fmt.Printf("  %-60s # %s\n", l, why)
-	}
-	fmt.Println()
-
-	warmUp(t, sl)
-	array, peak := runArray(t, sl, filepath.Join(base, "array"), jobs)
-	fmt.Printf("job array of %d tasks (sleep 0.5):      %6.1f s (at most %d tasks seen running at once)\n", jobs, array.Seconds(), peak)
-	if os.Getenv("SLURM_ONLY") == "array" {
-		return
-	}
-	plan := fmt.Sprintf("parameter x integer range from 1 to %d\ntask main\n\texecute sleep 0.5\nendtask\n", jobs)
-	pilotsFile := fmt.Sprintf("cluster here slurm partition %s time 00:30:00 pilots %d cpus-per-pilot 1 listen %s\n",
-		slurmtest.Partition, cpus, freeAddr(t))
-	pilots := runOrrery(t, sl, filepath.Join(base, "pilots"), plan, pilotsFile)
-	fmt.Printf("orrery run, %d pilots of 1 CPU:          %6.1f s\n", cpus, pilots.Seconds())
-	if q := queue(t, sl); q != "" {
-		t.Errorf("Slurm's queue after the run through pilots is not empty:\n%s", q)
+		extra = lastOfEachKey(extra)
+		dir := filepath.Join(base, fmt.Sprintf("run%d", i))
+		sl, err := slurmtest.StartWith(filepath.Join(dir, "slurm"), slurmtest.Options{Extra: strings.Join(extra, "\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("Slurm (slurm-wlm %s), one node of %d CPUs, configured as %s:\n", slurmVersion(sl), cpus, conf.name)
+		checkConfig(t, sl, extra)
+		for _, l := range extra {
+			why := "SLURM_EXTRA"
+			if l == guide {
+				why = "the guide's example values"
+			}
+			for _, s := range htc {
+				if s.line == l {
+					why = s.why
+				}
+			}
+			fmt.Printf("  %-60s # %s\n", l, why)
+		}
+		warmUp(t, sl)
+		array, peak := runArray(t, sl, filepath.Join(dir, "array"), jobs)
+		fmt.Printf("job array of %d tasks (sleep 0.5):      %6.1f s (at most %d tasks seen running at once)\n", jobs, array.Seconds(), peak)
+		pilotsFile := fmt.Sprintf("cluster here slurm partition %s time 00:30:00 pilots %d cpus-per-pilot 1 listen %s\n",
+			slurmtest.Partition, cpus, freeAddr(t))
+		pilots := runOrrery(t, sl, filepath.Join(dir, "pilots"), plan, pilotsFile)
+		fmt.Printf("orrery run, %d pilots of 1 CPU:          %6.1f s\n\n", cpus, pilots.Seconds())
+		if q := queue(t, sl); q != "" {
+			t.Errorf("Slurm's queue after the run through pilots is not empty:\n%s", q)
+		}
+		cancelAll(t, sl)
+		sl.Stop()
+		res = append(res, result{array, pilots})
 	}
 	var local strings.Builder
 	for i := range cpus {
 		fmt.Fprintf(&local, "node n%d cpus 1\n", i+1)
 	}
-	embedded := runOrrery(t, sl, filepath.Join(base, "embedded"), plan, local.String())
+	embedded := runOrrery(t, nil, filepath.Join(base, "embedded"), plan, local.String())
 	fmt.Printf("orrery run, embedded, %d nodes of 1 CPU: %6.1f s\n", cpus, embedded.Seconds())
 
-	r1 := array.Seconds() / pilots.Seconds()
-	r2 := pilots.Seconds() / embedded.Seconds()
-	fmt.Printf("\narray / pilots:    %.2f (target >= 3)\npilots / embedded: %.2f (target <= 1.2)\n", r1, r2)
+	r1 := res[0].array.Seconds() / res[0].pilots.Seconds()
+	r2 := res[0].pilots.Seconds() / embedded.Seconds()
+	fmt.Printf("\nas the guide's examples configure Slurm:\n  array / pilots:    %.2f (target >= 3)\n  pilots / embedded: %.2f (target <= 1.2)\n", r1, r2)
+	if len(res) > 1 {
+		fmt.Printf("tuned for one array's latency:\n  array / pilots:    %.2f\n  pilots / embedded: %.2f\n",
+			res[1].array.Seconds()/res[1].pilots.Seconds(), res[1].pilots.Seconds()/embedded.Seconds())
+	}
 	if r1 < 3 {
 		fmt.Printf("MISSED: Orrery through pilots is %.2fx as fast as the job array, not 3x\n", r1)
 		t.Errorf("MISSED: array/pilots %.2f", r1)
@@ -235,11 +258,13 @@ func runOrrery(t *testing.T, sl *slurmtest.Cluster, dir, plan, cluster string) t
 			t.Fatal(err)
 		}
 	}
-	bin := filepath.Join(filepath.Dir(dir), "orrery")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "run", "--cluster", "c.cluster", "--state-dir", filepath.Join(dir, "state"), "p.pln")
-	cmd.Dir, cmd.Env = dir, sl.Environ()
+	cmd := exec.CommandContext(ctx, orreryBin, "run", "--cluster", "c.cluster", "--state-dir", filepath.Join(dir, "state"), "p.pln")
+	cmd.Dir, cmd.Env = dir, os.Environ()
+	if sl != nil {
+		cmd.Env = sl.Environ()
+	}
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)

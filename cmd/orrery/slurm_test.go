@@ -341,8 +341,8 @@ endtask
 
 // TestE2ESlurmPilotsCannotReach: a firewall (an iptables rule on this
 // machine that resets every connection to the head's listen port) keeps
-// the pilots from the head: the head cancels each pilot that has run a
-// minute without joining, and after two says so in one line naming the
+// the pilots from the head: the head cancels each pilot that has run its
+// join-wait without joining, and after two says so in one line naming the
 // cluster and the address, with the pilot's own words; the run ends
 // with its jobs saved and nothing left in Slurm's queue.
 func TestE2ESlurmPilotsCannotReach(t *testing.T) {
@@ -355,7 +355,7 @@ func TestE2ESlurmPilotsCannotReach(t *testing.T) {
 		t.Fatalf("iptables: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("iptables", append([]string{"-w", "-D"}, rule...)...).Run() })
-	dir := gridDir(t, 2, fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 listen %s\n", slurmtest.Partition, listen))
+	dir := gridDir(t, 2, fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 join-wait 15s listen %s\n", slurmtest.Partition, listen))
 	gridStopHeads(t, dir)
 	code, stdout, stderr := slurmRun(t, sl, dir, 4*time.Minute, "run", "--wait", "5s", "--cluster", "grid.cluster", "p.pln")
 	if code == 0 {
