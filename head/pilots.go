@@ -178,6 +178,12 @@ func (l *pilotLoop) run(ctx context.Context) {
 func (l *pilotLoop) round(ctx context.Context) {
 	now := time.Now()
 	jobs, err := l.sys.Jobs(ctx, l.prefix)
+	if err != nil && batch.Permanent(err) && ctx.Err() == nil {
+		// squeue missing: there is no batch system here to ask.
+		l.pool.GiveUp(fmt.Errorf("no pilots: %w", err))
+		l.stopped(ctx)
+		return
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			if msg := fmt.Sprintf("cluster %s: the batch queue: %v", l.c.Name, err); msg != l.said {
@@ -495,6 +501,9 @@ func (l *pilotLoop) end() {
 			lastErr = err
 			for id := range l.recs {
 				ids = append(ids, id)
+			}
+			if batch.Permanent(err) || len(ids) == 0 && l.next == 1 {
+				return // no batch system here, or no pilot was ever submitted
 			}
 		}
 		// scancel again now and then: a pilot submitted as the first

@@ -16,6 +16,8 @@ import (
 // share of staging; while the model predicts nothing (or under a policy
 // that does not learn), the longest wall time of an attempt that ended
 // with its job's outcome; when nothing is known at all, the job starts.
+// A job whose attempt was cut short by a node's end needs at least 1.1
+// times as long as that attempt ran, whatever else says less.
 //
 // A node that leaves (a pilot idle for long, or near its end) drains
 // (Drain): nothing starts or moves there any more and what runs there
@@ -55,6 +57,14 @@ func endsBy(n *nodeState, now time.Time, secs float64) bool {
 // endNeed is how long, in seconds, j is expected to take at most on n
 // (see the comment at the top of this file); 0 when nothing is known.
 func (c *Core) endNeed(j *jobState, n *nodeState) float64 {
+	t := c.expectedOn(j, n)
+	// An attempt that a node's end cut short shows the job takes longer
+	// than it ran, whatever the model says (on a node of like speed).
+	return max(t, j.ranFor.Seconds()*1.1)
+}
+
+// expectedOn is endNeed from what the core learnt of jobs in general.
+func (c *Core) expectedOn(j *jobState, n *nodeState) float64 {
 	w, ok := c.model.WorkBound(j.Params)
 	if !ok {
 		return c.longest.Seconds()

@@ -314,3 +314,27 @@ func TestEndedNodeLossesFree(t *testing.T) {
 		t.Fatalf("a job lost twice with plain nodes under 1 retry did not fail")
 	}
 }
+
+// TestEndCutShortLearnt: a job whose attempt a pilot's end cut short
+// after 100 s does not start again on a pilot with 80 s of room, however
+// short the model expects it, but does on one with more, or on a node
+// with no end.
+func TestEndCutShortLearnt(t *testing.T) {
+	c := New(Config{Policy: FCFS})
+	enqueue(c, 1, 1)
+	now := t0
+	c.AddNode(Node{ID: "p1", CPUs: 1, Limit: 1, End: now.Add(time.Hour)}, now)
+	if s := starts(c.Ready(now)); len(s) != 1 {
+		t.Fatalf("starts %v", s)
+	}
+	now = now.Add(100 * time.Second)
+	c.RemoveNode("p1", "pilot ended", now)
+	c.AddNode(Node{ID: "p2", CPUs: 1, Limit: 1, End: now.Add(EndMargin + 80*time.Second)}, now)
+	if s := starts(c.Ready(now)); len(s) != 0 {
+		t.Fatalf("starts %v on a pilot with 80 s of room for a job cut short after 100 s", s)
+	}
+	c.AddNode(Node{ID: "p3", CPUs: 1, Limit: 1, End: now.Add(EndMargin + 200*time.Second)}, now)
+	if s := starts(c.Ready(now)); len(s) != 1 || s[0].Node != "p3" {
+		t.Fatalf("starts %v, want the job on p3 (200 s of room)", s)
+	}
+}

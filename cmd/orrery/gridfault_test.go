@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -188,8 +189,38 @@ func TestGridRootKilledSites(t *testing.T) {
 		}
 		t.Errorf("the heads ran nothing while the root was down (%d runs); heads:\n%s", at, strings.Join(held, "\n"))
 	}
-	if twice := g.check(g.startUntil(0)); twice > 0 {
+	again := g.startUntil(0)
+	if twice := g.check(again); twice > 0 {
 		t.Errorf("%d jobs ran twice after the root was killed and started again", twice)
+		g.explain(p, again)
+	}
+}
+
+// explain logs, for a run in which a job ran twice, each such job's
+// attempts as the root recorded them, both runs' words and each head's
+// log.
+func (g *faultGrid) explain(runs ...*e2eProc) {
+	g.t.Helper()
+	for job, k := range gridRuns(g.dir) {
+		if k > 1 {
+			_, out, _ := e2eRun(g.t, g.dir, time.Minute, "log", job)
+			g.t.Logf("orrery log %s:\n%s", job, out)
+		}
+	}
+	for i, p := range runs {
+		g.t.Logf("root run %d's stderr:\n%s", i+1, p.stderr.String())
+	}
+	home, _ := os.UserHomeDir()
+	if keep := os.Getenv("TMP_GRID_KEEP"); keep != "" { // TEMP investigation
+		k, _ := os.MkdirTemp(keep, "keep-")
+		exec.Command("cp", "-a", g.dir, k+"/root").Run()
+		for _, s := range g.sites {
+			exec.Command("cp", "-a", filepath.Join(home, ".orrery", "h", gridID(g.t, g.dir)+"-"+s.name), k+"/"+s.name).Run()
+		}
+	}
+	for _, s := range g.sites {
+		log, _ := os.ReadFile(filepath.Join(home, ".orrery", "h", gridID(g.t, g.dir)+"-"+s.name, "head.log"))
+		g.t.Logf("head %s's log:\n%s", s.name, log)
 	}
 }
 

@@ -372,3 +372,49 @@ func TestE2ESlurmPilotsCannotReach(t *testing.T) {
 	}
 	slurmQueueEmpty(t, sl)
 }
+
+// TestE2ESlurmMissing: a head whose machine has no Slurm commands says
+// so in one line naming the cluster, and the run ends with its jobs
+// saved.
+func TestE2ESlurmMissing(t *testing.T) {
+	sl := testSlurm(t)
+	dir := gridDir(t, 2, fmt.Sprintf("cluster here slurm time 00:10:00 listen %s\n", freePort(t)))
+	gridStopHeads(t, dir)
+	// A PATH with sh and the usual tools, but no Slurm: a directory of
+	// links to what the run needs.
+	bin := filepath.Join(t.TempDir(), "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"sh", "sleep", "cat", "wc"} {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.Command(e2eBinary(t), "run", "--wait", "5s", "--cluster", "grid.cluster", "p.pln")
+	cmd.Dir = dir
+	for _, kv := range sl.Environ() {
+		if !strings.HasPrefix(kv, "PATH=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "PATH="+bin)
+	p := e2eStartCmd(t, ctx, "orrery run", cmd)
+	if code := p.wait(2 * time.Minute); code == 0 {
+		t.Fatalf("exit 0 with no Slurm\nstderr:\n%s", p.stderr.String())
+	}
+	if want := "orrery: cluster here: no pilots: squeue: not found: is Slurm installed where it runs?"; !strings.Contains(p.stderr.String(), want) {
+		t.Errorf("stderr does not say Slurm is missing:\n%s\nwant %q\nhead.log:\n%s", p.stderr.String(), want, headLog(dir, "here"))
+	}
+	for _, j := range e2eJobs(t, dir) {
+		if j.State == "failed" {
+			t.Errorf("job %d failed", j.Index)
+		}
+	}
+}
