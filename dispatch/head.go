@@ -127,7 +127,13 @@ const maxHeadDepth = 1 << 16
 // a root that was stopped (killed, even) and started again recorded them
 // interrupted, while the head kept working on them. An attempt is
 // adoptable when it is its job's latest, the job is still pending, and
-// it was this node's. Other attempts are cancelled as usual.
+// it was this node's, interrupted or cancelled: a root withdraws an
+// attempt from a head's queue (recorded cancelled, the job pending) and
+// sends the job elsewhere only once the head said it stopped it, so a
+// root killed in between left an attempt that the head may have run
+// meanwhile (the cancel never reached it, or came after its node began
+// it); when the head did stop it, its end says so and the job runs
+// again. Other attempts are cancelled as usual.
 func (r *runState) adoptable(id string, reg protocol.Register) map[attemptKey]*liveJob {
 	if !reg.Head || len(reg.Running) == 0 {
 		return nil
@@ -150,7 +156,7 @@ func (r *runState) adoptable(id string, reg protocol.Register) map[attemptKey]*l
 		mine := false
 		r.d.cfg.Store.Attempts(r.ctx, r.exp.ID, a.Job, func(at store.Attempt) error {
 			if at.N == a.Attempt {
-				mine = at.Node == id && at.State == store.AttemptInterrupted
+				mine = at.Node == id && (at.State == store.AttemptInterrupted || at.State == store.AttemptCancelled)
 			}
 			return nil
 		})

@@ -16,11 +16,16 @@ import (
 
 // restart starts another dispatcher on h's store and experiment, as
 // `orrery run` started again after a crash does; h's own loop no longer
-// takes events. The sweep has jobs jobs, as h's.
-func (h *harness) restart(jobs int) *harness {
+// takes events. The sweep has jobs jobs, as h's. Each of meanwhile
+// runs before the other starts (h's loop, idle, writes nothing more):
+// what a root killed with -9 left in the store.
+func (h *harness) restart(jobs int, meanwhile ...func()) *harness {
 	t := h.t
 	t.Helper()
 	h.d.Close()
+	for _, f := range meanwhile {
+		f()
+	}
 	d := plan.Modern
 	p, err := plan.Parse("h.pln", []byte(fmt.Sprintf(harnessPlan, jobs)), plan.Options{Dialect: &d})
 	if err != nil {

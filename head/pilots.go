@@ -17,6 +17,7 @@ import (
 
 	"orrery/batch"
 	"orrery/clusterfile"
+	"orrery/dispatch"
 	"orrery/internal/atomicfile"
 	"orrery/pilots"
 	"orrery/protocol"
@@ -603,18 +604,22 @@ func (h *Head) load() (waiting, running, held, depth int) {
 	return max(held-h.prog.Running, 0), h.prog.Running, held, h.depthLocked()
 }
 
-// pilotStarted is how many attempts the head's dispatcher started on
-// the node of the name, as its progress last said.
-func (h *Head) pilotStarted(name string) int64 {
+// pilotNode is the node of the name as the head's dispatcher's
+// progress last said; zero when it has none.
+func (h *Head) pilotNode(name string) dispatch.NodeProgress {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, n := range h.prog.PerNode {
 		if n.Name == name {
-			return n.Started
+			return n
 		}
 	}
-	return 0
+	return dispatch.NodeProgress{}
 }
+
+// pilotStarted is how many attempts the head's dispatcher started on
+// the node of the name.
+func (h *Head) pilotStarted(name string) int64 { return h.pilotNode(name).Started }
 
 // closing reports whether no more work will come to the head.
 func (h *Head) closing() bool {
@@ -630,18 +635,8 @@ func (h *Head) pilotJoined(name string) bool {
 	return h.joinedNames[name]
 }
 
-// pilotDraining reports whether the node of the name drains, as the
-// dispatcher's progress last said.
-func (h *Head) pilotDraining(name string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, n := range h.prog.PerNode {
-		if n.Name == name {
-			return n.Draining
-		}
-	}
-	return false
-}
+// pilotDraining reports whether the node of the name drains.
+func (h *Head) pilotDraining(name string) bool { return h.pilotNode(name).Draining }
 
 // GaveUpFile is the file in a head's directory that says why the head
 // stopped for good: a Slurm cluster that gets no pilots and has no other

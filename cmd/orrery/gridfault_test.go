@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -211,13 +210,6 @@ func (g *faultGrid) explain(runs ...*e2eProc) {
 		g.t.Logf("root run %d's stderr:\n%s", i+1, p.stderr.String())
 	}
 	home, _ := os.UserHomeDir()
-	if keep := os.Getenv("TMP_GRID_KEEP"); keep != "" { // TEMP investigation
-		k, _ := os.MkdirTemp(keep, "keep-")
-		exec.Command("cp", "-a", g.dir, k+"/root").Run()
-		for _, s := range g.sites {
-			exec.Command("cp", "-a", filepath.Join(home, ".orrery", "h", gridID(g.t, g.dir)+"-"+s.name), k+"/"+s.name).Run()
-		}
-	}
 	for _, s := range g.sites {
 		log, _ := os.ReadFile(filepath.Join(home, ".orrery", "h", gridID(g.t, g.dir)+"-"+s.name, "head.log"))
 		g.t.Logf("head %s's log:\n%s", s.name, log)
