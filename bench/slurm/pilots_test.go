@@ -57,18 +57,20 @@ var htc = []struct{ line, why string }{
 // orreryBin is the orrery the benchmark built.
 var orreryBin string
 
-// guide is how the guide's own examples set its scheduling knobs:
-// SchedulerParameters with defer, batch_sched_delay=20 and
-// sched_min_interval=2000000 beside the depths. It replaces htc's line
-// of the same key for the run the targets are judged on; htc's (tuned
-// for the latency of one array on one machine) is measured beside it.
-const guide = "SchedulerParameters=defer,batch_sched_delay=20,sched_min_interval=2000000,partition_job_depth=500,sched_max_job_start=200"
+// The guide's own example values for its scheduling knobs (defer,
+// batch_sched_delay=20, sched_min_interval=2000000) are left out: they
+// trade each job's start for the controller's load under thousands of
+// submissions a second. Measured here with them, the array ran 88 of
+// its 200 tasks in 14 minutes (defer leaves each start to the periodic
+// pass): not a comparison worth making.
 
 // TestPilots measures 200 jobs of 0.5 s as a job array and through
-// Orrery's pilots on a Slurm configured as the guide's examples say,
-// then again on one tuned for an array's latency, and on the embedded
-// cluster, on the same machine in the same run. The targets are judged
-// on the guide's configuration, as the issue asks.
+// Orrery's pilots on a Slurm configured as the High Throughput
+// Computing guide suggests (htc), then on the test Slurm's own
+// configuration (Debian's defaults: sched/backfill, batch_sched_delay
+// 3 s...), and on the embedded cluster, on the same machine in the same
+// run. The targets are judged on the guide's configuration, as the
+// issue asks.
 func TestPilots(t *testing.T) {
 	jobs := envInt(t, "SLURM_JOBS", 200)
 	cpus := runtime.NumCPU()
@@ -83,16 +85,18 @@ func TestPilots(t *testing.T) {
 	plan := fmt.Sprintf("parameter x integer range from 1 to %d\ntask main\n\texecute sleep 0.5\nendtask\n", jobs)
 	type result struct{ array, pilots time.Duration }
 	var res []result
-	for i, conf := range []struct{ name, line string }{{"the guide's examples", guide}, {"tuned for one array's latency", ""}} {
-		if i > 0 && os.Getenv("SLURM_ONLY") == "guide" {
+	for i, conf := range []struct {
+		name string
+		htc  bool
+	}{{"the High Throughput Computing guide suggests", true}, {"Debian's defaults (the test Slurm's own)", false}} {
+		if i > 0 && os.Getenv("SLURM_ONLY") == "htc" {
 			break
 		}
 		var extra []string
 		for _, s := range htc {
-			extra = append(extra, s.line)
-		}
-		if conf.line != "" {
-			extra = append(extra, conf.line)
+			if conf.htc {
+				extra = append(extra, s.line)
+			}
 		}
 		// SLURM_EXTRA: further lines (separated by ';') that replace these,
 		// to try other settings.
@@ -111,9 +115,6 @@ func TestPilots(t *testing.T) {
 		checkConfig(t, sl, extra)
 		for _, l := range extra {
 			why := "SLURM_EXTRA"
-			if l == guide {
-				why = "the guide's example values"
-			}
 			for _, s := range htc {
 				if s.line == l {
 					why = s.why
@@ -144,9 +145,9 @@ func TestPilots(t *testing.T) {
 
 	r1 := res[0].array.Seconds() / res[0].pilots.Seconds()
 	r2 := res[0].pilots.Seconds() / embedded.Seconds()
-	fmt.Printf("\nas the guide's examples configure Slurm:\n  array / pilots:    %.2f (target >= 3)\n  pilots / embedded: %.2f (target <= 1.2)\n", r1, r2)
+	fmt.Printf("\nSlurm as the guide suggests:\n  array / pilots:    %.2f (target >= 3)\n  pilots / embedded: %.2f (target <= 1.2)\n", r1, r2)
 	if len(res) > 1 {
-		fmt.Printf("tuned for one array's latency:\n  array / pilots:    %.2f\n  pilots / embedded: %.2f\n",
+		fmt.Printf("Slurm with Debian's defaults:\n  array / pilots:    %.2f\n  pilots / embedded: %.2f\n",
 			res[1].array.Seconds()/res[1].pilots.Seconds(), res[1].pilots.Seconds()/embedded.Seconds())
 	}
 	if r1 < 3 {
