@@ -5,7 +5,9 @@ import (
 	"slices"
 	"time"
 
+	"orrery/protocol"
 	"orrery/sched"
+	"orrery/store"
 )
 
 // decider is what decides for the dispatch loop: a sched.Core over the
@@ -43,9 +45,12 @@ var _ decider = (*gridDecider)(nil)
 
 // gridDecider drives sched.Grid for a grid's root: each head is a node
 // of the root's that stands for its cluster. Grid's Send and Duplicate
-// become starts on the cluster's head, Withdraw and Stop cancels (a
-// withdrawn attempt goes out again once the head confirmed it stopped:
-// Withdrawn), and what heads report goes back to Grid by cluster.
+// become starts on the cluster's head, Stop a cancel, and Withdraw a
+// withdraw (takeWithdraws): the attempt stays the head's, running as
+// far as the root records, until the head answers either that it took
+// it back (its end "cancelled": Withdrawn, and the job goes out again)
+// or that it had begun it (Started: it runs on there). What heads
+// report goes back to Grid by cluster.
 type gridDecider struct {
 	g       *sched.Grid
 	timeout time.Duration // a head silent this long is lost
@@ -53,6 +58,8 @@ type gridDecider struct {
 	byName  map[string]string       // cluster → its head's node ID
 	where   map[attemptKey]string   // each attempt out → its cluster
 	pulled  map[attemptKey]struct{} // attempts being withdrawn
+	// withdraws are the withdraws Ready decided, for act to carry out.
+	withdraws []sched.Cancel
 }
 
 type gridHead struct {
@@ -89,11 +96,26 @@ func (d *gridDecider) Adopt(j sched.Job, attempt int, node string, now time.Time
 	return true
 }
 
-// Started says the head began an attempt on one of its nodes.
-func (d *gridDecider) Started(index int64, attempt int, now time.Time) {
-	if c, ok := d.where[attemptKey{index, attempt}]; ok {
-		d.g.Started(c, index, attempt, now)
+// Started says the head began an attempt on one of its nodes; it
+// reports whether the root was withdrawing it, which it no longer does
+// (Grid keeps the attempt there).
+func (d *gridDecider) Started(index int64, attempt int, now time.Time) bool {
+	key := attemptKey{index, attempt}
+	c, ok := d.where[key]
+	if !ok {
+		return false
 	}
+	_, pulled := d.pulled[key]
+	delete(d.pulled, key)
+	d.g.Started(c, index, attempt, now)
+	return pulled
+}
+
+// takeWithdraws returns the withdraws decided since the last call.
+func (d *gridDecider) takeWithdraws() []sched.Cancel {
+	w := d.withdraws
+	d.withdraws = nil
+	return w
 }
 
 // Stopped says an attempt the root cancelled has stopped on its head:
@@ -220,7 +242,7 @@ func (d *gridDecider) Ready(now time.Time) []sched.Action {
 			out = append(out, d.start(a.Job, a.Attempt, a.Cluster))
 		case sched.Withdraw:
 			d.pulled[attemptKey{a.Job, a.Attempt}] = struct{}{}
-			out = append(out, sched.Cancel{Job: a.Job, Attempt: a.Attempt, Node: d.byName[a.Cluster]})
+			d.withdraws = append(d.withdraws, sched.Cancel{Job: a.Job, Attempt: a.Attempt, Node: d.byName[a.Cluster]})
 		case sched.Stop:
 			out = append(out, sched.Cancel{Job: a.Job, Attempt: a.Attempt, Node: d.byName[a.Cluster]})
 		case sched.Fail:
@@ -232,13 +254,55 @@ func (d *gridDecider) Ready(now time.Time) []sched.Action {
 
 // cancelReason says why the core stopped a running attempt.
 func (r *runState) cancelReason(c sched.Cancel) string {
-	if gd, ok := r.core.(*gridDecider); ok {
-		if gd.withdrawing(c.Job, c.Attempt) {
-			return fmt.Sprintf("withdrawn from cluster %s's queue, to go where it is expected to finish sooner", gd.nodes[c.Node].clusterName())
-		}
+	if _, ok := r.core.(*gridDecider); ok {
 		return "stopped: another attempt of the job ended first"
 	}
 	return fmt.Sprintf("stopped: node %s had more resident memory than RAM; the job starts again where it fits", c.Node)
+}
+
+// withdrawnReason is how an attempt a head took out of its queue when
+// asked (a withdraw) is recorded.
+func (d *gridDecider) withdrawnReason(node string) string {
+	return fmt.Sprintf("withdrawn from cluster %s's queue, to go where it is expected to finish sooner", d.nodes[node].clusterName())
+}
+
+// withdrawAttempt records a withdraw Ready decided, which act sends
+// once its batch is applied: the attempt stays recorded running until
+// the head answers (see gridDecider). It reports whether the head must
+// be told.
+func (r *runState) withdrawAttempt(w sched.Cancel) bool {
+	j := r.jobs[w.Job]
+	if j == nil || j.runs[w.Attempt] != w.Node || r.nodes[w.Node] == nil {
+		return false // it ended meanwhile
+	}
+	r.batch.Event(r.exp.ID, "attempt.withdrawing", w.Job, w.Node,
+		fmt.Sprintf("attempt %d asked back from the cluster's queue, to go where it is expected to finish sooner", w.Attempt))
+	return true
+}
+
+// confirmWithdrawn takes a head's end "cancelled" of an attempt the root
+// was withdrawing: the head took it out of its queue, so it is recorded
+// cancelled now and its job goes out again. It reports whether the end
+// was that.
+func (r *runState) confirmWithdrawn(nc *nodeConn, j *liveJob, a store.Attempt, res *protocol.Result) bool {
+	gd, ok := r.core.(*gridDecider)
+	if !ok || !nc.head || !res.Cancelled || res.OK || !gd.withdrawing(a.Job, a.N) {
+		return false
+	}
+	a.State, a.Error = store.AttemptCancelled, gd.withdrawnReason(nc.id)
+	r.endAttempt(a, len(j.runs) == 0)
+	r.batch.Event(r.exp.ID, "attempt.withdrawn", a.Job, nc.id, a.Error)
+	gd.Stopped(a.Job, a.N, a.Ended) // Withdrawn: the job goes out again
+	return true
+}
+
+// keptStarted takes a head's word that an attempt the root was
+// withdrawing had left its queue for a node first: it runs on there.
+func (r *runState) keptStarted(gd *gridDecider, nc *nodeConn, job int64, attempt int, now time.Time) {
+	if gd.Started(job, attempt, now) {
+		r.batch.Event(r.exp.ID, "attempt.kept", job, nc.id,
+			fmt.Sprintf("attempt %d had started on cluster %s before the withdraw reached it: it runs on there", attempt, nc.cluster))
+	}
 }
 
 // clusterName is the head's cluster ("" for none).

@@ -100,7 +100,7 @@ func (r *runState) handle(e event) {
 	case e.ended != nil && e.ended.Kind == protocol.EventStarted:
 		if gd, ok := r.core.(*gridDecider); ok && nc.head {
 			if j := r.jobs[e.ended.Job]; j != nil && j.runs[e.ended.Attempt] == nc.id {
-				gd.Started(e.ended.Job, e.ended.Attempt, now)
+				r.keptStarted(gd, nc, e.ended.Job, e.ended.Attempt, now) // also one being withdrawn: it runs on
 			}
 		}
 	case e.ended != nil && e.ended.Kind == protocol.EventEnded:
@@ -252,12 +252,19 @@ func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
 	}
 	// Grants first: the node may report an attempt's end as soon as it
 	// is welcomed.
-	var unwanted []protocol.AttemptRef
+	var unwanted, rewithdraw []protocol.AttemptRef
 	has := map[attemptKey]bool{}
+	now := r.now()
+	gd, grid := r.core.(*gridDecider)
 	for _, a := range reg.Running {
 		has[attemptKey{a.Job, a.Attempt}] = true
 		if j := r.jobs[a.Job]; j != nil && j.runs[a.Attempt] == nc.id {
 			n.Resume(a.Job, a.Attempt, r.access(a.Job, j))
+			if grid && gd.withdrawing(a.Job, a.Attempt) && !a.Started {
+				// Asked back before the cut: asked again. One it began
+				// or ended says so again (its start, its end).
+				rewithdraw = append(rewithdraw, a)
+			}
 		} else {
 			// Given up meanwhile, or being stopped: no grants, but its
 			// end is taken; it is cancelled once what gave it up is in
@@ -272,13 +279,15 @@ func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
 		return
 	}
 	nc.link, r.links[n] = n, nc
-	now := r.now()
 	r.core.Heartbeat(nc.id, now)
 	r.resumeEnd(nc, reg)
 	r.afterApply = append(r.afterApply, func() {
 		if nc.link == n {
 			for _, a := range unwanted {
 				n.Cancel(a.Job, a.Attempt)
+			}
+			for _, a := range rewithdraw {
+				n.Withdraw(a.Job, a.Attempt)
 			}
 		}
 	})
@@ -292,13 +301,18 @@ func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
 		for a, at := range j.runs {
 			if at == nc.id && !has[attemptKey{idx, a}] {
 				delete(j.runs, a)
+				if grid && gd.withdrawing(idx, a) {
+					// Asked back, and no longer there: it never ran there.
+					r.confirmWithdrawn(nc, j, store.Attempt{Job: idx, N: a, Node: nc.id, Ended: now},
+						&protocol.Result{Cancelled: true})
+					continue
+				}
 				r.endAttempt(store.Attempt{Job: idx, N: a, Node: nc.id, State: store.AttemptLost, Ended: now,
 					Error: "node " + nc.id + " came back without the attempt (lost with the connection)"}, len(j.runs) == 0)
 				r.core.AttemptLost(idx, a, "lost with the connection", now)
 			}
 		}
 	}
-	gd, grid := r.core.(*gridDecider)
 	for key, s := range r.stopping {
 		if s.node == nc.id && !has[key] {
 			delete(r.stopping, key)
@@ -391,6 +405,9 @@ func (r *runState) ended(nc *nodeConn, ev *protocol.Event) {
 	}
 	delete(j.runs, ev.Attempt)
 	delete(r.began, key)
+	if r.confirmWithdrawn(nc, j, a, res) {
+		return // the head took it out of its queue: the job goes out again
+	}
 	if res.Cancelled && !res.OK && nc.head {
 		// A head stopped it because a root cancelled it, but this root
 		// does not await that (it was started again since, and took the

@@ -21,7 +21,9 @@ type Feed interface {
 	// Take returns at most n jobs to queue.
 	Take(n int) []FedJob
 	// Withdrawn returns the jobs the root took back since the last
-	// call: their attempts are cancelled and the jobs forgotten.
+	// call: their attempts are cancelled and the jobs forgotten. Run
+	// calls it between its decisions: every start decided before it
+	// has been told to Started.
 	Withdrawn() []int64
 	// Closed reports that no more jobs will come: when every job taken
 	// has ended, Run returns.

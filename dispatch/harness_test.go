@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -200,6 +201,8 @@ type fakeNode struct {
 	stopped bool
 	// cancelled are the attempts the dispatcher cancelled.
 	cancelled map[[2]int64]bool
+	// withdrawn are the withdraws the dispatcher sent, in order.
+	withdrawn [][2]int64
 }
 
 var _ Node = (*fakeNode)(nil)
@@ -245,6 +248,22 @@ func (n *fakeNode) Cancel(job int64, attempt int) error {
 	n.cancelled[[2]int64{job, int64(attempt)}] = true
 	n.mu.Unlock()
 	return nil
+}
+
+func (n *fakeNode) Withdraw(job int64, attempt int) error {
+	n.h.log("%s: withdraw %d.%d", n.name, job, attempt)
+	n.mu.Lock()
+	n.withdrawn = append(n.withdrawn, [2]int64{job, int64(attempt)})
+	n.mu.Unlock()
+	return nil
+}
+
+// withdrew reports whether the dispatcher sent a withdraw of job's
+// attempt.
+func (n *fakeNode) withdrew(job int64, attempt int) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Contains(n.withdrawn, [2]int64{job, int64(attempt)})
 }
 
 func (n *fakeNode) Shutdown(reason string) {

@@ -127,13 +127,14 @@ const maxHeadDepth = 1 << 16
 // a root that was stopped (killed, even) and started again recorded them
 // interrupted, while the head kept working on them. An attempt is
 // adoptable when it is its job's latest, the job is still pending, and
-// it was this node's, interrupted or cancelled: a root withdraws an
-// attempt from a head's queue (recorded cancelled, the job pending) and
-// sends the job elsewhere only once the head said it stopped it, so a
-// root killed in between left an attempt that the head may have run
-// meanwhile (the cancel never reached it, or came after its node began
-// it); when the head did stop it, its end says so and the job runs
-// again. Other attempts are cancelled as usual.
+// it was this node's, and interrupted. An attempt the root was
+// withdrawing from the head's queue is among them: it stays recorded
+// running until the head answers (its end "cancelled" when it gave it
+// back, which is recorded then, so a cancelled attempt never ran
+// there), so a root killed in between left it interrupted, and the head
+// may have begun it meanwhile; when the head had given it back, its end
+// says so and the job runs again. Other attempts are cancelled as
+// usual.
 func (r *runState) adoptable(id string, reg protocol.Register) map[attemptKey]*liveJob {
 	if !reg.Head || len(reg.Running) == 0 {
 		return nil
@@ -156,7 +157,7 @@ func (r *runState) adoptable(id string, reg protocol.Register) map[attemptKey]*l
 		mine := false
 		r.d.cfg.Store.Attempts(r.ctx, r.exp.ID, a.Job, func(at store.Attempt) error {
 			if at.N == a.Attempt {
-				mine = at.Node == id && (at.State == store.AttemptInterrupted || at.State == store.AttemptCancelled)
+				mine = at.Node == id && at.State == store.AttemptInterrupted
 			}
 			return nil
 		})

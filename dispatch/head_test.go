@@ -86,13 +86,10 @@ func TestGridDeciderRunsASweep(t *testing.T) {
 	for round := 0; done < 12 && round < 50; round++ {
 		for _, n := range []*fakeNode{a, b} {
 			for _, s := range n.takeStarts() {
-				n.mu.Lock()
-				pulled := n.cancelled[[2]int64{s.Job, int64(s.Attempt)}]
-				n.mu.Unlock()
-				if pulled {
+				if n.withdrew(s.Job, s.Attempt) {
 					// Withdrawn from its queue before it started: the
-					// head says it stopped.
-					n.end(s.Job, s.Attempt, protocol.Result{Error: "cancelled by the root"})
+					// head says it gave it back.
+					n.end(s.Job, s.Attempt, protocol.Result{Error: "cancelled by the root", Cancelled: true})
 					continue
 				}
 				h.d.Ended(n, protocol.Event{Kind: protocol.EventStarted, Job: s.Job, Attempt: s.Attempt})
@@ -175,10 +172,7 @@ func TestGridWithdrawWaitsForASilentHead(t *testing.T) {
 	}
 	pulled := 0
 	for _, s := range held {
-		a.mu.Lock()
-		c := a.cancelled[[2]int64{s.Job, int64(s.Attempt)}]
-		a.mu.Unlock()
-		if c {
+		if a.withdrew(s.Job, s.Attempt) {
 			pulled++
 			a.end(s.Job, s.Attempt, protocol.Result{Error: "cancelled by the root", Cancelled: true})
 			continue

@@ -469,7 +469,7 @@ func params(values []string) []float64 {
 // act takes the core's decisions, records them, and then carries them out.
 func (r *runState) act() error {
 	var starts []sched.Start
-	var cancels []sched.Cancel
+	var cancels, withdraws []sched.Cancel
 	now := r.now()
 	if r.generated() {
 		r.core.Close()
@@ -512,6 +512,13 @@ func (r *runState) act() error {
 			r.fedEnded(a.Job, &protocol.Result{System: true, Error: a.Reason})
 		}
 	}
+	if gd, ok := r.core.(*gridDecider); ok {
+		for _, w := range gd.takeWithdraws() {
+			if r.withdrawAttempt(w) {
+				withdraws = append(withdraws, w)
+			}
+		}
+	}
 	// The state directory first: a job failure may be its consequence
 	// (a copy into incoming/ that failed), and is not the job's.
 	if r.stateBroke != nil {
@@ -533,6 +540,9 @@ func (r *runState) act() error {
 	r.afterApply = r.afterApply[:0]
 	for _, a := range cancels {
 		r.tell(r.nodes[a.Node], func(l Node) { l.Cancel(a.Job, a.Attempt) })
+	}
+	for _, w := range withdraws {
+		r.tell(r.nodes[w.Node], func(l Node) { l.Withdraw(w.Job, w.Attempt) })
 	}
 	for _, s := range starts {
 		// The feed first: a head journals that the attempt left its

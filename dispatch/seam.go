@@ -26,6 +26,12 @@ type Node interface {
 	// Cancel stops an attempt; its grants end at once, so a cancelled
 	// attempt copies nothing more to the root.
 	Cancel(job int64, attempt int) error
+	// Withdraw asks a cluster head to take back an attempt only if it
+	// still waits in the head's queue (sent to heads only): its grants
+	// stay, as the head may have begun it; the head answers with the
+	// attempt's end "cancelled" when it took it back, else with its
+	// start (EventStarted) and later its real end.
+	Withdraw(job int64, attempt int) error
 	// Shutdown tells the node there is no more work: it may exit.
 	Shutdown(reason string)
 	// Close drops the node's connection; the transport then reports it

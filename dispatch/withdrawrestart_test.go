@@ -11,10 +11,9 @@ import (
 	"orrery/store"
 )
 
-// withdrawnAt records what a root records when it withdraws attempt n
-// of job from head's queue to send the job elsewhere (cancel): the
-// attempt cancelled, the job pending; the head has not yet said it
-// stopped it.
+// withdrawnAt records what a root records once a head confirmed it gave
+// back attempt n of job, which the root withdrew from its queue to send
+// the job elsewhere: the attempt cancelled, the job pending.
 func (h *harness) withdrawnAt(job int64, n int, head string) {
 	h.t.Helper()
 	var b store.Batch
@@ -35,16 +34,18 @@ func (h *harness) states(job int64) []string {
 	return out
 }
 
-// TestRootRestartAdoptsWithdrawnAttempt: a root withdrew an attempt from
-// a head's queue (recorded cancelled, the job pending until the head
-// says it stopped it) and was killed before the head said so. The head
-// had begun it meanwhile (or never heard the cancel), and still holds it
-// when the root started again: the root takes it back as running, so
-// the job does not run a second time elsewhere; its end is the job's.
-// When the head did stop it, its end says it was cancelled, and the job
-// runs again.
+// TestRootRestartAdoptsWithdrawnAttempt: a root was withdrawing an
+// attempt from a head's queue (it stays recorded running until the head
+// answers) and was killed before the head did. The head had begun it
+// meanwhile, and still holds it when the root started again: the root
+// takes it back as running, so the job does not run a second time
+// elsewhere; its end is the job's. When the head had given it back, its
+// end says it was cancelled, and the job runs again. An attempt whose
+// giving back the root recorded (cancelled) is not taken back, though
+// the head still lists it (its end not yet forgotten): the job runs
+// again.
 func TestRootRestartAdoptsWithdrawnAttempt(t *testing.T) {
-	for _, stopped := range []bool{false, true} {
+	for _, c := range []string{"ran", "given back", "recorded"} {
 		const jobs = 2
 		h := newHarness(t, jobs, sched.FCFS, nil)
 		a := h.node("a")
@@ -52,40 +53,50 @@ func TestRootRestartAdoptsWithdrawnAttempt(t *testing.T) {
 		if got := len(a.takeStarts()); got != jobs {
 			t.Fatalf("head a was given %d attempts, want %d", got, jobs)
 		}
-		h2 := h.restart(jobs, func() { h.withdrawnAt(2, 1, "head-a") })
+		var meanwhile []func()
+		if c == "recorded" {
+			meanwhile = append(meanwhile, func() { h.withdrawnAt(2, 1, "head-a") })
+		}
+		h2 := h.restart(jobs, meanwhile...)
 		a2 := h2.node("a")
 		a2.rejoinHead("head-a", "a", jobs, protocol.AttemptRef{Job: 1, Attempt: 1, Started: true},
 			protocol.AttemptRef{Job: 2, Attempt: 1, Started: true})
-		if at, _ := h2.attempt(2, 1); at.State != store.AttemptRunning || at.Node != "head-a" {
-			t.Errorf("stopped=%v: the withdrawn attempt 2.1 after head-a came back: %s on %s, want running on head-a (adopted)",
-				stopped, at.State, at.Node)
-		}
-		if s := a2.takeStarts(); len(s) != 0 {
-			t.Errorf("stopped=%v: the new root started %v on head-a, which holds both jobs", stopped, s)
+		at, _ := h2.attempt(2, 1)
+		if adopted := at.State == store.AttemptRunning && at.Node == "head-a"; adopted != (c != "recorded") {
+			t.Errorf("%s: the withdrawn attempt 2.1 after head-a came back: %s on %s, adopted %v", c, at.State, at.Node, adopted)
 		}
 		a2.end(1, 1, ok(time.Second))
-		if stopped {
+		switch c {
+		case "ran":
+			if s := a2.takeStarts(); len(s) != 0 {
+				t.Errorf("%s: the new root started %v on head-a, which holds both jobs", c, s)
+			}
+			a2.end(2, 1, ok(time.Second))
+		default:
+			if c == "given back" {
+				if s := a2.takeStarts(); len(s) != 0 {
+					t.Errorf("%s: the new root started %v on head-a, which holds both jobs", c, s)
+				}
+			}
 			a2.end(2, 1, protocol.Result{Error: "cancelled by the root", Cancelled: true})
 			s := a2.takeStarts()
 			if len(s) != 1 || s[0].Job != 2 {
-				t.Fatalf("stopped=%v: after head-a said it stopped 2.1: starts %v, want job 2 again", stopped, s)
+				t.Fatalf("%s: after head-a said it stopped 2.1: starts %v, want job 2 again", c, s)
 			}
 			a2.end(2, s[0].Attempt, ok(time.Second))
-		} else {
-			a2.end(2, 1, ok(time.Second))
 		}
 		if err := h2.wait(); err != nil {
 			t.Fatal(err)
 		}
 		if h2.sum.Done != jobs {
-			t.Errorf("stopped=%v: summary: %d done, want %d", stopped, h2.sum.Done, jobs)
+			t.Errorf("%s: summary: %d done, want %d", c, h2.sum.Done, jobs)
 		}
 		want := []string{store.AttemptOK}
-		if stopped {
+		if c != "ran" {
 			want = []string{store.AttemptCancelled, store.AttemptOK}
 		}
 		if got := h2.states(2); !slices.Equal(got, want) {
-			t.Errorf("stopped=%v: job 2's attempts %v, want %v", stopped, got, want)
+			t.Errorf("%s: job 2's attempts %v, want %v", c, got, want)
 		}
 	}
 }

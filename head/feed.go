@@ -34,12 +34,40 @@ func (h *Head) Take(n int) []dispatch.FedJob {
 	return out
 }
 
-// Withdrawn implements dispatch.Feed.
+// Withdrawn implements dispatch.Feed. It also settles the root's
+// withdraws of attempts the dispatcher had taken (see withdrawing): it
+// runs on the dispatcher's goroutine between its decisions, each start
+// of which has been journalled (Started) by then, so an attempt not
+// started now has not left for a node, and is given back.
 func (h *Head) Withdrawn() []int64 {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	var back []entry
+	var err error
+	for _, job := range slices.Sorted(maps.Keys(h.pulling)) {
+		attempt := h.pulling[job]
+		delete(h.pulling, job)
+		e := h.j.entries[job]
+		if e == nil || e.Attempt != attempt || e.started || e.Result != nil {
+			continue // it left the queue for a node first, or ended: it runs on
+		}
+		if err = h.giveBack(e); err != nil {
+			break
+		}
+		h.withdrawn = append(h.withdrawn, job)
+		back = append(back, *e)
+	}
 	w := h.withdrawn
 	h.withdrawn = nil
+	h.mu.Unlock()
+	if err != nil {
+		h.fail(err)
+	}
+	for _, e := range back {
+		h.removeSpool(e.Job, e.Attempt)
+	}
+	if len(back) > 0 {
+		h.poke(h.report)
+	}
 	return w
 }
 
@@ -157,11 +185,7 @@ func (h *Head) cancelled(job int64, attempt int) {
 			h.withdrawn = append(h.withdrawn, job)
 		}
 	}
-	res := &protocol.Result{Error: "cancelled by the root", Cancelled: true}
-	err := h.j.add(record{Op: "end", entry: entry{Job: job, Attempt: e.Attempt, Result: res}})
-	e.Result = res // also when it had ended: its results are not sent
-	delete(h.sent, job)
-	delete(h.access, job)
+	err := h.giveBack(e) // also when it had ended: its results are not sent
 	h.mu.Unlock()
 	if err != nil {
 		h.fail(err)
@@ -169,6 +193,55 @@ func (h *Head) cancelled(job int64, attempt int) {
 	}
 	h.removeSpool(job, e.Attempt)
 	h.poke(h.wake)
+	h.poke(h.report)
+}
+
+// giveBack journals that the head gives attempt e back to the root
+// (its end "cancelled", which the root awaits), under h.mu.
+func (h *Head) giveBack(e *entry) error {
+	res := &protocol.Result{Error: "cancelled by the root", Cancelled: true}
+	err := h.j.add(record{Op: "end", entry: entry{Job: e.Job, Attempt: e.Attempt, Result: res}})
+	e.Result = res
+	delete(h.sent, e.Job)
+	delete(h.access, e.Job)
+	return err
+}
+
+// withdrawing takes the root's withdraw of an attempt: it is given back
+// (as cancelled) only while it waits in the head's queue. One still in
+// the head's queue is dropped at once; one its dispatcher took is given
+// back by Withdrawn unless it started on a node first; one that started
+// (or ended) runs on, and the root hears of its start (the reporter
+// says it once per connection, and the registration lists it started)
+// and its end.
+func (h *Head) withdrawing(job int64, attempt int) {
+	h.mu.Lock()
+	e := h.j.entries[job]
+	if e == nil || e.Attempt != attempt || e.started || e.Result != nil {
+		h.mu.Unlock()
+		if e != nil && e.Attempt == attempt {
+			h.log.Info("the root asked back an attempt that has left the queue: it runs on", "job", job, "attempt", attempt)
+		}
+		return
+	}
+	i := slices.IndexFunc(h.queue, func(f dispatch.FedJob) bool { return f.Index == job })
+	if i < 0 {
+		if h.pulling == nil {
+			h.pulling = map[int64]int{}
+		}
+		h.pulling[job] = attempt
+		h.mu.Unlock()
+		h.poke(h.wake)
+		return
+	}
+	h.queue = slices.Delete(h.queue, i, i+1)
+	err := h.giveBack(e)
+	h.mu.Unlock()
+	if err != nil {
+		h.fail(err)
+		return
+	}
+	h.removeSpool(job, attempt)
 	h.poke(h.report)
 }
 

@@ -120,6 +120,10 @@ type Head struct {
 	mainTask  *plan.Task
 	queue     []dispatch.FedJob // handed out by the root, not yet taken
 	withdrawn []int64
+	// pulling are the attempts the root asked back (a withdraw) that
+	// the dispatcher had taken from the queue: Withdrawn, on the
+	// dispatcher's goroutine, gives back those it has not started.
+	pulling   map[int64]int
 	closed    bool           // the root ended the experiment: no more jobs come
 	stop      func(error)    // ends Run with the error
 	peer      *protocol.Peer // the connection now; nil while there is none

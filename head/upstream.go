@@ -98,14 +98,8 @@ func (h *Head) session(ctx context.Context, conn *protocol.Conn) error {
 				go h.heartbeats(sctx, peer, m.Welcome.Heartbeat, beats)
 			}
 			h.cfg.Status(fmt.Sprintf("connected to the root as head %s", m.Welcome.Node))
-		case protocol.TypeStart:
-			h.started(m.Start)
-		case protocol.TypeCancel:
-			h.cancelled(m.Job, m.Attempt)
-		case protocol.TypeRecorded:
-			h.recorded(m.Job, m.Attempt)
-		case protocol.TypeShutdown:
-			h.shutdown(m.Error)
+		default:
+			h.take(m)
 		}
 	})
 	h.disconnected(peer)
@@ -114,6 +108,24 @@ func (h *Head) session(ctx context.Context, conn *protocol.Conn) error {
 		<-beats
 	}
 	return err
+}
+
+// take carries out what the root asks of the head's attempts.
+func (h *Head) take(m *protocol.Msg) {
+	switch m.Type {
+	case protocol.TypeStart:
+		h.started(m.Start)
+	case protocol.TypeCancel:
+		if m.Withdraw {
+			h.withdrawing(m.Job, m.Attempt)
+		} else {
+			h.cancelled(m.Job, m.Attempt)
+		}
+	case protocol.TypeRecorded:
+		h.recorded(m.Job, m.Attempt)
+	case protocol.TypeShutdown:
+		h.shutdown(m.Error)
+	}
 }
 
 // heartbeats tells the root the head is alive, with its cluster's view.

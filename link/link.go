@@ -324,6 +324,13 @@ func (l *Link) Cancel(job int64, attempt int) error {
 	return l.enqueue(&protocol.Msg{Type: protocol.TypeCancel, Job: job, Attempt: attempt})
 }
 
+// Withdraw implements dispatch.Node: a cancel that a cluster head
+// carries out only while the attempt still waits in its queue. The
+// attempt's grants stay until its end: the head may have begun it.
+func (l *Link) Withdraw(job int64, attempt int) error {
+	return l.enqueue(&protocol.Msg{Type: protocol.TypeCancel, Job: job, Attempt: attempt, Withdraw: true})
+}
+
 // Recorded implements dispatch.Recorder: it tells a cluster head that
 // the root has taken the end of an attempt it reported.
 func (l *Link) Recorded(job int64, attempt int) {

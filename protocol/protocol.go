@@ -109,8 +109,14 @@ type Msg struct {
 	// System says the request failed on the root's side for a reason that
 	// is not the job's (out of file descriptors, say): the attempt fails
 	// as a system failure and the job runs again.
-	System bool   `json:"system,omitempty"`
-	Data   []byte `json:"-"` // carried as the frame's data
+	System bool `json:"system,omitempty"`
+	// Withdraw, on a cancel to a cluster head, asks it to take the
+	// attempt back only if it still waits in its queue: one that has
+	// left it for a node runs on (the head has said, or says, it
+	// started), else it ends "cancelled" as for any cancel. A head that
+	// ignores the field stops it either way.
+	Withdraw bool   `json:"withdraw,omitempty"`
+	Data     []byte `json:"-"` // carried as the frame's data
 }
 
 // Hello is the first message on a connection to the root's port: the

@@ -194,14 +194,14 @@ type run struct {
 
 type jobState struct {
 	Job
-	attempt  int      // attempts started so far
-	failures int      // system failures so far
-	ended    int      // attempts lost with a node the batch system ended (see RemoveNode)
+	attempt  int // attempts started so far
+	failures int // system failures so far
+	ended    int // attempts lost with a node the batch system ended (see RemoveNode)
 	// ranFor is the longest an attempt of it ran before a node with an
 	// end was lost under it: on a node that ends it needs at least that
 	// (endNeed).
 	ranFor time.Duration
-	tried    []string // nodes where a system failure happened
+	tried  []string // nodes where a system failure happened
 	// lostOne is set when an attempt failed as the job's own failure
 	// while another ran on: the job gets no further duplicate, so the
 	// attempt left decides it (a job that fails everywhere would
