@@ -157,6 +157,7 @@ func (h *Head) started(s *protocol.Start) {
 		go h.fail(err)
 		return
 	}
+	delete(h.requeued, s.Job) // a new attempt of its own
 	delete(h.sent, s.Job)
 	delete(h.access, s.Job)
 	h.queue = append(h.queue, dispatch.FedJob{Index: s.Job, Values: s.Values})
@@ -181,7 +182,8 @@ func (h *Head) cancelled(job int64, attempt int) {
 		i := slices.IndexFunc(h.queue, func(f dispatch.FedJob) bool { return f.Index == job })
 		if i >= 0 {
 			h.queue = slices.Delete(h.queue, i, i+1)
-		} else {
+		}
+		if i < 0 || h.requeued[job] {
 			h.withdrawn = append(h.withdrawn, job)
 		}
 	}
@@ -235,6 +237,11 @@ func (h *Head) withdrawing(job int64, attempt int) {
 		return
 	}
 	h.queue = slices.Delete(h.queue, i, i+1)
+	if h.requeued[job] {
+		// Back in the queue from the journal after a restart: the
+		// dispatcher's store may hold it pending from before.
+		h.withdrawn = append(h.withdrawn, job)
+	}
 	err := h.giveBack(e)
 	h.mu.Unlock()
 	if err != nil {

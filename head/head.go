@@ -146,6 +146,11 @@ type Head struct {
 	batchErr    string           // why it submits no more pilots
 	pilotNews   chan struct{}    // the root handed it work: its pilots may be wanted
 	gaveUp      bool             // it stopped for good (noNodesLeft)
+	// requeued are the jobs put back in the queue from the journal when
+	// the head started again: its dispatcher's store may hold them
+	// pending too, so one taken back from the queue is withdrawn there
+	// as well.
+	requeued map[int64]bool
 }
 
 // New checks cfg and prepares a head.
@@ -214,6 +219,10 @@ func (h *Head) Run(ctx context.Context) error {
 	for _, k := range slices.Sorted(maps.Keys(h.j.entries)) {
 		if e := h.j.entries[k]; e.Result == nil {
 			h.queue = append(h.queue, dispatch.FedJob{Index: e.Job, Values: e.Values})
+			if h.requeued == nil {
+				h.requeued = map[int64]bool{}
+			}
+			h.requeued[e.Job] = true
 		}
 	}
 	if h.cache, err = headcache.Open(filepath.Join(h.cfg.Dir, "cache"), h.cfg.CacheLimit); err != nil {

@@ -97,3 +97,39 @@ func TestWithdrawKeepsStarted(t *testing.T) {
 		t.Errorf("after a cancel of 1.1: result %+v, want cancelled", e.Result)
 	}
 }
+
+// TestWithdrawRequeuedAfterRestart: a job put back in the head's queue
+// from its journal when the head started again may also be pending in
+// its dispatcher's store from before; taken back from the queue (a
+// withdraw or a cancel), it is withdrawn from the dispatcher too, so the
+// dispatcher does not run a job the root has sent elsewhere. A new
+// attempt of it handed over since is not.
+func TestWithdrawRequeuedAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournal(filepath.Join(dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	cache, err := headcache.Open(filepath.Join(dir, "cache"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Head{j: j, cache: cache, log: slog.New(slog.DiscardHandler), access: map[int64]*task.Access{}, sent: map[int64]int{},
+		startSent: map[int64]int{}, report: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		fetch: make(chan struct{}, 1), pilotNews: make(chan struct{}, 1)}
+	for job := int64(1); job <= 3; job++ {
+		h.take(&protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: job, Attempt: 1, Values: []string{"x"}}})
+	}
+	// As Run does when the head starts again: the journal's unended
+	// attempts are back in the queue.
+	h.requeued = map[int64]bool{1: true, 2: true, 3: true}
+	h.take(&protocol.Msg{Type: protocol.TypeCancel, Job: 1, Attempt: 1, Withdraw: true})
+	h.take(&protocol.Msg{Type: protocol.TypeCancel, Job: 2, Attempt: 1})
+	h.take(&protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: 3, Attempt: 2, Values: []string{"x"}}})
+	back := h.Withdrawn()
+	slices.Sort(back)
+	if !slices.Equal(back, []int64{1, 2}) {
+		t.Errorf("the dispatcher was told to withdraw %v, want [1 2]", back)
+	}
+}
