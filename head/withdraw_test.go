@@ -20,19 +20,8 @@ import (
 // or taken by its dispatcher and not started, is given back ("cancelled").
 // A plain cancel still stops a started attempt.
 func TestWithdrawKeepsStarted(t *testing.T) {
-	dir := t.TempDir()
-	j, err := openJournal(filepath.Join(dir, "journal"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.close()
-	cache, err := headcache.Open(filepath.Join(dir, "cache"), 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &Head{j: j, cache: cache, log: slog.New(slog.DiscardHandler), access: map[int64]*task.Access{}, sent: map[int64]int{},
-		startSent: map[int64]int{}, report: make(chan struct{}, 1), wake: make(chan struct{}, 1),
-		fetch: make(chan struct{}, 1), pilotNews: make(chan struct{}, 1)}
+	h := journalHead(t)
+	j := h.j
 	for job := int64(1); job <= 5; job++ {
 		h.take(&protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: job, Attempt: 1, Values: []string{"x"}}})
 	}
@@ -105,19 +94,7 @@ func TestWithdrawKeepsStarted(t *testing.T) {
 // dispatcher does not run a job the root has sent elsewhere. A new
 // attempt of it handed over since is not.
 func TestWithdrawRequeuedAfterRestart(t *testing.T) {
-	dir := t.TempDir()
-	j, err := openJournal(filepath.Join(dir, "journal"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.close()
-	cache, err := headcache.Open(filepath.Join(dir, "cache"), 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &Head{j: j, cache: cache, log: slog.New(slog.DiscardHandler), access: map[int64]*task.Access{}, sent: map[int64]int{},
-		startSent: map[int64]int{}, report: make(chan struct{}, 1), wake: make(chan struct{}, 1),
-		fetch: make(chan struct{}, 1), pilotNews: make(chan struct{}, 1)}
+	h := journalHead(t)
 	for job := int64(1); job <= 3; job++ {
 		h.take(&protocol.Msg{Type: protocol.TypeStart, Start: &protocol.Start{Job: job, Attempt: 1, Values: []string{"x"}}})
 	}
@@ -132,4 +109,23 @@ func TestWithdrawRequeuedAfterRestart(t *testing.T) {
 	if !slices.Equal(back, []int64{1, 2}) {
 		t.Errorf("the dispatcher was told to withdraw %v, want [1 2]", back)
 	}
+}
+
+// journalHead is a head with a journal and a cache in a test directory,
+// driven by its message handler alone (no root, no dispatcher).
+func journalHead(t *testing.T) *Head {
+	t.Helper()
+	dir := t.TempDir()
+	j, err := openJournal(filepath.Join(dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.close() })
+	cache, err := headcache.Open(filepath.Join(dir, "cache"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Head{j: j, cache: cache, log: slog.New(slog.DiscardHandler), access: map[int64]*task.Access{}, sent: map[int64]int{},
+		startSent: map[int64]int{}, report: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		fetch: make(chan struct{}, 1), pilotNews: make(chan struct{}, 1)}
 }

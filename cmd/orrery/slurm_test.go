@@ -167,58 +167,54 @@ func headLog(dir, cluster string) string {
 	return string(b)
 }
 
-// TestE2ESlurmScancel cancels the one pilot with scancel while it runs
-// a job: the job is a system failure of the pilot, not the job's; it
-// runs again on a new pilot, and every job ends exactly once, done.
-func TestE2ESlurmScancel(t *testing.T) {
-	sl := testSlurm(t)
-	const n = 4
+// slurmSweep starts `orrery run` of n jobs of secs seconds each, with
+// their results copied back, on a Slurm cluster of at most pilots pilots
+// of one CPU; it returns the run's directory and process.
+func slurmSweep(t *testing.T, sl *slurmtest.Cluster, n, secs, pilots int) (string, *e2eProc) {
+	t.Helper()
 	dir := e2eDir(t)
 	e2eWrite(t, filepath.Join(dir, "p.pln"), fmt.Sprintf(`parameter x integer range from 1 to %d
 task main
-	execute sh -c "sleep 3; echo done $x" > out.txt
+	execute sh -c "sleep %d; echo done $x" > out.txt
 	copy node:out.txt root:results/out-$x.txt
 endtask
-`, n))
-	e2eWrite(t, filepath.Join(dir, "grid.cluster"), fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 1 cpus-per-pilot 1 listen %s\n",
-		slurmtest.Partition, freePort(t)))
+`, n, secs))
+	e2eWrite(t, filepath.Join(dir, "grid.cluster"), fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots %d cpus-per-pilot 1 listen %s\n",
+		slurmtest.Partition, pilots, freePort(t)))
 	gridStopHeads(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	cmd := exec.Command(e2eBinary(t), "run", "--cluster", "grid.cluster", "p.pln")
 	cmd.Dir, cmd.Env = dir, sl.Environ()
-	p := e2eStartCmd(t, ctx, "orrery run", cmd)
-	headState := filepath.Join(dir, ".orrery", "heads", "here", "state")
-	// Wait until a job runs on the pilot, then cancel the pilot.
-	var pilot string
+	return dir, e2eStartCmd(t, ctx, "orrery run", cmd)
+}
+
+// waitClusterRunning waits (at most 2 minutes, a liveness bound) until
+// the cluster's head says a job runs on one of its pilots.
+func waitClusterRunning(t *testing.T, sl *slurmtest.Cluster, dir string) {
+	t.Helper()
+	state := filepath.Join(dir, ".orrery", "heads", "here", "state")
 	deadline := time.Now().Add(2 * time.Minute)
-	for pilot == "" {
+	for {
 		if time.Now().After(deadline) {
 			t.Fatalf("no job ran on a pilot within 2 minutes; queue:\n%s\nhead.log:\n%s", slurmQueue(t, sl), headLog(dir, "here"))
 		}
 		time.Sleep(200 * time.Millisecond)
-		if _, err := os.Stat(filepath.Join(headState, "state.db")); err != nil {
+		if _, err := os.Stat(filepath.Join(state, "state.db")); err != nil {
 			continue
 		}
-		code, out, _ := e2eRun(t, dir, time.Minute, "status", "--json", "--state-dir", headState)
+		code, out, _ := e2eRun(t, dir, time.Minute, "status", "--json", "--state-dir", state)
 		var st struct{ Running int }
-		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Running != 1 {
-			continue
-		}
-		for _, l := range strings.Split(slurmQueue(t, sl), "\n") {
-			if f := strings.Fields(l); len(f) == 3 && strings.HasPrefix(f[1], "orrery-") && f[2] == "RUNNING" {
-				pilot = f[0]
-			}
+		if code == 0 && json.Unmarshal([]byte(out), &st) == nil && st.Running >= 1 {
+			return
 		}
 	}
-	c := exec.Command("scancel", pilot)
-	c.Env = sl.Environ()
-	if out, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("scancel %s: %v: %s", pilot, err, out)
-	}
-	if code := p.wait(3 * time.Minute); code != 0 {
-		t.Fatalf("exit %d after the pilot was cancelled\nstdout:\n%s\nstderr:\n%s\nhead.log:\n%s", code, p.stdout.String(), p.stderr.String(), headLog(dir, "here"))
-	}
+}
+
+// slurmDoneOnce checks the results of slurmSweep's n jobs, and that the
+// root recorded each done after one attempt.
+func slurmDoneOnce(t *testing.T, dir string, n int) {
+	t.Helper()
 	want := map[string]string{}
 	for i := 1; i <= n; i++ {
 		want[fmt.Sprintf("out-%d.txt", i)] = fmt.Sprintf("done %d\n", i)
@@ -229,6 +225,36 @@ endtask
 			t.Errorf("job %d at the root: %s after %d attempts, want done after 1", j.Index, j.State, j.Attempts)
 		}
 	}
+}
+
+// TestE2ESlurmScancel cancels the one pilot with scancel while it runs
+// a job: the job is a system failure of the pilot, not the job's; it
+// runs again on a new pilot, and every job ends exactly once, done.
+func TestE2ESlurmScancel(t *testing.T) {
+	sl := testSlurm(t)
+	const n = 4
+	dir, p := slurmSweep(t, sl, n, 3, 1)
+	headState := filepath.Join(dir, ".orrery", "heads", "here", "state")
+	// Wait until a job runs on the pilot, then cancel the pilot.
+	waitClusterRunning(t, sl, dir)
+	var pilot string
+	for _, l := range strings.Split(slurmQueue(t, sl), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && strings.HasPrefix(f[1], "orrery-") && f[2] == "RUNNING" {
+			pilot = f[0]
+		}
+	}
+	if pilot == "" {
+		t.Fatalf("a job runs, but no pilot is running in the queue:\n%s", slurmQueue(t, sl))
+	}
+	c := exec.Command("scancel", pilot)
+	c.Env = sl.Environ()
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("scancel %s: %v: %s", pilot, err, out)
+	}
+	if code := p.wait(3 * time.Minute); code != 0 {
+		t.Fatalf("exit %d after the pilot was cancelled\nstdout:\n%s\nstderr:\n%s\nhead.log:\n%s", code, p.stdout.String(), p.stderr.String(), headLog(dir, "here"))
+	}
+	slurmDoneOnce(t, dir, n)
 	// On the cluster, the job the pilot ran was lost with it, and ran
 	// again: one attempt more than the jobs.
 	attempts := 0
@@ -274,37 +300,9 @@ func TestE2ESlurmListenUnusable(t *testing.T) {
 func TestE2ESlurmHeadKilled(t *testing.T) {
 	sl := testSlurm(t)
 	const n = 8
-	dir := e2eDir(t)
-	e2eWrite(t, filepath.Join(dir, "p.pln"), fmt.Sprintf(`parameter x integer range from 1 to %d
-task main
-	execute sh -c "sleep 2; echo done $x" > out.txt
-	copy node:out.txt root:results/out-$x.txt
-endtask
-`, n))
-	e2eWrite(t, filepath.Join(dir, "grid.cluster"), fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 cpus-per-pilot 1 listen %s\n",
-		slurmtest.Partition, freePort(t)))
-	gridStopHeads(t, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.Command(e2eBinary(t), "run", "--cluster", "grid.cluster", "p.pln")
-	cmd.Dir, cmd.Env = dir, sl.Environ()
-	p := e2eStartCmd(t, ctx, "orrery run", cmd)
+	dir, p := slurmSweep(t, sl, n, 2, 2)
 	hd := filepath.Join(dir, ".orrery", "heads", "here")
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if time.Now().After(deadline) {
-			t.Fatalf("no job ran on a pilot within 2 minutes; queue:\n%s\nhead.log:\n%s", slurmQueue(t, sl), headLog(dir, "here"))
-		}
-		time.Sleep(200 * time.Millisecond)
-		if _, err := os.Stat(filepath.Join(hd, "state", "state.db")); err != nil {
-			continue
-		}
-		code, out, _ := e2eRun(t, dir, time.Minute, "status", "--json", "--state-dir", filepath.Join(hd, "state"))
-		var st struct{ Running int }
-		if code == 0 && json.Unmarshal([]byte(out), &st) == nil && st.Running >= 1 {
-			break
-		}
-	}
+	waitClusterRunning(t, sl, dir)
 	b, err := os.ReadFile(filepath.Join(hd, "pid"))
 	if err != nil {
 		t.Fatal(err)
@@ -319,16 +317,7 @@ endtask
 	if code := p.wait(3 * time.Minute); code != 0 {
 		t.Fatalf("exit %d after the head was killed\nstdout:\n%s\nstderr:\n%s\nhead.log:\n%s", code, p.stdout.String(), p.stderr.String(), headLog(dir, "here"))
 	}
-	want := map[string]string{}
-	for i := 1; i <= n; i++ {
-		want[fmt.Sprintf("out-%d.txt", i)] = fmt.Sprintf("done %d\n", i)
-	}
-	e2eResults(t, filepath.Join(dir, "results"), want)
-	for _, j := range e2eJobs(t, dir) {
-		if j.State != "done" || j.Attempts != 1 {
-			t.Errorf("job %d at the root: %s after %d attempts, want done after 1", j.Index, j.State, j.Attempts)
-		}
-	}
+	slurmDoneOnce(t, dir, n)
 	next, err := os.ReadFile(filepath.Join(hd, "pilots", "next"))
 	if err != nil {
 		t.Fatal(err)
