@@ -61,12 +61,12 @@ func (r *runState) headBeat(nc *nodeConn, cs *protocol.ClusterStatus) {
 		nc.limit = 0 // tell the core
 	}
 	nc.beaten = true
-	if b := clip(cs.Batch, maxBatchWord); b != "" && b != nc.status.Batch {
+	if b := Printable(cs.Batch, maxBatchWord); b != "" && b != nc.status.Batch {
 		r.d.log.Warn(b) // the head's reason for submitting no more pilots, which names its cluster
 	}
 	nc.status = protocol.ClusterStatus{Nodes: clampInt(cs.Nodes, 0, maxCPUs), CPUs: clampInt(cs.CPUs, 0, maxCPUs), Slots: slots,
 		Running: clampInt(cs.Running, 0, maxHeadDepth), Queued: clampInt(cs.Queued, 0, maxHeadDepth), Depth: clampInt(cs.Depth, 0, maxHeadDepth),
-		Pilots: boundPilots(cs.Pilots), Batch: clip(cs.Batch, maxBatchWord)}
+		Pilots: boundPilots(cs.Pilots), Batch: Printable(cs.Batch, maxBatchWord)}
 	if limit != nc.limit || cpus != nc.cpus {
 		nc.limit, nc.cpus = limit, cpus
 		r.core.AddNode(r.schedNode(nc), r.now())
@@ -92,8 +92,8 @@ func boundPilots(ps []protocol.Pilot) []protocol.Pilot {
 		default:
 			st = protocol.PilotPending
 		}
-		out = append(out, protocol.Pilot{ID: clip(p.ID, maxPilotWord), Name: clip(p.Name, maxPilotWord),
-			State: st, Reason: clip(p.Reason, maxPilotWord)})
+		out = append(out, protocol.Pilot{ID: Printable(p.ID, maxPilotWord), Name: Printable(p.Name, maxPilotWord),
+			State: st, Reason: Printable(p.Reason, maxPilotWord)})
 	}
 	if len(out) == 0 {
 		return nil
@@ -101,10 +101,10 @@ func boundPilots(ps []protocol.Pilot) []protocol.Pilot {
 	return out
 }
 
-// clip cuts s to at most n bytes, on a rune's boundary, each control
+// Printable cuts s to at most n bytes, on a rune's boundary, each control
 // character (an escape sequence, a line break) made a space: a head's
 // words are printed on the user's terminal.
-func clip(s string, n int) string {
+func Printable(s string, n int) string {
 	if len(s) > n {
 		s = s[:n]
 		for len(s) > 0 && !utf8.ValidString(s) {

@@ -15,7 +15,7 @@ import (
 func TestHeadPilotsArePrintable(t *testing.T) {
 	evil := "x\x1b]0;pwned\x07\x1b[2J\nfake line"
 	got := boundPilots([]protocol.Pilot{{ID: evil, Name: evil, State: evil, Reason: evil}})
-	for _, s := range []string{got[0].ID, got[0].Name, got[0].State, got[0].Reason, clip(evil, maxBatchWord)} {
+	for _, s := range []string{got[0].ID, got[0].Name, got[0].State, got[0].Reason, Printable(evil, maxBatchWord)} {
 		if strings.IndexFunc(s, unicode.IsControl) >= 0 {
 			t.Errorf("kept control characters: %q", s)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"orrery/clusterfile"
 	"orrery/dispatch"
+	"orrery/internal/atomicfile"
 	"orrery/link"
 	"orrery/pki"
 	"orrery/port"
@@ -172,7 +173,7 @@ func (h *Head) startFar(disp link.Dispatcher) *farNodes {
 	}
 	tok, err := auth.Token()
 	if err == nil {
-		err = writeSecret(filepath.Join(h.cfg.Dir, JoinTokenFile), tok+"\n")
+		err = atomicfile.Write(h.cfg.Dir, JoinTokenFile, []byte(tok+"\n"), 0o600)
 	}
 	if err != nil {
 		return fail("its port's join token: %v; no node on another machine can join", err)
@@ -343,20 +344,6 @@ func pilotListen(h *Head) string {
 		}
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// writeSecret writes a file only its owner may read, whole: a temporary
-// file renamed into place.
-func writeSecret(file, text string) error {
-	tmp := file + ".tmp"
-	os.Remove(tmp)
-	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
 }
 
 // oneLine folds every run of white space into a space.

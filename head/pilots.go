@@ -6,13 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"orrery/batch"
@@ -137,7 +135,7 @@ func (h *Head) startPilots(addr, id string) *pilotLoop {
 		return fail("%v", err)
 	}
 	dir := filepath.Join(h.cfg.Dir, pilotDir)
-	if err := privateDir(dir); err != nil {
+	if err := prepareDir(dir); err != nil {
 		return fail("%v", err)
 	}
 	if err := atomicfile.Write(dir, "addr", []byte(addr+"\n"), 0o600); err != nil {
@@ -567,28 +565,6 @@ if [ -n "$SLURM_MEM_PER_NODE" ]; then set -- "$@" --memory "${SLURM_MEM_PER_NODE
 		shellQuote(filepath.Join(l.dir, "addr")), shellQuote(filepath.Join(l.h.cfg.Dir, JoinTokenFile)),
 		l.opts.Wait, s.Idle)
 	return []byte(b.String())
-}
-
-// privateDir makes dir, or takes the one there, as a directory of the
-// user's only (0700): not a symbolic link, not another user's.
-func privateDir(dir string) error {
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	st, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() {
-		return fmt.Errorf("%s belongs to another user", dir)
-	}
-	if st.Mode().Perm() != 0o700 {
-		return os.Chmod(dir, 0o700)
-	}
-	return nil
 }
 
 // shellQuote quotes s for sh.

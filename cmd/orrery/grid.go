@@ -12,9 +12,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"orrery/clusterfile"
+	"orrery/dispatch"
 	"orrery/head"
 	"orrery/headctl"
 	"orrery/pki"
@@ -171,7 +171,7 @@ func (g *grid) watch(ctx context.Context, lose func(cluster, reason string)) {
 					// Its cluster can have no node (a Slurm cluster
 					// that gets no pilots): starting it again would
 					// not change that.
-					why := headWords(p.GaveUp)
+					why := dispatch.Printable(p.GaveUp, 1024)
 					fmt.Fprintf(g.e.stderr, "orrery: %s; its jobs run elsewhere\n", why)
 					lost[h.name] = true
 					lose(h.name, why)
@@ -182,7 +182,7 @@ func (g *grid) watch(ctx context.Context, lose func(cluster, reason string)) {
 					}
 				}
 			case !lost[h.name] && h.ssh.GaveUp() != "":
-				why := headWords(h.ssh.GaveUp())
+				why := dispatch.Printable(h.ssh.GaveUp(), 1024)
 				fmt.Fprintf(g.e.stderr, "orrery: %s; its jobs run elsewhere\n", why)
 				lost[h.name] = true
 				lose(h.name, why)
@@ -196,23 +196,6 @@ func (g *grid) watch(ctx context.Context, lose func(cluster, reason string)) {
 			}
 		}
 	}
-}
-
-// headWords is what a head wrote for the user (its reason to stop), fit
-// for a terminal: one line of at most 1024 bytes, no control
-// characters.
-func headWords(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 1024 {
-		s = strings.ToValidUTF8(s[:1024], "")
-	}
-	return s
 }
 
 // restartLocal starts a local head again from its spec.
