@@ -35,6 +35,7 @@ type nodeConn struct {
 	claimed   int                    // the job limit it claims, which slow start grows to
 	beaten    bool                   // a head's status came with a heartbeat
 	started   int64                  // attempts started on it in this run
+	batchSaid time.Time              // when a head's reason to submit no more pilots was last logged
 	load      float64                // its 1-minute load average, as it last said
 	// residents are the resident bytes of its attempts, as its last
 	// heartbeat said (only attempts it ran then).

@@ -61,8 +61,12 @@ func (r *runState) headBeat(nc *nodeConn, cs *protocol.ClusterStatus) {
 		nc.limit = 0 // tell the core
 	}
 	nc.beaten = true
-	if b := Printable(cs.Batch, maxBatchWord); b != "" && b != nc.status.Batch {
-		r.d.log.Warn(b) // the head's reason for submitting no more pilots, which names its cluster
+	if b := Printable(cs.Batch, maxBatchWord); b != "" && b != nc.status.Batch && r.now().Sub(nc.batchSaid) >= batchSayEvery {
+		// The head's reason for submitting no more pilots, which names
+		// its cluster; a reason that keeps changing is said at most
+		// every batchSayEvery.
+		nc.batchSaid = r.now()
+		r.d.log.Warn(b)
 	}
 	nc.status = protocol.ClusterStatus{Nodes: clampInt(cs.Nodes, 0, maxCPUs), CPUs: clampInt(cs.CPUs, 0, maxCPUs), Slots: slots,
 		Running: clampInt(cs.Running, 0, maxHeadDepth), Queued: clampInt(cs.Queued, 0, maxHeadDepth), Depth: clampInt(cs.Depth, 0, maxHeadDepth),
@@ -101,22 +105,28 @@ func boundPilots(ps []protocol.Pilot) []protocol.Pilot {
 	return out
 }
 
+// batchSayEvery is the shortest time between two log lines of one
+// head's reason to submit no more pilots.
+const batchSayEvery = time.Minute
+
 // Printable cuts s to at most n bytes, on a rune's boundary, each control
-// character (an escape sequence, a line break) made a space: a head's
-// words are printed on the user's terminal.
+// or format character (an escape sequence, a line break, a bidirectional
+// override) made a space and invalid UTF-8 dropped: a head's words are
+// printed on the user's terminal.
 func Printable(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
 	if len(s) > n {
 		s = s[:n]
 		for len(s) > 0 && !utf8.ValidString(s) {
 			s = s[:len(s)-1]
 		}
 	}
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
+	return s
 }
 
 // maxHeadDepth bounds how many of the root's attempts one head may hold.

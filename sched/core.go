@@ -198,8 +198,8 @@ type jobState struct {
 	failures int // system failures so far
 	ended    int // attempts lost with a node the batch system ended (see RemoveNode)
 	// ranFor is the longest an attempt of it ran before a node with an
-	// end was lost under it: on a node that ends it needs at least that
-	// (endNeed).
+	// end was lost under it at that end: on a node that ends it needs at
+	// least that (endNeed).
 	ranFor time.Duration
 	tried  []string // nodes where a system failure happened
 	// lostOne is set when an attempt failed as the job's own failure
@@ -430,7 +430,11 @@ func (c *Core) RemoveNode(id, reason string, now time.Time) {
 		// no retry is charged, unless it happens more than
 		// MaxEndedLosses times to one job (a job that kills its pilot).
 		r.job.ended++
-		r.job.ranFor = max(r.job.ranFor, now.Sub(r.start))
+		if !now.Before(n.End.Add(-2 * EndMargin)) {
+			// Lost at its node's end (not before it, which a node may
+			// claim falsely far away): it needs more time than it had.
+			r.job.ranFor = max(r.job.ranFor, now.Sub(r.start))
+		}
 		c.lose(r.job.Index, r.attempt, reason, now, r.job.ended > MaxEndedLosses)
 	}
 	// Failures it had not yet answered for were its own: it broke.

@@ -323,11 +323,11 @@ func TestEndCutShortLearnt(t *testing.T) {
 	c := New(Config{Policy: FCFS})
 	enqueue(c, 1, 1)
 	now := t0
-	c.AddNode(Node{ID: "p1", CPUs: 1, Limit: 1, End: now.Add(time.Hour)}, now)
+	c.AddNode(Node{ID: "p1", CPUs: 1, Limit: 1, End: now.Add(100 * time.Second)}, now)
 	if s := starts(c.Ready(now)); len(s) != 1 {
 		t.Fatalf("starts %v", s)
 	}
-	now = now.Add(100 * time.Second)
+	now = now.Add(100 * time.Second) // p1's end
 	c.RemoveNode("p1", "pilot ended", now)
 	c.AddNode(Node{ID: "p2", CPUs: 1, Limit: 1, End: now.Add(EndMargin + 80*time.Second)}, now)
 	if s := starts(c.Ready(now)); len(s) != 0 {
