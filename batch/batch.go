@@ -82,3 +82,26 @@ func Permanent(err error) bool {
 	var p interface{ Permanent() bool }
 	return errors.As(err, &p) && p.Permanent()
 }
+
+// Credentials is how a batch job proves to the head that it is one of
+// the head's own, with nothing secret passing through the batch system:
+// the job makes a credential where it runs, the head checks it. A pilot
+// that does not see the head's file system uses one to fetch what it
+// needs from the head's port. Slurm's are munge's, which every Slurm
+// cluster runs.
+type Credentials interface {
+	// CredentialCommand is a shell command, for a batch script, that
+	// writes to its standard output a fresh credential naming the job
+	// it runs in.
+	CredentialCommand() string
+	// Verify checks a credential made by CredentialCommand: who made it
+	// and the job it names. It fails for a credential that is not
+	// valid, has expired or was shown before.
+	Verify(ctx context.Context, cred []byte) (Claim, error)
+}
+
+// Claim is what a verified credential says.
+type Claim struct {
+	UID int   // the user who made it
+	Job JobID // the job it was made in
+}

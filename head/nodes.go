@@ -3,6 +3,7 @@ package head
 import (
 	"cmp"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -186,6 +187,11 @@ func (h *Head) startFar(disp link.Dispatcher) *farNodes {
 		// free (pilots still queued then find it), else a free one.
 		cfg.Addr = pilotListen(h)
 	}
+	if c.Slurm != nil {
+		// Pilots that do not see the head's file system fetch orrery and
+		// the join token from the port, each for a batch credential.
+		cfg.Web = newBootServer(h, h.batchSystem())
+	}
 	pt, err := port.Listen(cfg)
 	if err != nil && c.Slurm != nil && c.Listen == "" {
 		host, _, _ := net.SplitHostPort(cfg.Addr)
@@ -237,7 +243,8 @@ func (h *Head) startFar(disp link.Dispatcher) *farNodes {
 		// says it, not as this machine resolved it.
 		host, _, _ := net.SplitHostPort(cmp.Or(c.Listen, cfg.Addr))
 		_, p, _ := net.SplitHostPort(addr)
-		if pl := h.startPilots(net.JoinHostPort(host, p), id); pl != nil {
+		if pl := h.startPilots(net.JoinHostPort(host, p), id,
+			string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: auth.CACert().Raw}))); pl != nil {
 			f.launching.Add(1)
 			go func() {
 				defer f.launching.Done()

@@ -36,8 +36,10 @@ import (
 // and comment to every user: the join token (join.token, 0600), and the
 // head's address now (pilots/addr, read at every dial, so a pilot still
 // queued or running when the head starts again finds its new port).
-// The head's own executable is the pilot's: compute nodes must see the
-// head's file system (the home directory on most clusters).
+// The head's own executable is the pilot's where compute nodes see the
+// head's file system (the home directory on most clusters); where they
+// do not, the script fetches the executable and the join token from the
+// head's port for a credential of the batch system's (boot.go).
 
 // PilotOptions tunes a Slurm cluster's pilots.
 type PilotOptions struct {
@@ -87,7 +89,9 @@ type pilotLoop struct {
 	pool    *pilots.Pool
 	prefix  string
 	dir     string
-	addr    string // where pilots reach the head
+	addr    string            // where pilots reach the head
+	caPEM   string            // the head's CA certificate, which a pilot that fetches from the port checks it against
+	creds   batch.Credentials // nil: the batch system has none, and pilots cannot fetch
 	recs    map[batch.JobID]*pilotRec
 	ended   []protocol.Pilot // the last few ended, newest last
 	next    int              // the next pilot's serial number
@@ -101,15 +105,13 @@ type pilotLoop struct {
 
 // startPilots opens the pilots' directory and returns their loop, or
 // nil (said in one line) when the cluster cannot have pilots.
-func (h *Head) startPilots(addr, id string) *pilotLoop {
+func (h *Head) startPilots(addr, id, caPEM string) *pilotLoop {
 	c := h.cfg.Cluster
 	if c.Slurm == nil {
 		return nil
 	}
 	opts := h.cfg.Pilots
-	if opts.System == nil {
-		opts.System = slurm.New(slurm.Local)
-	}
+	opts.System = h.batchSystem()
 	if opts.Poll <= 0 {
 		opts.Poll = 5 * time.Second
 	}
@@ -147,7 +149,8 @@ func (h *Head) startPilots(addr, id string) *pilotLoop {
 			next = v
 		}
 	}
-	return &pilotLoop{h: h, c: c, sys: opts.System, opts: opts, prefix: prefix, dir: dir, addr: addr,
+	creds, _ := opts.System.(batch.Credentials)
+	return &pilotLoop{h: h, c: c, sys: opts.System, opts: opts, prefix: prefix, dir: dir, addr: addr, caPEM: caPEM, creds: creds,
 		pool: pilots.New(pilots.Config{Max: c.Slurm.Pilots}), recs: map[batch.JobID]*pilotRec{}, next: next,
 		perSlot: max(c.Slurm.CPUs, 1)}
 }
@@ -408,6 +411,7 @@ func (l *pilotLoop) submit(ctx context.Context, now time.Time) bool {
 		return false
 	}
 	l.recs[id] = &pilotRec{id: id, name: name, state: batch.Pending}
+	l.publish() // its fetches from the head's port are served from now
 	l.h.log.Info("pilot submitted", "id", id, "name", name)
 	return true
 }
@@ -534,15 +538,14 @@ func joinIDs(ids []batch.JobID) string {
 	return strings.Join(s, " ")
 }
 
-// script is a pilot's batch script: it runs the head's own orrery as an
-// agent that reads the head's address and the join token from the
-// head's directory, offers the allocation's CPUs and memory, and knows
-// when Slurm will end it.
+// script is a pilot's batch script: it runs orrery as an agent that
+// offers the allocation's CPUs and memory and knows when Slurm will end
+// it. Where the compute node sees the head's file system, that is the
+// head's own executable, which reads the head's address and the join
+// token from the head's directory; elsewhere the script fetches both
+// from the head's port (boot.go), each for a fresh credential of the
+// batch system's.
 func (l *pilotLoop) script() []byte {
-	self, err := os.Executable()
-	if err != nil || l.h.cfg.Self != "" {
-		self = l.h.cfg.Self
-	}
 	s := l.c.Slurm
 	limit := "UNLIMITED"
 	if s.Time > 0 {
@@ -550,21 +553,66 @@ func (l *pilotLoop) script() []byte {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "#!/bin/sh\n# An Orrery pilot of cluster %s: one agent on this allocation, which joins the cluster's head.\n", l.c.Name)
-	fmt.Fprintf(&b, "bin=%s\n", shellQuote(self))
-	b.WriteString(`if [ ! -x "$bin" ]; then
-  echo "orrery pilot: $bin is not on $(hostname): this cluster's compute nodes must see the head's file system" >&2
-  exit 1
-fi
-`)
+	fmt.Fprintf(&b, "bin=%s\ntok=%s\n", shellQuote(l.h.executable()), shellQuote(filepath.Join(l.h.cfg.Dir, JoinTokenFile)))
 	fmt.Fprintf(&b, "left=$(squeue --noheader --jobs=\"$SLURM_JOB_ID\" --format=%%L 2>/dev/null) || left=\n")
 	fmt.Fprintf(&b, "[ -n \"$left\" ] || left=%s\n", limit)
 	b.WriteString(`set -- --cpus "${SLURM_CPUS_ON_NODE:-1}"
 if [ -n "$SLURM_MEM_PER_NODE" ]; then set -- "$@" --memory "${SLURM_MEM_PER_NODE}M"; fi
 `)
-	fmt.Fprintf(&b, "exec \"$bin\" agent --connect-file %s --token-file %s --name \"$SLURM_JOB_NAME\" --wait %s --idle-exit %s --ends-in \"$left\" \"$@\"\n",
-		shellQuote(filepath.Join(l.dir, "addr")), shellQuote(filepath.Join(l.h.cfg.Dir, JoinTokenFile)),
-		l.opts.Wait, s.Idle)
+	fmt.Fprintf(&b, "set -- \"$@\" --name \"$SLURM_JOB_NAME\" --wait %s --idle-exit %s --ends-in \"$left\"\n", l.opts.Wait, s.Idle)
+	fmt.Fprintf(&b, "if [ -x \"$bin\" ] && [ -r \"$tok\" ]; then\n  exec \"$bin\" agent --connect-file %s --token-file \"$tok\" \"$@\"\nfi\n",
+		shellQuote(filepath.Join(l.dir, "addr")))
+	if l.creds == nil {
+		b.WriteString(`echo "orrery pilot: $bin or $tok is not on $(hostname): this cluster's compute nodes must see the head's file system" >&2
+exit 1
+`)
+		return []byte(b.String())
+	}
+	url := "https://" + l.addr
+	tries := max(int(l.opts.Wait/(5*time.Second)), 1)
+	fmt.Fprintf(&b, `# This node does not see the head's file system: fetch orrery and the
+# join token from the head's port, checked against the head's CA, each
+# for a fresh credential of this job's.
+umask 077
+d=$(mktemp -d "${TMPDIR:-/tmp}/orrery-pilot.XXXXXX") || exit 1
+trap 'rm -rf "$d"' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
+for c in curl %[1]s; do
+  command -v "$c" >/dev/null || { echo "orrery pilot: $(hostname) sees neither $bin nor $tok, and has no $c to fetch them from the head with" >&2; exit 1; }
+done
+cat > "$d/ca.pem" <<'ORRERY_CA'
+%[2]sORRERY_CA
+fetch() {
+  n=0
+  while :; do
+    code=$(%[3]s | curl -sS --cacert "$d/ca.pem" --connect-timeout 20 --max-time 900 --data-binary @- -o "$d/$1" -w '%%{http_code}' %[4]s"/pilot/$1") || code=000
+    [ "$code" = 200 ] && return 0
+    n=$((n+1))
+    case $code in
+    000|5*) [ $n -lt %[5]d ] && { sleep 5; continue; } ;;
+    *) [ $n -lt 3 ] && { sleep 5; continue; } ;;
+    esac
+    echo "orrery pilot: cannot fetch $1 from the head at %[6]s (HTTP $code): $(head -c 300 "$d/$1" 2>/dev/null | head -n 1)" >&2
+    return 1
+  done
+}
+fetch orrery && fetch token || exit 1
+chmod 700 "$d/orrery"
+echo "orrery pilot: $(hostname) does not see the head's file system: running orrery as fetched from the head" >&2
+"$d/orrery" agent --connect %[6]s --token-file "$d/token" "$@"
+`, shellQuote(strings.Fields(l.creds.CredentialCommand())[0]), l.caPEM, l.creds.CredentialCommand(), shellQuote(url), tries, shellQuote(l.addr))
 	return []byte(b.String())
+}
+
+// batchSystem is the head's batch system: the one its options give, or
+// Slurm's commands on this machine.
+func (h *Head) batchSystem() batch.System {
+	if h.cfg.Pilots.System != nil {
+		return h.cfg.Pilots.System
+	}
+	return slurm.New(slurm.Local)
 }
 
 // shellQuote quotes s for sh.

@@ -56,7 +56,7 @@ func TestPilotDirTightened(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := h.startPilots("login1:7443", "0123456789ab"); l == nil {
+	if l := h.startPilots("login1:7443", "0123456789ab", ""); l == nil {
 		t.Fatal("no pilot loop")
 	}
 	fi, err := os.Stat(filepath.Join(dir, pilotDir))
@@ -154,7 +154,7 @@ func TestPilotsUnusableClusterNameStops(t *testing.T) {
 	}
 	var stopped error
 	h.stop = func(err error) { stopped = err }
-	if l := h.startPilots("login1:7443", "0123456789ab"); l != nil {
+	if l := h.startPilots("login1:7443", "0123456789ab", ""); l != nil {
 		return // pilots work for the name: fine
 	}
 	if _, err := os.Stat(filepath.Join(dir, GaveUpFile)); err != nil || !errors.Is(stopped, ErrNoNodes) {

@@ -116,7 +116,7 @@ func pilotHead(t *testing.T, sl clusterfile.Slurm, fb *fakeBatch) (*Head, *pilot
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.j.close() })
-	l := h.startPilots("login1:7443", "0123456789ab")
+	l := h.startPilots("login1:7443", "0123456789ab", "")
 	if l == nil {
 		t.Fatalf("no pilot loop: %q", said)
 	}
@@ -170,7 +170,7 @@ func TestPilotsFollowTheWork(t *testing.T) {
 		t.Errorf("pilots/addr: %q, %v", tok, err)
 	}
 	for _, want := range []string{`bin='/opt/orrery'\''s/orrery'`, "--connect-file '" + h.cfg.Dir + "/pilots/addr'",
-		"--token-file '" + h.cfg.Dir + "/join.token'", "--ends-in \"$left\"", "left=3600s", "--idle-exit 1m0s", `SLURM_CPUS_ON_NODE`} {
+		"tok='" + h.cfg.Dir + "/join.token'", "--token-file \"$tok\"", "--ends-in \"$left\"", "left=3600s", "--idle-exit 1m0s", `SLURM_CPUS_ON_NODE`} {
 		if !strings.Contains(script, want) {
 			t.Errorf("the script lacks %q:\n%s", want, script)
 		}
@@ -180,7 +180,7 @@ func TestPilotsFollowTheWork(t *testing.T) {
 		t.Errorf("status pilots %+v", st.Pilots)
 	}
 	// A head started again continues the serial numbers.
-	l2 := h.startPilots("login1:7443", "0123456789ab")
+	l2 := h.startPilots("login1:7443", "0123456789ab", "")
 	if l2.next != 4 {
 		t.Errorf("next serial %d after 3 pilots, want 4", l2.next)
 	}

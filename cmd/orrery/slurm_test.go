@@ -407,3 +407,93 @@ func TestE2ESlurmMissing(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ESlurmNoSharedFS runs a sweep on a Slurm whose jobs each have
+// their own /tmp (job_container/tmpfs), where the head's directory and
+// executable are: its compute node does not see them. The pilots fetch
+// orrery and the join token from the head's port, each for a munge
+// credential of their own job's, and run the sweep with staging both
+// ways; each says so in its output; the batch script Slurm keeps holds
+// neither the token's secret nor a credential; the queue is empty after.
+func TestE2ESlurmNoSharedFS(t *testing.T) {
+	testSlurm(t) // the package's Slurm is left running, idle, beside this one
+	sdir, err := os.MkdirTemp("/var/tmp", "orrery-slurm-private-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sdir) })
+	sl, err := slurmtest.StartWith(sdir, slurmtest.Options{PrivateTmp: true})
+	if err != nil {
+		t.Fatalf("a test Slurm whose jobs have their own /tmp: %v", err)
+	}
+	t.Cleanup(sl.Stop)
+	const n = 8
+	dir := gridDir(t, n, fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 cpus-per-pilot 1 listen %s\n",
+		slurmtest.Partition, freePort(t)))
+	if bin := e2eBinary(t); !strings.HasPrefix(dir, "/tmp/") || !strings.HasPrefix(bin, "/tmp/") {
+		t.Fatalf("the run's directory %s and orrery %s must be in /tmp, which the pilots do not see", dir, bin)
+	}
+	gridStopHeads(t, dir)
+	code, stdout, stderr := slurmRun(t, sl, dir, 3*time.Minute, "run", "--cluster", "grid.cluster", "p.pln")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nhead.log:\n%s", code, stdout, stderr, headLog(dir, "here"))
+	}
+	e2eResults(t, filepath.Join(dir, "results"), gridWant(n))
+	for _, j := range e2eJobs(t, dir) {
+		if j.State != "done" || j.Cluster != "here" || !strings.HasPrefix(j.Node, "orrery-") {
+			t.Errorf("job %d is %s on %s/%s, want done on a pilot of here", j.Index, j.State, j.Cluster, j.Node)
+		}
+	}
+	slurmQueueEmpty(t, sl)
+	heads := filepath.Join(dir, ".orrery", "heads", "here")
+	outs, _ := filepath.Glob(filepath.Join(heads, "pilots", "*.out"))
+	fetched := 0
+	for _, f := range outs {
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), "does not see the head's file system: running orrery as fetched from the head") {
+			fetched++
+		} else {
+			t.Errorf("pilot output %s does not say it ran the fetched orrery:\n%s", f, b)
+		}
+		if testing.Verbose() {
+			t.Logf("%s:\n%s", filepath.Base(f), b)
+		}
+	}
+	if fetched == 0 {
+		t.Fatalf("no pilot output in %s", heads)
+	}
+	tok, err := os.ReadFile(filepath.Join(heads, "join.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.TrimSpace(string(tok))
+	secret = secret[strings.LastIndex(secret, ".")+1:]
+	// What Slurm keeps of a pilot, which scontrol shows to the user and
+	// the administrators, holds no secret.
+	var st struct{ Clusters []struct{ Pilots []struct{ ID string } } }
+	if err := json.Unmarshal([]byte(e2eMust(t, dir, "status", "--json")), &st); err != nil || len(st.Clusters) != 1 {
+		t.Fatalf("status --json: %v", err)
+	}
+	shown := 0
+	for _, p := range st.Clusters[0].Pilots {
+		cmd := exec.Command("scontrol", "write", "batch_script", p.ID, "-")
+		cmd.Env = sl.Environ()
+		script, err := cmd.Output()
+		if err != nil {
+			continue // purged since it ended
+		}
+		shown++
+		if strings.Contains(string(script), secret) || strings.Contains(string(script), "MUNGE:") {
+			t.Errorf("pilot %s's batch script holds a secret:\n%s", p.ID, script)
+		}
+		if !strings.Contains(string(script), "BEGIN CERTIFICATE") {
+			t.Errorf("pilot %s's batch script does not carry the head's CA:\n%s", p.ID, script)
+		}
+	}
+	if shown == 0 {
+		t.Errorf("scontrol shows the script of none of the pilots %+v", st.Clusters[0].Pilots)
+	}
+	if strings.Contains(headLog(dir, "here"), secret) {
+		t.Errorf("the head's log holds the join secret")
+	}
+}

@@ -38,6 +38,12 @@ type Options struct {
 	// MinJobAge=5 replaces MinJobAge=30 and a NodeName line the default
 	// node; other lines are added.
 	Extra string
+	// PrivateTmp gives each job its own /tmp and /dev/shm (Slurm's
+	// job_container/tmpfs), so that a job does not see what this
+	// machine keeps there, as a compute node that does not share the
+	// submitting machine's file system. Every file of the Slurm itself
+	// must then be outside /tmp: dir must be.
+	PrivateTmp bool
 }
 
 // Start writes a configuration under dir and starts munged (when it does
@@ -71,7 +77,21 @@ func StartWith(dir string, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	conf := config(host, dir, ports, runtime.NumCPU(), o.Extra)
+	extra := o.Extra
+	if o.PrivateTmp {
+		if abs, err := filepath.Abs(dir); err != nil || abs == "/tmp" || strings.HasPrefix(abs, "/tmp/") || strings.HasPrefix(abs, "/dev/shm/") {
+			return nil, fmt.Errorf("a Slurm whose jobs have their own /tmp keeps its files outside /tmp and /dev/shm, not in %s", dir)
+		}
+		base := filepath.Join(dir, "containers")
+		if err := os.MkdirAll(base, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "job_container.conf"), []byte("AutoBasePath=true\nBasePath="+base+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+		extra = "JobContainerType=job_container/tmpfs\nPrologFlags=Contain\n" + extra
+	}
+	conf := config(host, dir, ports, runtime.NumCPU(), extra)
 	if err := os.WriteFile(c.Conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
