@@ -573,15 +573,15 @@ exit 1
 	fmt.Fprintf(&b, `# This node does not see the head's file system: fetch orrery and the
 # join token from the head's port, checked against the head's CA, each
 # for a fresh credential of this job's.
+for c in curl %[1]s; do
+  command -v "$c" >/dev/null || { echo "orrery pilot: $(hostname) sees neither $bin nor $tok, and has no $c to fetch them from the head with" >&2; exit 1; }
+done
 umask 077
 d=$(mktemp -d "${TMPDIR:-/tmp}/orrery-pilot.XXXXXX") || exit 1
 trap 'rm -rf "$d"' EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 trap 'exit 129' HUP
-for c in curl %[1]s; do
-  command -v "$c" >/dev/null || { echo "orrery pilot: $(hostname) sees neither $bin nor $tok, and has no $c to fetch them from the head with" >&2; exit 1; }
-done
 cat > "$d/ca.pem" <<'ORRERY_CA'
 %[2]sORRERY_CA
 fetch() {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -408,15 +410,12 @@ func TestE2ESlurmMissing(t *testing.T) {
 	}
 }
 
-// TestE2ESlurmNoSharedFS runs a sweep on a Slurm whose jobs each have
-// their own /tmp (job_container/tmpfs), where the head's directory and
-// executable are: its compute node does not see them. The pilots fetch
-// orrery and the join token from the head's port, each for a munge
-// credential of their own job's, and run the sweep with staging both
-// ways; each says so in its output; the batch script Slurm keeps holds
-// neither the token's secret nor a credential; the queue is empty after.
-func TestE2ESlurmNoSharedFS(t *testing.T) {
-	testSlurm(t) // the package's Slurm is left running, idle, beside this one
+// privateTmpSlurm starts a test Slurm of its own whose jobs each have
+// their own /tmp (job_container/tmpfs), stopped when the test ends; the
+// package's Slurm is left running, idle, beside it.
+func privateTmpSlurm(t *testing.T) *slurmtest.Cluster {
+	t.Helper()
+	testSlurm(t)
 	sdir, err := os.MkdirTemp("/var/tmp", "orrery-slurm-private-")
 	if err != nil {
 		t.Fatal(err)
@@ -427,6 +426,18 @@ func TestE2ESlurmNoSharedFS(t *testing.T) {
 		t.Fatalf("a test Slurm whose jobs have their own /tmp: %v", err)
 	}
 	t.Cleanup(sl.Stop)
+	return sl
+}
+
+// TestE2ESlurmNoSharedFS runs a sweep on a Slurm whose jobs each have
+// their own /tmp (job_container/tmpfs), where the head's directory and
+// executable are: its compute node does not see them. The pilots fetch
+// orrery and the join token from the head's port, each for a munge
+// credential of their own job's, and run the sweep with staging both
+// ways; each says so in its output; the batch script Slurm keeps holds
+// neither the token's secret nor a credential; the queue is empty after.
+func TestE2ESlurmNoSharedFS(t *testing.T) {
+	sl := privateTmpSlurm(t)
 	const n = 8
 	dir := gridDir(t, n, fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 cpus-per-pilot 1 listen %s\n",
 		slurmtest.Partition, freePort(t)))
@@ -496,4 +507,65 @@ func TestE2ESlurmNoSharedFS(t *testing.T) {
 	if strings.Contains(headLog(dir, "here"), secret) {
 		t.Errorf("the head's log holds the join secret")
 	}
+}
+
+// TestE2ESlurmNoSharedFSNoMunge: pilots that do not see the head's file
+// system, on compute nodes without munge (a PATH without it, which the
+// pilots inherit), cannot fetch orrery: each says why in its output, and
+// after two the head stops submitting with that pilot's last words; no
+// job fails and the queue is empty.
+func TestE2ESlurmNoSharedFSNoMunge(t *testing.T) {
+	sl := privateTmpSlurm(t)
+	dir := gridDir(t, 2, fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 1 cpus-per-pilot 1 listen %s\n",
+		slurmtest.Partition, freePort(t)))
+	gridStopHeads(t, dir)
+	// Every command of /bin and /usr/bin but munge's, in links outside
+	// /tmp (which the pilots do not see).
+	bin, err := os.MkdirTemp("/var/tmp", "orrery-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(bin) })
+	for _, from := range []string{"/usr/bin", "/bin"} {
+		entries, err := os.ReadDir(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() == "munge" || e.Name() == "unmunge" {
+				continue
+			}
+			if err := os.Symlink(filepath.Join(from, e.Name()), filepath.Join(bin, e.Name())); err != nil && !errors.Is(err, fs.ErrExist) {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.Command(e2eBinary(t), "run", "--wait", "5s", "--cluster", "grid.cluster", "p.pln")
+	cmd.Dir = dir
+	for _, kv := range sl.Environ() {
+		if !strings.HasPrefix(kv, "PATH=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "PATH="+bin+":/usr/sbin:/sbin")
+	p := e2eStartCmd(t, ctx, "orrery run", cmd)
+	if code := p.wait(3 * time.Minute); code == 0 {
+		t.Fatalf("exit 0 with pilots that cannot fetch orrery\nstderr:\n%s", p.stderr.String())
+	}
+	stderr := p.stderr.String()
+	want := "the last said: orrery pilot: vm sees neither "
+	host, _ := os.Hostname()
+	want = strings.Replace(want, "vm", strings.SplitN(host, ".", 2)[0], 1)
+	if !strings.Contains(stderr, "orrery: cluster here: 2 pilots in a row ended without reaching the head") ||
+		!strings.Contains(stderr, want) || !strings.Contains(stderr, "and has no munge to fetch them from the head with") {
+		t.Errorf("stderr does not say the pilots have no munge:\n%s\nhead.log:\n%s", stderr, headLog(dir, "here"))
+	}
+	for _, j := range e2eJobs(t, dir) {
+		if j.State == "failed" {
+			t.Errorf("job %d failed: the pilots' fault is not the job's", j.Index)
+		}
+	}
+	slurmQueueEmpty(t, sl)
 }
