@@ -481,7 +481,9 @@ func TestE2ESlurmNoSharedFS(t *testing.T) {
 	secret = secret[strings.LastIndex(secret, ".")+1:]
 	// What Slurm keeps of a pilot, which scontrol shows to the user and
 	// the administrators, holds no secret.
-	var st struct{ Clusters []struct{ Pilots []struct{ ID string } } }
+	var st struct {
+		Clusters []struct{ Pilots []struct{ ID string } }
+	}
 	if err := json.Unmarshal([]byte(e2eMust(t, dir, "status", "--json")), &st); err != nil || len(st.Clusters) != 1 {
 		t.Fatalf("status --json: %v", err)
 	}
