@@ -106,22 +106,7 @@ func slurmQueueEmpty(t *testing.T, sl *slurmtest.Cluster) {
 // lists the pilots with their Slurm job IDs.
 func TestE2ESlurmPilots(t *testing.T) {
 	sl := testSlurm(t)
-	const n = 12
-	dir := gridDir(t, n, fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 cpus-per-pilot 1 listen %s\n",
-		slurmtest.Partition, freePort(t)))
-	gridStopHeads(t, dir)
-	code, stdout, stderr := slurmRun(t, sl, dir, 3*time.Minute, "run", "--cluster", "grid.cluster", "p.pln")
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nhead.log:\n%s", code, stdout, stderr, headLog(dir, "here"))
-	}
-	e2eResults(t, filepath.Join(dir, "results"), gridWant(n))
-	for _, j := range e2eJobs(t, dir) {
-		// The pilots ran the jobs: each ran on a node named as a pilot.
-		if j.State != "done" || j.Cluster != "here" || !strings.HasPrefix(j.Node, "orrery-") {
-			t.Errorf("job %d is %s on %s/%s, want done on a pilot of here", j.Index, j.State, j.Cluster, j.Node)
-		}
-	}
-	slurmQueueEmpty(t, sl)
+	dir := slurmPilotSweep(t, sl, 12)
 	// status --json lists the cluster's pilots, by Slurm job ID.
 	var st struct {
 		Clusters []struct {
@@ -142,6 +127,30 @@ func TestE2ESlurmPilots(t *testing.T) {
 			t.Errorf("pilot %+v", p)
 		}
 	}
+}
+
+// slurmPilotSweep runs a sweep of n jobs, staging both ways, on a Slurm
+// cluster of two pilots of one CPU; it checks that every job was done on
+// a pilot and that no pilot is left in the queue, and returns the run's
+// directory.
+func slurmPilotSweep(t *testing.T, sl *slurmtest.Cluster, n int) string {
+	t.Helper()
+	dir := gridDir(t, n, fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 cpus-per-pilot 1 listen %s\n",
+		slurmtest.Partition, freePort(t)))
+	gridStopHeads(t, dir)
+	code, stdout, stderr := slurmRun(t, sl, dir, 3*time.Minute, "run", "--cluster", "grid.cluster", "p.pln")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nhead.log:\n%s", code, stdout, stderr, headLog(dir, "here"))
+	}
+	e2eResults(t, filepath.Join(dir, "results"), gridWant(n))
+	for _, j := range e2eJobs(t, dir) {
+		// The pilots ran the jobs: each ran on a node named as a pilot.
+		if j.State != "done" || j.Cluster != "here" || !strings.HasPrefix(j.Node, "orrery-") {
+			t.Errorf("job %d is %s on %s/%s, want done on a pilot of here", j.Index, j.State, j.Cluster, j.Node)
+		}
+	}
+	slurmQueueEmpty(t, sl)
+	return dir
 }
 
 // TestE2ESlurmUnknownPartition: a partition Slurm does not know is one
@@ -438,24 +447,10 @@ func privateTmpSlurm(t *testing.T) *slurmtest.Cluster {
 // neither the token's secret nor a credential; the queue is empty after.
 func TestE2ESlurmNoSharedFS(t *testing.T) {
 	sl := privateTmpSlurm(t)
-	const n = 8
-	dir := gridDir(t, n, fmt.Sprintf("cluster here slurm partition %s time 00:10:00 pilots 2 cpus-per-pilot 1 listen %s\n",
-		slurmtest.Partition, freePort(t)))
+	dir := slurmPilotSweep(t, sl, 8)
 	if bin := e2eBinary(t); !strings.HasPrefix(dir, "/tmp/") || !strings.HasPrefix(bin, "/tmp/") {
 		t.Fatalf("the run's directory %s and orrery %s must be in /tmp, which the pilots do not see", dir, bin)
 	}
-	gridStopHeads(t, dir)
-	code, stdout, stderr := slurmRun(t, sl, dir, 3*time.Minute, "run", "--cluster", "grid.cluster", "p.pln")
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nhead.log:\n%s", code, stdout, stderr, headLog(dir, "here"))
-	}
-	e2eResults(t, filepath.Join(dir, "results"), gridWant(n))
-	for _, j := range e2eJobs(t, dir) {
-		if j.State != "done" || j.Cluster != "here" || !strings.HasPrefix(j.Node, "orrery-") {
-			t.Errorf("job %d is %s on %s/%s, want done on a pilot of here", j.Index, j.State, j.Cluster, j.Node)
-		}
-	}
-	slurmQueueEmpty(t, sl)
 	heads := filepath.Join(dir, ".orrery", "heads", "here")
 	outs, _ := filepath.Glob(filepath.Join(heads, "pilots", "*.out"))
 	fetched := 0
