@@ -215,6 +215,40 @@ func TestModelLearnsLogLinearWork(t *testing.T) {
 	}
 }
 
+// TestModelUnseenGroupIsLong: jobs whose parameters are their group,
+// one-hot (the paper's CPU tests: groups of 50, 100, 200 and 1000
+// units). After the short groups finished, a job of a group no finished
+// job had is expected to take at least twice the longest seen, not (as
+// the fit alone says, its coefficient near 0) as short as the others; a
+// seen group keeps its prediction. A numeric parameter that varied is
+// left to the fit, even past its range.
+func TestModelUnseenGroupIsLong(t *testing.T) {
+	m := NewModel()
+	works := []float64{50, 100, 200}
+	for i := range 12 {
+		g := i % 3
+		p := []float64{0, 0, 0, 0}
+		p[g] = 1
+		m.Observe(p, Usage{Work: works[g]}, 1)
+	}
+	if w, ok := m.Work([]float64{0, 0, 0, 1}); !ok || w < 400 {
+		t.Fatalf("a job of an unseen group: %v, %v; want at least 400, twice the longest seen", w, ok)
+	}
+	if w, _ := m.Work([]float64{0, 1, 0, 0}); math.Abs(w-100) > 1 {
+		t.Fatalf("a job of the 100-unit group: %v", w)
+	}
+	n := NewModel()
+	for i := range 20 {
+		p := float64(i % 10) // 0..9
+		n.Observe([]float64{p}, Usage{Work: 10 * math.Exp(p/4)}, 1)
+	}
+	for _, p := range []float64{4.5, 12, -4} { // within and past the range
+		if w, _ := n.Work([]float64{p}); math.Abs(w-10*math.Exp(p/4)) > 0.01*w {
+			t.Errorf("Work(%v) = %v, want the fit's %v", p, w, 10*math.Exp(p/4))
+		}
+	}
+}
+
 // teach runs jobs 1 to 6 to the end, so that the core's model learns
 // work = 10·e^p, and returns the time after.
 func teach(c *Core, now time.Time) time.Time {

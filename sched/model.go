@@ -1,6 +1,9 @@
 package sched
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // Model learns what jobs need from the ones that finished: the logarithm
 // of a job's work as a linear function of its parameter values (least
@@ -16,12 +19,14 @@ type Model struct {
 	sumWork  float64
 	mem      float64 // sum of memory over observations that report it
 	nmem     int
-	stage    float64 // seconds
-	wall     float64 // seconds
-	next     int     // observation count at the next refit
-	version  int     // bumped at each refit
-	yy       float64 // sum of squared log work, beside xty
-	spread   float64 // the standard deviation of log work about the fit, as of the last refit
+	stage    float64   // seconds
+	wall     float64   // seconds
+	next     int       // observation count at the next refit
+	version  int       // bumped at each refit
+	yy       float64   // sum of squared log work, beside xty
+	spread   float64   // the standard deviation of log work about the fit, as of the last refit
+	lo, hi   []float64 // each parameter's least and greatest value among the observations
+	maxWork  float64   // the most work observed
 }
 
 // NewModel returns a model that knows nothing yet.
@@ -56,8 +61,15 @@ func (m *Model) Observe(params []float64, u Usage, speed float64) {
 	m.n++
 	m.sumLog += y
 	m.sumWork += work
+	m.maxWork = max(m.maxWork, work)
 	if params == nil && m.d > 0 {
 		return
+	}
+	if m.lo == nil {
+		m.lo, m.hi = slices.Clone(params), slices.Clone(params)
+	}
+	for i, p := range params {
+		m.lo[i], m.hi[i] = min(m.lo[i], p), max(m.hi[i], p)
 	}
 	k := m.d + 1
 	x := func(i int) float64 {
@@ -207,6 +219,14 @@ func (m *Model) WorkBound(params []float64) (work float64, ok bool) {
 // minBound is the least factor WorkBound scales a prediction by.
 const minBound = 1.1
 
+// expect predicts a job's work. A parameter that no two finished jobs
+// had at different values says nothing to the fit about its effect (its
+// coefficient is whatever the ridge leaves, about 0): a job of a group
+// no finished job belonged to would be predicted as short as the groups
+// seen, or shorter. Such a job is expected to take twice the most work
+// seen, or more if the fit says so: longest-first starts it early, as it
+// would start a job it knew to be long, since a long job started last
+// costs a sweep far more than a short job started early.
 func (m *Model) expect(params []float64) float64 {
 	if m.coef == nil || len(params) != m.d {
 		return m.sumWork / float64(m.n)
@@ -215,7 +235,25 @@ func (m *Model) expect(params []float64) float64 {
 	for i, p := range params {
 		y += m.coef[i+1] * p
 	}
-	return math.Exp(min(y, 700))
+	w := math.Exp(min(y, 700))
+	if m.unseen(params) {
+		w = max(w, 2*m.maxWork)
+	}
+	return w
+}
+
+// unseen reports whether the job has a value of a parameter that every
+// observation had at one other value.
+func (m *Model) unseen(params []float64) bool {
+	if len(m.lo) != len(params) {
+		return false
+	}
+	for i, p := range params {
+		if m.lo[i] == m.hi[i] && p != m.lo[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // Memory predicts a job's resident memory in bytes (0: unknown).
