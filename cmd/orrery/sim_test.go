@@ -116,9 +116,6 @@ all        mec     24512 ± 310 s (6.81 h)  23847 s (6.62 h)  97.3%       24300 
 func simJSON(t *testing.T, args ...string) (scenario string, results []map[string]any) {
 	t.Helper()
 	code, stdout, stderr := cli(t, append([]string{"sim", "--json"}, args...)...)
-	if strings.Contains(stderr, "engine not written yet") {
-		t.Skip("the simulation engine is not written yet")
-	}
 	if code != exitOK {
 		t.Fatalf("sim --json %s: exit %d\n%s", strings.Join(args, " "), code, stderr)
 	}
@@ -187,9 +184,6 @@ case two per-cpu 2
 
 func TestSimTable(t *testing.T) {
 	code, stdout, stderr := cli(t, "sim", "--runs", "2", "--seed", "7", "paper-fig4")
-	if strings.Contains(stderr, "engine not written yet") {
-		t.Skip("the simulation engine is not written yet")
-	}
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
