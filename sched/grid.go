@@ -38,6 +38,12 @@ import (
 //     than it has CPUs is done when it has run what it holds at its
 //     rate, one that runs a job per CPU when the slot each waiting job
 //     waits for has run it.
+//   - Under a policy that learns, once the sweep is closed and its model
+//     predicts, a job goes to a cluster with room only if it is
+//     expected to be done there by the horizon (the work left over the
+//     grid's power); one that another cluster would finish by then
+//     waits for room there, and the clusters with room take shorter
+//     jobs (fillBy).
 //   - Near the end (the sweep is closed and fewer jobs wait than twice
 //     the slots) no queue is deeper than the cluster's share: the jobs
 //     left are planned one by one where each is expected to finish

@@ -136,9 +136,10 @@ func (l *gridLoad) give() {
 	}
 }
 
-// occupy books work w on the CPU of a pinned cluster that frees first.
+// occupy books work w on the CPU of l that frees first (the plan reads
+// it only for a pinned cluster; fillBy for every cluster).
 func (g *Grid) occupy(l *gridLoad, w float64) {
-	if l.cs.Pinned && len(l.free) > 0 {
+	if len(l.free) > 0 {
 		l.free[0] += w / l.cs.speed()
 		heap.Fix(&l.free, 0)
 	}
@@ -192,13 +193,16 @@ func (g *Grid) Tick(now time.Time) []GridAction {
 	// With nothing waiting, what is left to decide (withdraws and
 	// duplicates) is looked at once per BalanceEvery, or when a cluster
 	// came, went or changed its link.
+	horizon := !plan && byWork && g.closed
 	var loads []*gridLoad
 	if waiting > 0 || g.changed || now.Sub(g.lastPlan) >= g.cfg.BalanceEvery {
 		g.lastPlan, g.changed = now, false
-		loads = g.loads(now, plan && byWork)
+		loads = g.loads(now, (plan || horizon) && byWork)
 	}
 	if len(loads) > 0 {
 		switch {
+		case horizon:
+			g.fillBy(loads)
 		case !plan:
 			g.fill(loads)
 		case last:
@@ -273,14 +277,12 @@ func (g *Grid) loads(now time.Time, byWork bool) []*gridLoad {
 				l.longest = max(l.longest, left)
 				ends = append(ends, left/share)
 			}
-			if cs.Pinned {
-				// A CPU frees when a job ends and fewer than CPUs
-				// are left.
-				slices.Sort(ends)
-				l.free = make(floatHeap, max(cs.CPUs, 1))
-				copy(l.free, ends[max(len(ends)-len(l.free), 0):])
-				heap.Init(&l.free)
-			}
+			// A CPU frees when a job ends and fewer than CPUs are
+			// left (for a cluster whose jobs move, roughly).
+			slices.Sort(ends)
+			l.free = make(floatHeap, max(cs.CPUs, 1))
+			copy(l.free, ends[max(len(ends)-len(l.free), 0):])
+			heap.Init(&l.free)
 			for _, a := range cs.queued {
 				if !a.pending {
 					g.addWork(l, a.job.jobState)
@@ -346,6 +348,72 @@ func (g *Grid) fill(loads []*gridLoad) {
 		g.send(j, l, false)
 	}
 }
+
+// fillBy is fill once the sweep is closed under a policy whose model
+// predicts: the coordinator then knows the work left, and so the
+// horizon, when the grid would be done if its CPUs shared that work. A
+// job goes, longest expected first, to the cluster with room where it
+// is expected to be done soonest, but only if that is by the horizon: a
+// job that one cluster would finish by then only after a slot there
+// frees waits for it, and the clusters with room take shorter jobs
+// instead. Longest-first alone hands the long jobs to whichever cluster
+// asks, and a slow one that takes a long job near the end finishes it
+// long after the others are done. A job no cluster would finish by the
+// horizon goes where it is done soonest.
+func (g *Grid) fillBy(loads []*gridLoad) {
+	work, power := 0.0, 0.0
+	for _, l := range loads {
+		work += l.work
+		power += l.cs.power()
+	}
+	for _, j := range g.queue.items {
+		work += g.model.expect(j.Params)
+	}
+	if power <= 0 {
+		g.fill(loads)
+		return
+	}
+	horizon := work / power
+	var wait []*jobState
+	for len(wait) < fillScan && g.queue.len() > 0 {
+		j := g.queue.pop(g.model)
+		w := g.model.expect(j.Params)
+		avoid := len(j.failedOn) > 0 && slices.ContainsFunc(loads, func(l *gridLoad) bool {
+			return !slices.Contains(j.failedOn, l.cs.Name)
+		})
+		var best *gridLoad
+		bestEnd, fits := math.Inf(1), false
+		for _, l := range loads {
+			if avoid && slices.Contains(j.failedOn, l.cs.Name) || len(l.free) == 0 {
+				continue
+			}
+			e := g.stageCost(l.cs, j) + l.free[0] + w/l.cs.speed()
+			fits = fits || e <= horizon
+			if l.room > 0 && e < bestEnd {
+				best, bestEnd = l, e
+			}
+		}
+		switch {
+		case best == nil: // no room anywhere
+			g.queue.pushFront(j, g.model)
+			for _, j := range wait {
+				g.queue.push(j, g.model)
+			}
+			return
+		case bestEnd > horizon && fits:
+			wait = append(wait, j) // for room where it is done in time
+		default:
+			g.send(j, best, true)
+		}
+	}
+	for _, j := range wait {
+		g.queue.push(j, g.model)
+	}
+}
+
+// fillScan bounds how many jobs fillBy sets aside in one round to find
+// one that a cluster with room finishes by the horizon.
+const fillScan = 64
 
 // plan places every waiting job, in order, where it is expected to
 // finish soonest, and sends it there if the cluster has room; else it

@@ -89,10 +89,24 @@ func TestPaperFig3(t *testing.T) {
 	}
 }
 
+// TestPaperFig4 pins what the paper's Fig. 4 says and the model
+// reproduces (docs/simulator.md, "Fig. 4"), over 20 runs of the CPU
+// test's mix: the split weighted by CPU power finishes sooner than
+// either even split, and about 9% sooner than 4 per CPU (here at least
+// 5%); and orrery, which learns the jobs' sizes, is within 2% of the
+// bound and ahead of the weighted split. (The paper's 4 per CPU ahead
+// of 1 is not reproduced: see the document.)
 func TestPaperFig4(t *testing.T) {
-	even, weighted := result(t, "paper-fig4", "per-cpu-4", "mec"), result(t, "paper-fig4", "weighted", "mec")
-	if weighted.Mean >= even.Mean {
-		t.Errorf("weighted split %.0f s, even split %.0f s; want the weighted one sooner", weighted.Mean, even.Mean)
+	one := resultN(t, "paper-fig4", "per-cpu-1", "mec", 20)
+	four := resultN(t, "paper-fig4", "per-cpu-4", "mec", 20)
+	weighted := resultN(t, "paper-fig4", "weighted", "mec", 20)
+	if weighted.Mean >= one.Mean || weighted.Mean > 0.95*four.Mean {
+		t.Errorf("weighted split %.0f s, 1 per CPU %.0f s, 4 per CPU %.0f s; want the weighted one sooner than both, and 5%% sooner than 4 per CPU",
+			weighted.Mean, one.Mean, four.Mean)
+	}
+	if o := resultN(t, "paper-fig4", "orrery", "orrery", 20); o.Efficiency < 0.98 || o.Mean >= weighted.Mean {
+		t.Errorf("orrery %.0f s (%.3f of the bound); want within 2%% of the bound and sooner than the weighted split's %.0f s",
+			o.Mean, o.Efficiency, weighted.Mean)
 	}
 }
 
