@@ -33,7 +33,9 @@ const aliveFunc = `alive() {
 // "ended STATUS" when the agent ended in a way that starting it again
 // would not mend (0: the head ended the experiment or told it to stop;
 // 3: the head refused its credentials; stopped: Stop stopped it) and
-// force is 0. The token reaches the agent through a pipe from printf, a
+// force is 0. An agent that has just died may not have its status
+// written yet (the check runs as soon as its link ends): the script
+// waits up to a second for it. The token reaches the agent through a pipe from printf, a
 // shell builtin: it is on no command line.
 const startScript = `umask 077
 d=%s force=%d
@@ -41,6 +43,8 @@ mkdir -p -- "$d/work" && chmod 700 -- "$d" "$d/work" || exit 1
 IFS= read -r tok || { echo "no join token on standard input" >&2; exit 1; }
 ` + aliveFunc + `pid=$(cat -- "$d/agent.pid" 2>/dev/null)
 if [ -n "$pid" ] && alive "$pid"; then echo "running $pid"; exit 0; fi
+j=0
+while [ -n "$pid" ] && [ ! -f "$d/agent.exit" ] && [ $j -lt 10 ]; do j=$((j+1)); sleep 0.1; done
 prev=$(cat -- "$d/agent.exit" 2>/dev/null)
 if [ "$force" != 1 ]; then
 	case $prev in 0|3|stopped) echo "ended $prev"; exit 0;; esac

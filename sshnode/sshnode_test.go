@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -420,5 +421,45 @@ func TestLoopback(t *testing.T) {
 		if got := loopback(in); got != want {
 			t.Errorf("loopback(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// The check that runs as soon as a killed agent's link ends can come
+// before the shell that waited for the agent has written its status:
+// the start script waits for the status, and says how the agent ended
+// (status 137), not that it was killed unseen.
+func TestStartWaitsForTheStatus(t *testing.T) {
+	d := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "agent.pid"), []byte(strconv.Itoa(dead.Process.Pid)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		os.WriteFile(filepath.Join(d, "agent.exit"), []byte("137\n"), 0o600)
+	}()
+	work := filepath.Join(d, "work")
+	agent := []string{"sh", "-c", "sleep 30", "agent", work}
+	words := make([]string, len(agent))
+	for i, a := range agent {
+		words[i] = sshkeep.ShellQuote(a)
+	}
+	cmd := exec.Command("sh", "-c", fmt.Sprintf(startScript, sshkeep.ShellQuote(d), 0, strings.Join(words, " ")))
+	cmd.Stdin = strings.NewReader("token\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("start script: %v: %s", err, out)
+	}
+	f := strings.Fields(string(out))
+	if len(f) > 1 {
+		if pid, err := strconv.Atoi(f[1]); err == nil {
+			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+		}
+	}
+	if len(f) != 3 || f[0] != "started" || f[2] != "137" {
+		t.Fatalf("start script printed %q; want started PID 137", out)
 	}
 }
