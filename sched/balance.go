@@ -264,7 +264,7 @@ func (c *Core) stragglers(now time.Time) {
 			case c.reaches(r.node, dst) && fits(dst, r) && c.movable(r, now) &&
 				moveCostTo(r, dst)+cd.left/rate < cd.t/gain && endsBy(dst, now, moveCostTo(r, dst)+cd.left/rate):
 				c.move(r, dst, true, now)
-			case c.cfg.Duplicates && !r.job.lostOne && c.room(dst, r.job) && c.beforeEnd(r.job, dst, now, 0) && stageCost(dst.cluster, r.job)+c.model.expect(r.job.Params)/rate < cd.t:
+			case c.cfg.Duplicates && !r.job.lostOne && c.room(dst, r.job) && c.beforeEnd(r.job, dst, now, 0) && stageCost(dst.cluster, r.job)+c.model.expectJob(r.job)/rate < cd.t:
 				// The first attempt runs on: a duplicate on an idle slot
 				// costs nothing unless it wins.
 				c.start(r.job, dst, now)

@@ -270,6 +270,7 @@ func (q *queue) remove(j *jobState) {
 	case i < 0:
 	case q.lpt:
 		heap.Remove((*lptHeap)(&q.items), i)
+		q.work -= j.expect
 	default:
 		q.items = slices.Delete(q.items, i, i+1)
 	}

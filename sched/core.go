@@ -215,8 +215,12 @@ type jobState struct {
 	runs     []*run    // running attempts (two when duplicated)
 	held     *clusterState
 	expect   float64 // predicted work, cached by the queue
-	mem      int64   // the most resident memory an attempt reported
-	restarts int     // attempts stopped to relieve a node's memory
+	// seen and seenAt: expectJob's cache, the work predicted when the
+	// model's stamp was seenAt-1 (0: none).
+	seen     float64
+	seenAt   int
+	mem      int64 // the most resident memory an attempt reported
+	restarts int   // attempts stopped to relieve a node's memory
 }
 
 // Core holds the dispatch state of a grid of clusters (one cluster for

@@ -153,7 +153,10 @@ type GridConfig struct {
 	Duplicates bool
 	// Window is how many jobs the grid wants to see beyond what the
 	// clusters have room for (Wanted), so it can order them and plan
-	// the end (default 1,000; -1: none).
+	// the end (0: ten times the open clusters' CPUs, at least 1,000;
+	// -1: none). A job among the longest takes some ten times the mean;
+	// ten jobs a CPU ahead, it is seen while there is time to start it
+	// early enough.
 	Window int
 	// BalanceEvery is how often, at most, the grid looks for jobs to
 	// withdraw or duplicate while nothing waits at the coordinator
@@ -244,9 +247,19 @@ type Grid struct {
 	now       time.Time
 	lastStrag time.Time
 	lastPlan  time.Time // when the grid last looked at its clusters' loads
-	changed   bool      // a cluster came, went or changed its link since
-	running   int
-	decided   int64
+	lastFill  time.Time // when the grid last refilled the clusters' queues
+	// lastWasLast says whether that refill was the end game's.
+	lastWasLast bool
+	large       bool // at the last tick, a large grid under a learning policy (see largeGrid)
+	// rates' last answer, kept while the time and epoch (bumped by every
+	// event that can change it) stay the same; callers only read it.
+	epoch, ratesEpoch int
+	rated, ratesOK    bool
+	ratesAt           time.Time
+	ratesW            []float64
+	changed           bool // a cluster came, went or changed its link since
+	running           int
+	decided           int64
 }
 
 type gridCluster struct {
@@ -297,10 +310,6 @@ func NewGrid(cfg GridConfig) *Grid {
 	case cfg.RideOut < 0:
 		cfg.RideOut = 0
 	}
-	if cfg.Window == 0 {
-		cfg.Window = 1000
-	}
-	cfg.Window = max(cfg.Window, 0)
 	if cfg.BalanceEvery == 0 {
 		cfg.BalanceEvery = time.Second
 	}
@@ -336,6 +345,7 @@ func (g *Grid) tick(now time.Time) {
 // AddCluster adds a cluster, connected, or updates what it says of
 // itself (its CPUs change as nodes join and leave).
 func (g *Grid) AddCluster(c GridCluster, now time.Time) {
+	g.epoch++ // what rates says may change
 	g.tick(now)
 	g.changed = true
 	if cs := g.cluster(c.Name); cs != nil {
@@ -348,6 +358,7 @@ func (g *Grid) AddCluster(c GridCluster, now time.Time) {
 
 // SetLink says what the cluster's link is now. Lost is RemoveCluster.
 func (g *Grid) SetLink(name string, s LinkState, now time.Time) {
+	g.epoch++ // what rates says may change
 	g.tick(now)
 	if s == Lost {
 		g.RemoveCluster(name, "its link was lost", now)
@@ -364,6 +375,7 @@ func (g *Grid) SetLink(name string, s LinkState, now time.Time) {
 // (they fail past their retries). A late report of one of its attempts
 // is ignored.
 func (g *Grid) RemoveCluster(name, reason string, now time.Time) {
+	g.epoch++ // what rates says may change
 	g.tick(now)
 	cs := g.cluster(name)
 	if cs == nil {
@@ -415,6 +427,7 @@ func (g *Grid) Close() { g.closed = true }
 // Started reports that a cluster began an attempt sent to it. An attempt
 // the grid was withdrawing stays there.
 func (g *Grid) Started(cluster string, index int64, attempt int, now time.Time) {
+	g.epoch++ // what rates says may change
 	g.tick(now)
 	_, a := g.find(cluster, index, attempt)
 	if a == nil || a.started {
@@ -443,6 +456,7 @@ func (g *Grid) start(a *gridAttempt, now time.Time) {
 // attempt the grid no longer holds (stopped, withdrawn, or on a cluster
 // since lost), whose result is to be discarded.
 func (g *Grid) Finished(cluster string, index int64, attempt int, u Usage, now time.Time) bool {
+	g.epoch++ // what rates says may change
 	g.tick(now)
 	j, a := g.find(cluster, index, attempt)
 	if a == nil {
@@ -471,6 +485,7 @@ func (g *Grid) Finished(cluster string, index int64, attempt int, u Usage, now t
 // when there is one, charged a retry, and fails past GridConfig.Retries.
 // A duplicate's failure only ends that attempt.
 func (g *Grid) SystemFailure(cluster string, index int64, attempt int, reason string, now time.Time) {
+	g.epoch++ // what rates says may change
 	g.tick(now)
 	j, a := g.find(cluster, index, attempt)
 	if a == nil {
@@ -493,6 +508,7 @@ func (g *Grid) SystemFailure(cluster string, index int64, attempt int, reason st
 // Withdrawn reports that a cluster took an attempt out of its queue, as
 // asked (Withdraw): the job goes out again at once.
 func (g *Grid) Withdrawn(cluster string, index int64, attempt int, now time.Time) {
+	g.epoch++ // what rates says may change
 	g.tick(now)
 	j, a := g.find(cluster, index, attempt)
 	if a == nil || a.started {
@@ -601,6 +617,18 @@ func (cs *gridCluster) open() bool { return cs.link == Connected && cs.CPUs > 0 
 // measured rate counts once it has finished as many jobs as its slots:
 // the first few ends say little of its rate.
 func (g *Grid) rates(now time.Time) ([]float64, bool) {
+	// The feed asks at every event; the answer changes only with the
+	// time and the clusters' news.
+	if g.rated && now.Equal(g.ratesAt) && g.epoch == g.ratesEpoch {
+		return g.ratesW, g.ratesOK
+	}
+	w, ok := g.measure(now)
+	g.rated, g.ratesAt, g.ratesEpoch, g.ratesW, g.ratesOK = true, now, g.epoch, w, ok
+	return w, ok
+}
+
+// measure is rates, worked out.
+func (g *Grid) measure(now time.Time) ([]float64, bool) {
 	n := len(g.clusters)
 	done, first, power := make([]int, n), make([]time.Time, n), make([]float64, n)
 	for i, cs := range g.clusters {
@@ -667,8 +695,26 @@ func (g *Grid) Wanted() int {
 			room += max(g.depth(cs, w[i], measured)-cs.held()-cs.incoming, 0)
 		}
 	}
-	return max(room+g.cfg.Window-g.queue.len(), 0)
+	return max(room+g.window()-g.queue.len(), 0)
 }
+
+// window is how many jobs the grid wants to see beyond the clusters'
+// room (see GridConfig.Window).
+func (g *Grid) window() int {
+	if g.cfg.Window != 0 {
+		return max(g.cfg.Window, 0)
+	}
+	cpus := 0
+	for _, cs := range g.clusters {
+		if cs.open() {
+			cpus += cs.CPUs
+		}
+	}
+	return max(windowPerCPU*cpus, 1000)
+}
+
+// windowPerCPU is the default window's jobs per CPU.
+const windowPerCPU = 10
 
 // Waiting returns how many jobs wait at the coordinator.
 func (g *Grid) Waiting() int { return g.queue.len() }

@@ -71,7 +71,7 @@ func (g *Grid) endNow(l *gridLoad, byWork bool) float64 {
 // endWith is when l is expected to be done with j too.
 func (g *Grid) endWith(l *gridLoad, j *jobState, byWork bool) float64 {
 	if byWork {
-		w := g.model.expect(j.Params)
+		w := g.model.expectJob(j)
 		if l.cs.Pinned {
 			// It runs where a CPU frees first, to its end.
 			return g.stageCost(l.cs, j) + l.free[0] + w/l.cs.speed()
@@ -95,7 +95,7 @@ func (g *Grid) add(l *gridLoad, j *jobState, byWork bool, sign float64) {
 		l.give()
 	}
 	if byWork {
-		w := g.model.expect(j.Params)
+		w := g.model.expectJob(j)
 		l.work += sign * w
 		if sign > 0 {
 			l.longest = max(l.longest, w)
@@ -106,7 +106,7 @@ func (g *Grid) add(l *gridLoad, j *jobState, byWork bool, sign float64) {
 
 // addWork counts the expected work of j, which l holds already.
 func (g *Grid) addWork(l *gridLoad, j *jobState) {
-	w := g.model.expect(j.Params)
+	w := g.model.expectJob(j)
 	l.work += w
 	l.longest = max(l.longest, w)
 	g.occupy(l, w)
@@ -156,7 +156,7 @@ func (g *Grid) stageCost(cs *gridCluster, j *jobState) float64 {
 
 // left is the work a running attempt is expected to have left.
 func (g *Grid) left(a *gridAttempt) float64 {
-	w := g.model.expect(a.job.Params)
+	w := g.model.expectJob(a.job.jobState)
 	return max(w-a.progress, w/10)
 }
 
@@ -187,6 +187,7 @@ func (g *Grid) Tick(now time.Time) []GridAction {
 			cpus += cs.CPUs
 		}
 	}
+	g.large = g.pol.Learn && cpus >= largeGrid
 	waiting := g.queue.len()
 	last := byWork && g.closed && waiting > 0 && waiting <= tailOver*cpus
 	plan := waiting == 0 || last || !byWork && g.closed && waiting <= endGame*slots
@@ -195,8 +196,23 @@ func (g *Grid) Tick(now time.Time) []GridAction {
 	// came, went or changed its link.
 	horizon := !plan && byWork && g.closed
 	var loads []*gridLoad
-	if waiting > 0 || g.changed || now.Sub(g.lastPlan) >= g.cfg.BalanceEvery {
+	// A cluster's queue holds what it runs in the ride-out time beside
+	// its slots, and at the end (last) up to endCap: on a large grid,
+	// under a policy that learns, the coordinator refills the queues
+	// every fillEvery, or at
+	// once when a slot stands empty, a cluster changed or the end game
+	// begins (the last jobs go at once). Each round
+	// weighs what every cluster holds, which on 10^4 nodes costs more
+	// than the few jobs a second it sends. (On a smaller grid a round
+	// costs little, and mec's rounds stay at every tick, as the paper's
+	// MEC is modelled.)
+	throttle := g.large && (!plan || last)
+	due := waiting > 0 && (!throttle || g.changed || last != g.lastWasLast || now.Sub(g.lastFill) >= fillEvery || g.emptySlot())
+	if due || g.changed || now.Sub(g.lastPlan) >= g.cfg.BalanceEvery && waiting == 0 {
 		g.lastPlan, g.changed = now, false
+		if throttle {
+			g.lastFill, g.lastWasLast = now, last
+		}
 		loads = g.loads(now, (plan || horizon) && byWork)
 	}
 	if len(loads) > 0 {
@@ -258,7 +274,7 @@ func (g *Grid) loads(now time.Time, byWork bool) []*gridLoad {
 			l.count += left
 			ends = append(ends, left*l.per)
 		}
-		if !l.shared {
+		if !l.shared && !byWork { // by work, no slot is counted
 			slices.Sort(ends)
 			l.slotFree = make(floatHeap, max(cs.slots(), 1))
 			copy(l.slotFree, ends[max(len(ends)-len(l.slotFree), 0):])
@@ -366,18 +382,15 @@ func (g *Grid) fillBy(loads []*gridLoad) {
 		work += l.work
 		power += l.cs.power()
 	}
-	for _, j := range g.queue.items {
-		work += g.model.expect(j.Params)
-	}
+	work += g.queue.expected()
 	if power <= 0 {
-		g.fill(loads)
-		return
+		return // no open cluster
 	}
 	horizon := work / power
 	var wait []*jobState
 	for len(wait) < fillScan && g.queue.len() > 0 {
 		j := g.queue.pop(g.model)
-		w := g.model.expect(j.Params)
+		w := g.model.expectJob(j)
 		avoid := len(j.failedOn) > 0 && slices.ContainsFunc(loads, func(l *gridLoad) bool {
 			return !slices.Contains(j.failedOn, l.cs.Name)
 		})
@@ -411,6 +424,21 @@ func (g *Grid) fillBy(loads []*gridLoad) {
 	}
 }
 
+// largeGrid is how many CPUs make a grid large: there, under a policy
+// that learns, the coordinator saves its rounds (fillEvery, planCut).
+const largeGrid = 1000
+
+// fillEvery is how often, at most, fillBy refills the clusters' queues
+// while every slot holds a job.
+const fillEvery = 10 * time.Second
+
+// emptySlot reports whether an open cluster has a slot with no job.
+func (g *Grid) emptySlot() bool {
+	return slices.ContainsFunc(g.clusters, func(cs *gridCluster) bool {
+		return cs.open() && cs.held()+cs.incoming-cs.leaving < cs.slots()
+	})
+}
+
 // fillScan bounds how many jobs fillBy sets aside in one round to find
 // one that a cluster with room finishes by the horizon.
 const fillScan = 64
@@ -419,13 +447,20 @@ const fillScan = 64
 // finish soonest, and sends it there if the cluster has room; else it
 // waits for room there, and counts there for the jobs after it.
 func (g *Grid) plan(loads []*gridLoad, byWork bool) {
-	var jobs []*jobState
-	for j := g.queue.pop(g.model); j != nil; j = g.queue.pop(g.model) {
-		jobs = append(jobs, j)
-	}
 	var keep []*jobState
 	waits := map[*gridLoad]bool{} // a job waits for room there
-	for _, j := range jobs {
+	cut := false
+	for g.queue.len() > 0 {
+		if g.large && len(keep) >= planCut*len(loads) && !slices.ContainsFunc(loads, func(l *gridLoad) bool { return l.room > 0 }) {
+			// No cluster has room: the jobs after these would all wait.
+			// Where each would wait only decides which clusters are told
+			// Last, which a later round can do; on a large grid, going
+			// over every job and every cluster at each tick costs 100
+			// clusters with 30,000 jobs left most of their time.
+			cut = len(waits) < len(loads)
+			break
+		}
+		j := g.queue.pop(g.model)
 		l := g.choose(loads, j, byWork, false)
 		switch {
 		case l == nil:
@@ -441,7 +476,7 @@ func (g *Grid) plan(loads []*gridLoad, byWork bool) {
 	for _, j := range keep {
 		g.queue.push(j, g.model)
 	}
-	if !g.closed {
+	if !g.closed || cut {
 		return
 	}
 	// A cluster for which no job waits has all it will get.
@@ -451,6 +486,10 @@ func (g *Grid) plan(loads []*gridLoad, byWork bool) {
 		}
 	}
 }
+
+// planCut is how many jobs per cluster plan keeps waiting, once no
+// cluster has room, before it stops going down the queue.
+const planCut = 4
 
 // tell tells cs, once, that it has all the jobs it will get (Last).
 func (g *Grid) tell(cs *gridCluster) {
@@ -600,7 +639,7 @@ func (g *Grid) stragglers(loads []*gridLoad) {
 				}
 				seen++
 				j := a.job.jobState
-				if g.stageCost(l.cs, j)+g.model.expect(j.Params)/l.cs.speed() >= cands[i].t {
+				if g.stageCost(l.cs, j)+g.model.expectJob(j)/l.cs.speed() >= cands[i].t {
 					continue
 				}
 				d := g.attach(j, l.cs)

@@ -27,6 +27,7 @@ type Model struct {
 	spread   float64   // the standard deviation of log work about the fit, as of the last refit
 	lo, hi   []float64 // each parameter's least and greatest value among the observations
 	maxWork  float64   // the most work observed
+	stamp    int       // bumped whenever what expect says may change
 }
 
 // NewModel returns a model that knows nothing yet.
@@ -61,7 +62,10 @@ func (m *Model) Observe(params []float64, u Usage, speed float64) {
 	m.n++
 	m.sumLog += y
 	m.sumWork += work
-	m.maxWork = max(m.maxWork, work)
+	if work > m.maxWork {
+		m.maxWork = work
+		m.stamp++
+	}
 	if params == nil && m.d > 0 {
 		return
 	}
@@ -69,7 +73,10 @@ func (m *Model) Observe(params []float64, u Usage, speed float64) {
 		m.lo, m.hi = slices.Clone(params), slices.Clone(params)
 	}
 	for i, p := range params {
-		m.lo[i], m.hi[i] = min(m.lo[i], p), max(m.hi[i], p)
+		if p < m.lo[i] || p > m.hi[i] {
+			m.lo[i], m.hi[i] = min(m.lo[i], p), max(m.hi[i], p)
+			m.stamp++
+		}
 	}
 	k := m.d + 1
 	x := func(i int) float64 {
@@ -119,6 +126,7 @@ func (m *Model) fit() {
 	}
 	m.spread = m.residual()
 	m.version++
+	m.stamp++
 }
 
 // residual is the standard deviation of log work about the fit (about
@@ -240,6 +248,19 @@ func (m *Model) expect(params []float64) float64 {
 		w = max(w, 2*m.maxWork)
 	}
 	return w
+}
+
+// expectJob is expect(j.Params), kept on j until the model changes
+// what it would say: the grid and the end game ask it of the same jobs
+// at every tick.
+func (m *Model) expectJob(j *jobState) float64 {
+	if m.coef == nil || len(j.Params) != m.d {
+		return m.expect(j.Params) // the mean, which every observation moves
+	}
+	if j.seenAt != m.stamp+1 {
+		j.seen, j.seenAt = m.expect(j.Params), m.stamp+1
+	}
+	return j.seen
 }
 
 // unseen reports whether the job has a value of a parameter that every

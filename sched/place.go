@@ -147,7 +147,7 @@ func (c *Core) placeTail(slots []slot, now time.Time) {
 		if j == nil {
 			break
 		}
-		w := c.model.expect(j.Params)
+		w := c.model.expectJob(j)
 		// The best free slot whose node's end it would not run past
 		// comes first (the others keep their order).
 		k := slices.IndexFunc(slots[used:], func(s slot) bool { return c.beforeEnd(j, s.node, now, 0) })
@@ -273,7 +273,7 @@ func slotRate(n *nodeState) float64 {
 // already run past its prediction is not about to end: it is given a
 // tenth of its prediction more.
 func (c *Core) expectLeft(r *run) float64 {
-	w := c.model.expect(r.job.Params)
+	w := c.model.expectJob(r.job)
 	left := max(w-r.progress, w/10)
 	if r.progress > overdue*w {
 		// Far past what it should take: a hung process, or a node that

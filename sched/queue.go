@@ -10,8 +10,13 @@ import (
 type queue struct {
 	items   []*jobState
 	lpt     bool
-	version int // the model version the order was made with
+	version int     // the model version the order was made with
+	work    float64 // the expected work of its jobs, once lpt
 }
+
+// expected returns the expected work of the waiting jobs as the model
+// saw them when it last reordered the queue (0 before it predicts).
+func (q *queue) expected() float64 { return max(q.work, 0) }
 
 func (q *queue) len() int { return len(q.items) }
 
@@ -19,6 +24,7 @@ func (q *queue) push(j *jobState, m *Model) {
 	q.sync(m)
 	if q.lpt {
 		j.expect = m.expect(j.Params)
+		q.work += j.expect
 		heap.Push((*lptHeap)(&q.items), j)
 		return
 	}
@@ -42,7 +48,9 @@ func (q *queue) pop(m *Model) *jobState {
 		return nil
 	}
 	if q.lpt {
-		return heap.Pop((*lptHeap)(&q.items)).(*jobState)
+		j := heap.Pop((*lptHeap)(&q.items)).(*jobState)
+		q.work -= j.expect
+		return j
 	}
 	j := q.items[0]
 	q.items[0] = nil
@@ -55,9 +63,10 @@ func (q *queue) sync(m *Model) {
 	if m == nil || !m.Ready() || m.version == q.version {
 		return
 	}
-	q.version, q.lpt = m.version, true
+	q.version, q.lpt, q.work = m.version, true, 0
 	for _, j := range q.items {
 		j.expect = m.expect(j.Params)
+		q.work += j.expect
 	}
 	heap.Init((*lptHeap)(&q.items))
 }

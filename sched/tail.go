@@ -107,7 +107,7 @@ func (c *Core) startTail(now time.Time) {
 	}
 	var wait []*jobState
 	for j := c.queue.pop(c.model); j != nil; j = c.queue.pop(c.model) {
-		w := c.model.expect(j.Params)
+		w := c.model.expectJob(j)
 		var best *load
 		bestScore, bestEnd := math.Inf(1), math.Inf(1)
 		for _, l := range loads {

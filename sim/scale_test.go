@@ -52,3 +52,21 @@ func TestScaleGrid(t *testing.T) {
 		t.Errorf("efficiency %.3f on a large uniform grid; want at least 0.9", res.Efficiency)
 	}
 }
+
+// TestScaleGridFewJobsPerNode is the shape where which jobs start first
+// and where the long ones go decide everything: 30 clusters × 30 nodes
+// and ten jobs a node (ORRERY_SCALE=100000 runs the 100 × 100 grid of
+// TestScaleGrid with 10^5 jobs, the same shape). The grid sees the
+// whole sweep (its window is ten jobs a CPU), so the longest jobs start
+// early, on the fastest nodes.
+func TestScaleGridFewJobsPerNode(t *testing.T) {
+	sc := gridScenario(30, 30, 9000)
+	res, err := Run(sc, sc.Cases[0], "orrery", 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("30 clusters × 30 nodes, 9000 jobs: makespan %.0f s, bound %.0f s, efficiency %.3f", res.Mean, res.Bound, res.Efficiency)
+	if res.Efficiency < 0.95 {
+		t.Errorf("efficiency %.3f with ten jobs a node; want at least 0.95", res.Efficiency)
+	}
+}
