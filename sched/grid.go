@@ -251,6 +251,7 @@ type Grid struct {
 	// lastWasLast says whether that refill was the end game's.
 	lastWasLast bool
 	large       bool // at the last tick, a large grid under a learning policy (see largeGrid)
+	returned    bool // a job came back to the queue since the last round: it goes out at once
 	// rates' last answer, kept while the time and epoch (bumped by every
 	// event that can change it) stay the same; callers only read it.
 	epoch, ratesEpoch int
@@ -502,6 +503,7 @@ func (g *Grid) SystemFailure(cluster string, index int64, attempt int, reason st
 	j.failures++
 	if !g.failIfOut(j) {
 		g.queue.pushFront(j.jobState, g.model)
+		g.returned = true
 	}
 }
 
@@ -517,6 +519,7 @@ func (g *Grid) Withdrawn(cluster string, index int64, attempt int, now time.Time
 	g.drop(a)
 	if len(j.atts) == 0 {
 		g.queue.pushFront(j.jobState, g.model)
+		g.returned = true
 	}
 }
 

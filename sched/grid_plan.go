@@ -200,16 +200,17 @@ func (g *Grid) Tick(now time.Time) []GridAction {
 	// its slots, and at the end (last) up to endCap: on a large grid,
 	// under a policy that learns, the coordinator refills the queues
 	// every fillEvery, or at
-	// once when a slot stands empty, a cluster changed or the end game
-	// begins (the last jobs go at once). Each round
+	// once when a slot stands empty, a cluster changed, a job came back
+	// (withdrawn, or failed where it ran) or the end game begins (the
+	// last jobs go at once). Each round
 	// weighs what every cluster holds, which on 10^4 nodes costs more
 	// than the few jobs a second it sends. (On a smaller grid a round
 	// costs little, and mec's rounds stay at every tick, as the paper's
 	// MEC is modelled.)
 	throttle := g.large && (!plan || last)
-	due := waiting > 0 && (!throttle || g.changed || last != g.lastWasLast || now.Sub(g.lastFill) >= fillEvery || g.emptySlot())
+	due := waiting > 0 && (!throttle || g.changed || g.returned || last != g.lastWasLast || now.Sub(g.lastFill) >= fillEvery || g.emptySlot())
 	if due || g.changed || now.Sub(g.lastPlan) >= g.cfg.BalanceEvery && waiting == 0 {
-		g.lastPlan, g.changed = now, false
+		g.lastPlan, g.changed, g.returned = now, false, false
 		if throttle {
 			g.lastFill, g.lastWasLast = now, last
 		}
@@ -391,17 +392,21 @@ func (g *Grid) fillBy(loads []*gridLoad) {
 	for len(wait) < fillScan && g.queue.len() > 0 {
 		j := g.queue.pop(g.model)
 		w := g.model.expectJob(j)
+		// As choose: a cluster where it failed only when no other
+		// with room would take it.
 		avoid := len(j.failedOn) > 0 && slices.ContainsFunc(loads, func(l *gridLoad) bool {
-			return !slices.Contains(j.failedOn, l.cs.Name)
+			return !slices.Contains(j.failedOn, l.cs.Name) && l.room > 0
 		})
-		var best *gridLoad
-		bestEnd, fits := math.Inf(1), false
+		var best, soonest *gridLoad // soonest: with room or not
+		bestEnd, soonestEnd := math.Inf(1), math.Inf(1)
 		for _, l := range loads {
 			if avoid && slices.Contains(j.failedOn, l.cs.Name) || len(l.free) == 0 {
 				continue
 			}
 			e := g.stageCost(l.cs, j) + l.free[0] + w/l.cs.speed()
-			fits = fits || e <= horizon
+			if e < soonestEnd {
+				soonest, soonestEnd = l, e
+			}
 			if l.room > 0 && e < bestEnd {
 				best, bestEnd = l, e
 			}
@@ -413,8 +418,12 @@ func (g *Grid) fillBy(loads []*gridLoad) {
 				g.queue.push(j, g.model)
 			}
 			return
-		case bestEnd > horizon && fits:
-			wait = append(wait, j) // for room where it is done in time
+		case bestEnd > horizon && soonestEnd <= horizon:
+			// It waits for room where it is done in time, and counts
+			// there, so that the jobs after it do not all count on
+			// the same CPU.
+			g.add(soonest, j, true, 1)
+			wait = append(wait, j)
 		default:
 			g.send(j, best, true)
 		}

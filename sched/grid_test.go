@@ -2,6 +2,7 @@ package sched
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -761,5 +762,44 @@ func TestGridCutClusterNotDuplicated(t *testing.T) {
 	now = now.Add(time.Second)
 	if d := gridOnly[Duplicate](g.Tick(now)); len(d) != 1 || d[0].Job != 12 {
 		t.Fatalf("duplicates %v once the link is back, want job 12's", d)
+	}
+}
+
+// TestGridFillByHorizon: once the sweep is closed and the model
+// predicts, a long job goes where it is done by the horizon (the work
+// left over the grid's power), and waits for room there, counted on the
+// CPU it waits for, so that the jobs after it see that CPU taken; the
+// slow cluster with room is not left idle behind them. 100 jobs of 1000
+// and 2000 of 10: a horizon of 120,000 ÷ 140 ≈ 857 s. The fast cluster
+// (10 CPUs at 4) finishes a long job in 250 s, so three a CPU by the
+// horizon; the slow one (100 CPUs at 1) in 1000 s, past it: it takes
+// the long jobs left over and is filled at once.
+func TestGridFillByHorizon(t *testing.T) {
+	g := NewGrid(GridConfig{Policy: Orrery, RideOut: -1})
+	g.AddCluster(GridCluster{Name: "fast", CPUs: 10, Power: 40, Fastest: 4}, t0)
+	g.AddCluster(GridCluster{Name: "slow", CPUs: 100, Power: 100, Fastest: 1}, t0)
+	now := teachGrid(t, g, t0)
+	for i := range int64(100) {
+		g.Enqueue(Job{Index: 100 + i, Params: []float64{math.Log(10)}})
+	}
+	for i := range int64(2000) {
+		g.Enqueue(Job{Index: 1000 + i, Params: []float64{math.Log(0.1)}})
+	}
+	g.Close()
+	acts := g.Tick(now.Add(time.Second))
+	sends, n := gridOnly[Send](acts), sentTo(acts)
+	if n["fast"] != 11 || n["slow"] != 101 {
+		t.Fatalf("sent %v, want fast 11 (its slots and one) and slow 101", n)
+	}
+	long := 0
+	for _, s := range sends {
+		if s.Cluster == "slow" && s.Job < 1000 {
+			long++
+		}
+	}
+	// 30 long jobs are done by the horizon on fast (3 a CPU): 11 sent,
+	// 19 wait for it; the 70 others go to slow.
+	if long != 70 {
+		t.Fatalf("slow got %d long jobs, want the 70 fast cannot finish by the horizon", long)
 	}
 }

@@ -456,7 +456,17 @@ func TestStartWaitsForTheStatus(t *testing.T) {
 	f := strings.Fields(string(out))
 	if len(f) > 1 {
 		if pid, err := strconv.Atoi(f[1]); err == nil {
-			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			// The shell that waits for the agent writes its status into
+			// d when it ends: let it, before d is removed.
+			t.Cleanup(func() {
+				syscall.Kill(pid, syscall.SIGKILL)
+				for i := 0; i < 100; i++ {
+					if _, err := os.Stat(filepath.Join(d, "agent.exit")); err == nil {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			})
 		}
 	}
 	if len(f) != 3 || f[0] != "started" || f[2] != "137" {
