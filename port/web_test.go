@@ -1,6 +1,7 @@
 package port_test
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -28,6 +29,27 @@ func (f *fixture) webClient() *http.Client {
 var echoWeb = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "page "+r.URL.Path)
 })
+
+// served sends a request on a web connection and reads its answer: the
+// port has taken the connection in (a handshake done on the client's
+// side may not yet be counted on the port's).
+func served(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer on a web connection: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "page /x" {
+		t.Fatalf("answer %q", body)
+	}
+}
 
 // TestWebOnThePort serves a web handler on the root's port beside the
 // nodes: a browser's request reaches it over HTTP/1.1, and a node still
@@ -63,9 +85,11 @@ func TestWebNotServedWithoutHandler(t *testing.T) {
 func TestWebConnectionsBounded(t *testing.T) {
 	f := newFixture(t, port.Config{Web: echoWeb, MaxWebConns: 2, MaxWebConnsPerHost: 10})
 	for i := range 2 {
-		if _, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP); err != nil {
+		c, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP)
+		if err != nil {
 			t.Fatalf("web connection %d: %v", i+1, err)
 		}
+		served(t, c) // counted by the port before the next one comes
 	}
 	waitFor(t, 5*time.Second, "the port holds both web connections", func() bool {
 		return len(f.log.lines("too many web connections")) == 0
@@ -86,9 +110,11 @@ func TestWebConnectionsBounded(t *testing.T) {
 func TestWebConnectionsBoundedPerHost(t *testing.T) {
 	f := newFixture(t, port.Config{Web: echoWeb, MaxWebConns: 10, MaxWebConnsPerHost: 2})
 	for i := range 2 {
-		if _, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP); err != nil {
+		c, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP)
+		if err != nil {
 			t.Fatalf("web connection %d: %v", i+1, err)
 		}
+		served(t, c) // counted by the port before the next one comes
 	}
 	extra, err := f.tlsDial(f.tok, "127.0.0.1", nil, port.ALPNHTTP)
 	if err != nil {
