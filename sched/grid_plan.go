@@ -191,22 +191,20 @@ func (g *Grid) Tick(now time.Time) []GridAction {
 	waiting := g.queue.len()
 	last := byWork && g.closed && waiting > 0 && waiting <= tailOver*cpus
 	plan := waiting == 0 || last || !byWork && g.closed && waiting <= endGame*slots
-	// With nothing waiting, what is left to decide (withdraws and
-	// duplicates) is looked at once per BalanceEvery, or when a cluster
-	// came, went or changed its link.
 	horizon := !plan && byWork && g.closed
 	var loads []*gridLoad
-	// A cluster's queue holds what it runs in the ride-out time beside
-	// its slots, and at the end (last) up to endCap: on a large grid,
-	// under a policy that learns, the coordinator refills the queues
-	// every fillEvery, or at
-	// once when a slot stands empty, a cluster changed, a job came back
-	// (withdrawn, or failed where it ran) or the end game begins (the
-	// last jobs go at once). Each round
-	// weighs what every cluster holds, which on 10^4 nodes costs more
-	// than the few jobs a second it sends. (On a smaller grid a round
-	// costs little, and mec's rounds stay at every tick, as the paper's
-	// MEC is modelled.)
+	// With nothing waiting, what is left to decide (withdraws and
+	// duplicates) is looked at once per BalanceEvery, or when a cluster
+	// came, went or changed its link. A cluster's queue holds what it
+	// runs in the ride-out time beside its slots, and at the end (last)
+	// up to endCap: on a large grid under a policy that learns, the
+	// coordinator refills the queues every fillEvery, or at once when a
+	// slot stands empty, a cluster changed, a job came back (withdrawn,
+	// or failed where it ran) or the end game begins (the last jobs go
+	// at once). Each round weighs what every cluster holds, which on
+	// 10^4 nodes costs more than the few jobs a second it sends; on a
+	// smaller grid a round costs little, and mec's rounds stay at every
+	// tick, as the paper's MEC is modelled.
 	throttle := g.large && (!plan || last)
 	due := waiting > 0 && (!throttle || g.changed || g.returned || last != g.lastWasLast || now.Sub(g.lastFill) >= fillEvery || g.emptySlot())
 	if due || g.changed || now.Sub(g.lastPlan) >= g.cfg.BalanceEvery && waiting == 0 {
@@ -266,23 +264,26 @@ func (g *Grid) loads(now time.Time, byWork bool) []*gridLoad {
 			l.per = float64(cs.slots()) / w[i]
 		}
 		l.shared = cs.slots() > cs.CPUs
-		ends := make([]float64, 0, len(cs.running))
-		for _, a := range cs.running {
-			left := 1.0
-			if measured && l.per > 0 {
-				left = max(1-now.Sub(a.startedAt).Seconds()/l.per, 0.1)
+		// By work, nothing reads the count or the slots.
+		if !byWork {
+			ends := make([]float64, 0, len(cs.running))
+			for _, a := range cs.running {
+				left := 1.0
+				if measured && l.per > 0 {
+					left = max(1-now.Sub(a.startedAt).Seconds()/l.per, 0.1)
+				}
+				l.count += left
+				ends = append(ends, left*l.per)
 			}
-			l.count += left
-			ends = append(ends, left*l.per)
-		}
-		if !l.shared && !byWork { // by work, no slot is counted
-			slices.Sort(ends)
-			l.slotFree = make(floatHeap, max(cs.slots(), 1))
-			copy(l.slotFree, ends[max(len(ends)-len(l.slotFree), 0):])
-			heap.Init(&l.slotFree)
-		}
-		for range len(cs.queued) - cs.leaving + cs.incoming {
-			l.take()
+			if !l.shared {
+				slices.Sort(ends)
+				l.slotFree = make(floatHeap, max(cs.slots(), 1))
+				copy(l.slotFree, ends[max(len(ends)-len(l.slotFree), 0):])
+				heap.Init(&l.slotFree)
+			}
+			for range len(cs.queued) - cs.leaving + cs.incoming {
+				l.take()
+			}
 		}
 		if byWork {
 			g.advance(cs, now)
@@ -336,9 +337,7 @@ func loadOf(loads []*gridLoad, cs *gridCluster) *gridLoad {
 // those with room when room is set, and, while another would take it,
 // not a cluster where it failed.
 func (g *Grid) choose(loads []*gridLoad, j *jobState, byWork, room bool) *gridLoad {
-	avoid := len(j.failedOn) > 0 && slices.ContainsFunc(loads, func(l *gridLoad) bool {
-		return !slices.Contains(j.failedOn, l.cs.Name) && (!room || l.room > 0)
-	})
+	avoid := avoids(loads, j, room)
 	var best *gridLoad
 	bestEnd := math.Inf(1)
 	for _, l := range loads {
@@ -350,6 +349,14 @@ func (g *Grid) choose(loads []*gridLoad, j *jobState, byWork, room bool) *gridLo
 		}
 	}
 	return best
+}
+
+// avoids reports whether j keeps off the clusters where it failed:
+// while another (with room, when room is set) would take it.
+func avoids(loads []*gridLoad, j *jobState, room bool) bool {
+	return len(j.failedOn) > 0 && slices.ContainsFunc(loads, func(l *gridLoad) bool {
+		return !slices.Contains(j.failedOn, l.cs.Name) && (!room || l.room > 0)
+	})
 }
 
 // fill sends waiting jobs, in order, to the clusters with room, each to
@@ -392,11 +399,7 @@ func (g *Grid) fillBy(loads []*gridLoad) {
 	for len(wait) < fillScan && g.queue.len() > 0 {
 		j := g.queue.pop(g.model)
 		w := g.model.expectJob(j)
-		// As choose: a cluster where it failed only when no other
-		// with room would take it.
-		avoid := len(j.failedOn) > 0 && slices.ContainsFunc(loads, func(l *gridLoad) bool {
-			return !slices.Contains(j.failedOn, l.cs.Name) && l.room > 0
-		})
+		avoid := avoids(loads, j, true)
 		var best, soonest *gridLoad // soonest: with room or not
 		bestEnd, soonestEnd := math.Inf(1), math.Inf(1)
 		for _, l := range loads {
@@ -437,8 +440,8 @@ func (g *Grid) fillBy(loads []*gridLoad) {
 // that learns, the coordinator saves its rounds (fillEvery, planCut).
 const largeGrid = 1000
 
-// fillEvery is how often, at most, fillBy refills the clusters' queues
-// while every slot holds a job.
+// fillEvery is how often, at most, a large grid refills the clusters'
+// queues while every slot holds a job.
 const fillEvery = 10 * time.Second
 
 // emptySlot reports whether an open cluster has a slot with no job.
