@@ -92,9 +92,18 @@ func TestBuiltinFacts(t *testing.T) {
 	if p := t1.Cases[0].Paper; p["mosix"] != 921 || p["fcfs"] != 1300 {
 		t.Errorf("table1 cpu-c1 paper %v", p)
 	}
+	// Fig. 4's processes are the CPU test's, at Table 1's unit, and as
+	// many as make the grid's bound the paper's 2033 s (within 1%);
+	// Fig. 3 runs the same ones.
 	f4 := load("paper-fig4")
-	if got := work(f4.Workloads[0]) / capacity(f4); !near(got, 2033, 3) {
-		t.Errorf("fig4 lower bound %.0f s, want about 2033", got)
+	if got := work(f4.Workloads[0]) / capacity(f4); !near(got, 2033, 0.01*2033) {
+		t.Errorf("fig4 lower bound %.0f s, want 2033 within 1%%", got)
+	}
+	if got, want := f4.Workloads[0].Groups[0].Work.A, t1.Workloads[0].Groups[0].Work.A; got != want || got != 400 {
+		t.Errorf("fig4's 1000-unit process %.1f GHz·s, Table 1's %.1f; want both 400", got, want)
+	}
+	if f3 := load("paper-fig3"); work(f3.Workloads[0]) != work(f4.Workloads[0]) {
+		t.Errorf("fig3's work %.0f GHz·s, fig4's %.0f; want the same processes", work(f3.Workloads[0]), work(f4.Workloads[0]))
 	}
 	f5 := load("paper-fig5")
 	for names, ghz := range map[string]float64{"c1,c2": 10.4, "c1,c2,c3": 16, "c1,c2,c3,c4": 22.75, "c1,c2,c3,c4,c5": 30.75} {
