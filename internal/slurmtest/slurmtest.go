@@ -59,7 +59,7 @@ func StartWith(dir string, o Options) (*Cluster, error) {
 			return nil, fmt.Errorf("%s missing: install slurm-wlm and munge (.ci/run does)", bin)
 		}
 	}
-	if err := startMunge(); err != nil {
+	if err := StartMunge(); err != nil {
 		return nil, err
 	}
 	host, err := os.Hostname()
@@ -226,8 +226,10 @@ func (c *Cluster) logs() string {
 	return b.String()
 }
 
-// startMunge starts munged unless a credential can already be made.
-func startMunge() error {
+// StartMunge starts munged unless a credential can already be made (it
+// stays running: munged is the machine's, shared by every test that
+// needs it).
+func StartMunge() error {
 	if exec.Command("sh", "-c", "munge -n | unmunge").Run() == nil {
 		return nil
 	}
