@@ -60,8 +60,6 @@ type gridDecider struct {
 	pulled  map[attemptKey]struct{} // attempts being withdrawn
 	// withdraws are the withdraws Ready decided, for act to carry out.
 	withdraws []sched.Cancel
-	// lasts are the heads to tell Last (by node ID), for act.
-	lasts []string
 }
 
 type gridHead struct {
@@ -118,21 +116,6 @@ func (d *gridDecider) takeWithdraws() []sched.Cancel {
 	w := d.withdraws
 	d.withdraws = nil
 	return w
-}
-
-// takeLasts returns the heads to tell Last since the last call.
-func (d *gridDecider) takeLasts() []string {
-	l := d.lasts
-	d.lasts = nil
-	return l
-}
-
-// joined tells a head that registered (a new connection, perhaps a head
-// started again) Last again, if its cluster was told.
-func (d *gridDecider) joined(id string) {
-	if h := d.nodes[id]; h != nil && d.g.Told(h.cluster) {
-		d.lasts = append(d.lasts, id)
-	}
 }
 
 // Stopped says an attempt the root cancelled has stopped on its head:
@@ -262,10 +245,6 @@ func (d *gridDecider) Ready(now time.Time) []sched.Action {
 			d.withdraws = append(d.withdraws, sched.Cancel{Job: a.Job, Attempt: a.Attempt, Node: d.byName[a.Cluster]})
 		case sched.Stop:
 			out = append(out, sched.Cancel{Job: a.Job, Attempt: a.Attempt, Node: d.byName[a.Cluster]})
-		case sched.Last:
-			if id, ok := d.byName[a.Cluster]; ok {
-				d.lasts = append(d.lasts, id)
-			}
 		case sched.Fail:
 			out = append(out, a)
 		}

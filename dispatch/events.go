@@ -188,9 +188,6 @@ func (r *runState) join(n Node, j Joining) {
 	}
 	r.nodes[id], r.links[n] = nc, nc
 	r.core.AddNode(r.schedNode(nc), r.now())
-	if gd, ok := r.core.(*gridDecider); ok {
-		gd.joined(id)
-	}
 	r.adopt(nc, adopted, reg.Running)
 	if reg.Head {
 		delete(r.awaiting, reg.Cluster)
@@ -284,9 +281,6 @@ func (r *runState) resume(nc *nodeConn, n Node, reg protocol.Register) {
 	}
 	nc.link, r.links[n] = n, nc
 	r.core.Heartbeat(nc.id, now)
-	if grid {
-		gd.joined(nc.id) // perhaps a head started again, which does not know
-	}
 	r.resumeEnd(nc, reg)
 	r.afterApply = append(r.afterApply, func() {
 		if nc.link == n {

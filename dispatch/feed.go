@@ -28,10 +28,6 @@ type Feed interface {
 	// Closed reports that no more jobs will come: when every job taken
 	// has ended, Run returns.
 	Closed() bool
-	// Last reports that the root means to send no more jobs (or Closed)
-	// and none waits to be taken: the dispatcher plans its end (its core
-	// is closed), though a job may still come.
-	Last() bool
 	// Started is told that an attempt of a job taken started on a node.
 	Started(job int64)
 	// Ended is told that a job taken ended for good, once that is in

@@ -21,7 +21,6 @@ type testFeed struct {
 	queue     []FedJob
 	withdrawn []int64
 	closed    bool
-	last      bool // the root has sent out every job
 	ended     map[int64][]*protocol.Result
 	order     []int64
 	started   []int64
@@ -55,12 +54,6 @@ func (f *testFeed) Closed() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.closed && len(f.queue) == 0
-}
-
-func (f *testFeed) Last() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return (f.last || f.closed) && len(f.queue) == 0
 }
 
 func (f *testFeed) Started(job int64) {
@@ -173,49 +166,5 @@ func TestFeedJobHandedOutAgain(t *testing.T) {
 	}
 	if len(feed.ended[3]) != 1 || !feed.ended[3][0].OK {
 		t.Fatalf("ends of job 3 told: %v, want one, done", feed.ended[3])
-	}
-}
-
-// TestFeedLastPlansTheEnd runs a head's dispatcher under orrery: once its
-// root says it means to send no more jobs (Last), the dispatcher plans
-// its cluster's end as for a sweep of its own. A job left on a slow node
-// while a fast one idles is then duplicated on the fast one; before
-// Last it is not, since more jobs may come for that node.
-func TestFeedLastPlansTheEnd(t *testing.T) {
-	feed := newTestFeed()
-	h := newHarness(t, 1, sched.Orrery, nil, func(c *Config) { c.Feed = feed; c.Sweep = nil })
-	join := func(n *fakeNode, speed float64) {
-		h.d.Joined(n, Joining{ID: n.name, Trusted: true, Register: protocol.Register{Version: protocol.Version,
-			Name: n.name, CPUs: 1, JobLimit: 1, Speed: speed}})
-		h.settle()
-	}
-	fast, slow := h.node("fast"), h.node("slow")
-	join(fast, 4)
-	join(slow, 1)
-	feed.give(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
-	h.settle()
-	straggler := slow.takeStarts()
-	if len(straggler) != 1 {
-		t.Fatalf("slow node started %v, want one job", straggler)
-	}
-	// The fast node runs every other job; the slow one's stays.
-	for round := 0; round < 20; round++ {
-		s := fast.takeStarts()
-		if len(s) == 0 {
-			break
-		}
-		for _, a := range s {
-			fast.end(a.Job, a.Attempt, ok(time.Second))
-		}
-	}
-	h.settle()
-	if s := fast.takeStarts(); len(s) != 0 {
-		t.Fatalf("before Last the fast node was given %v", s)
-	}
-	feed.poke(func(f *testFeed) { f.last = true })
-	h.settle()
-	s := fast.takeStarts()
-	if len(s) != 1 || s[0].Job != straggler[0].Job || s[0].Attempt != 2 {
-		t.Fatalf("after Last the fast node was given %v, want a duplicate of job %d (attempt 2)", s, straggler[0].Job)
 	}
 }

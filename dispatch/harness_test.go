@@ -203,8 +203,6 @@ type fakeNode struct {
 	cancelled map[[2]int64]bool
 	// withdrawn are the withdraws the dispatcher sent, in order.
 	withdrawn [][2]int64
-	// lasts counts the Lasts the dispatcher sent.
-	lasts int
 }
 
 var _ Node = (*fakeNode)(nil)
@@ -266,20 +264,6 @@ func (n *fakeNode) withdrew(job int64, attempt int) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return slices.Contains(n.withdrawn, [2]int64{job, int64(attempt)})
-}
-
-func (n *fakeNode) Last() {
-	n.mu.Lock()
-	n.lasts++
-	n.mu.Unlock()
-	n.h.log("%s: last", n.name)
-}
-
-// lastCount is how many Lasts the dispatcher sent the node.
-func (n *fakeNode) lastCount() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.lasts
 }
 
 func (n *fakeNode) Shutdown(reason string) {

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,47 +109,6 @@ func TestGridDeciderRunsASweep(t *testing.T) {
 	counts, _ := h.st.Counts(context.Background(), h.exp.ID)
 	if counts[store.Done] != 12 {
 		t.Fatalf("counts %v, want 12 done", counts)
-	}
-}
-
-// TestGridDeciderTellsHeadsLast checks that a grid's root tells each
-// head, once, when it means to send it no more jobs (Last), after the
-// starts it decided with it, and tells again a head that connects anew
-// (perhaps started again, so that it does not know).
-func TestGridDeciderTellsHeadsLast(t *testing.T) {
-	h := newHarness(t, 6, sched.MEC, nil, func(c *Config) { c.Grid = true; c.HeadTimeout = time.Hour })
-	a, b := h.node("a"), h.node("b")
-	a.joinHead("head-a", "a", 4)
-	b.joinHead("head-b", "b", 4)
-	h.beats(time.Second, a, b)
-	var held []protocol.AttemptRef
-	for _, s := range a.takeStarts() { // one may be being withdrawn: a holds it still
-		held = append(held, protocol.AttemptRef{Job: s.Job, Attempt: s.Attempt})
-	}
-	if got := len(held) + len(b.takeStarts()); got != 6 {
-		t.Fatalf("%d attempts out, want all 6", got)
-	}
-	if a.lastCount() != 1 || b.lastCount() != 1 {
-		t.Fatalf("heads told Last %d and %d times, want once each; trace:\n%s", a.lastCount(), b.lastCount(), strings.Join(h.trace, "\n"))
-	}
-	for _, line := range h.trace {
-		if strings.HasPrefix(line, "a: start") && slices.Index(h.trace, "a: last") < slices.Index(h.trace, line) {
-			t.Fatalf("head a was told Last before %q; trace:\n%s", line, strings.Join(h.trace, "\n"))
-		}
-	}
-	// Head a's connection drops; it comes back with what it holds.
-	a.gone()
-	a2 := h.node("a2")
-	h.log("-- a2 joins as head %q of cluster a, holding %v", "head-a", held)
-	h.d.Joined(a2, Joining{ID: "head-a", Resumable: true, Head: true, Register: protocol.Register{Version: protocol.Version,
-		Name: "a2", CPUs: 4, JobLimit: 4, Head: true, Cluster: "a", Running: held}})
-	h.settle()
-	if a2.lastCount() != 1 || a.lastCount() != 1 || b.lastCount() != 1 {
-		t.Fatalf("after head a connected again: told %d times on the new connection, %d and %d before; want 1, 1, 1; trace:\n%s",
-			a2.lastCount(), a.lastCount(), b.lastCount(), strings.Join(h.trace, "\n"))
-	}
-	if s := a2.takeStarts(); len(s) != 0 {
-		t.Fatalf("head a was sent %v again", s)
 	}
 }
 

@@ -263,13 +263,6 @@ func (r *runState) generated() bool {
 	return r.itDone && r.pendingDone && (r.d.cfg.Feed == nil || r.d.cfg.Feed.Closed())
 }
 
-// fedLast reports whether a head's root means to send no more jobs
-// (Last) and the head has queued those it sent: its end can be planned,
-// though it runs until the root ends the experiment.
-func (r *runState) fedLast() bool {
-	return r.pendingDone && r.d.cfg.Feed != nil && r.d.cfg.Feed.Last()
-}
-
 // loop dispatches until every job has ended.
 func (r *runState) loop() error {
 	tick, stopTick := r.d.clock.Ticker(r.d.cfg.Heartbeat)
@@ -477,9 +470,8 @@ func params(values []string) []float64 {
 func (r *runState) act() error {
 	var starts []sched.Start
 	var cancels, withdraws []sched.Cancel
-	var lasts []string
 	now := r.now()
-	if r.generated() || r.fedLast() {
+	if r.generated() {
 		r.core.Close()
 	}
 	var decided []sched.Action
@@ -526,7 +518,6 @@ func (r *runState) act() error {
 				withdraws = append(withdraws, w)
 			}
 		}
-		lasts = gd.takeLasts()
 	}
 	// The state directory first: a job failure may be its consequence
 	// (a copy into incoming/ that failed), and is not the job's.
@@ -561,11 +552,6 @@ func (r *runState) act() error {
 			f.Started(s.Job)
 		}
 		r.startOn(s)
-	}
-	// After the starts decided with it: a head hears them first (one
-	// connection, in order).
-	for _, id := range lasts {
-		r.tell(r.nodes[id], func(l Node) { l.Last() })
 	}
 	r.shutDrained()
 	r.prog.Running = r.core.Running()

@@ -32,12 +32,6 @@ type Node interface {
 	// attempt's end "cancelled" when it took it back, else with its
 	// start (EventStarted) and later its real end.
 	Withdraw(job int64, attempt int) error
-	// Last tells a cluster head that the root means to send it no more
-	// jobs (sent to heads only): its dispatcher closes its queue and
-	// plans its end, as for the last jobs of a sweep of its own. A job
-	// may still come (one taken back from another cluster, one that
-	// failed elsewhere, or a duplicate).
-	Last()
 	// Shutdown tells the node there is no more work: it may exit.
 	Shutdown(reason string)
 	// Close drops the node's connection; the transport then reports it

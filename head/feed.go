@@ -78,13 +78,6 @@ func (h *Head) Closed() bool {
 	return h.closed && len(h.queue) == 0
 }
 
-// Last implements dispatch.Feed.
-func (h *Head) Last() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return (h.last || h.closed) && len(h.queue) == 0
-}
-
 // Started implements dispatch.Feed: the root hears (from the reporter)
 // that the attempt left the head's queue for a node, so its allocator
 // no longer takes it back to send elsewhere.
@@ -281,19 +274,6 @@ func (h *Head) recorded(job int64, attempt int) {
 func (h *Head) removeSpool(job int64, attempt int) {
 	if sp, err := h.cache.Spool(job, attempt); err == nil {
 		sp.Remove()
-	}
-}
-
-// lastSent takes the root's word that it means to send no more jobs: the
-// dispatcher plans its end once it has taken those it sent.
-func (h *Head) lastSent() {
-	h.mu.Lock()
-	first := !h.last
-	h.last = true
-	h.mu.Unlock()
-	h.poke(h.wake)
-	if first {
-		h.cfg.Status("the root has sent this cluster all its jobs: planning the cluster's end")
 	}
 }
 

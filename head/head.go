@@ -125,7 +125,6 @@ type Head struct {
 	// dispatcher's goroutine, gives back those it has not started.
 	pulling   map[int64]int
 	closed    bool           // the root ended the experiment: no more jobs come
-	last      bool           // the root means to send no more jobs (Last); one may still come
 	stop      func(error)    // ends Run with the error
 	peer      *protocol.Peer // the connection now; nil while there is none
 	gen       int            // counts connections

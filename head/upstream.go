@@ -123,8 +123,6 @@ func (h *Head) take(m *protocol.Msg) {
 		}
 	case protocol.TypeRecorded:
 		h.recorded(m.Job, m.Attempt)
-	case protocol.TypeLast:
-		h.lastSent()
 	case protocol.TypeShutdown:
 		h.shutdown(m.Error)
 	}

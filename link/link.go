@@ -337,12 +337,6 @@ func (l *Link) Recorded(job int64, attempt int) {
 	l.enqueue(&protocol.Msg{Type: protocol.TypeRecorded, Job: job, Attempt: attempt})
 }
 
-// Last implements dispatch.Node: it tells a cluster head that the root
-// means to send it no more jobs.
-func (l *Link) Last() {
-	l.enqueue(&protocol.Msg{Type: protocol.TypeLast})
-}
-
 // Shutdown implements dispatch.Node.
 func (l *Link) Shutdown(reason string) {
 	l.enqueue(&protocol.Msg{Type: protocol.TypeShutdown, Error: reason})

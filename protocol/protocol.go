@@ -72,7 +72,6 @@ const (
 	TypeHeartbeat = "heartbeat" // agent → dispatcher: still alive
 	TypeShutdown  = "shutdown"  // dispatcher → agent: no more work; exit
 	TypeRecorded  = "recorded"  // dispatcher → head: the end of attempt Attempt of job Job is taken (recorded, or given up): forget it
-	TypeLast      = "last"      // dispatcher → head: the root means to send no more jobs; the head's dispatcher plans its end (one may still come)
 	// Staging: the agent asks the root for files; the dispatcher answers.
 	TypeOpen   = "open"   // read root file Path: answered by data frames ending in EOF, or a reply with Error
 	TypeCreate = "create" // write root file Path: followed by data frames, then close

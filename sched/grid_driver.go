@@ -34,10 +34,3 @@ func (g *Grid) Forget(index int64) bool {
 	delete(g.jobs, index)
 	return true
 }
-
-// Told reports whether the named cluster has been told Last, so that a
-// driver can tell a cluster's dispatcher again when it connects anew.
-func (g *Grid) Told(cluster string) bool {
-	cs := g.cluster(cluster)
-	return cs != nil && cs.told
-}
